@@ -1,0 +1,55 @@
+"""`lidr`: a thin face over the library: parse, call, render.
+
+Every subcommand lives in `lidr_data/commands/<name>.py` with an `add_parser(subparsers)` that sets `func`.
+A `LidrError` becomes a one-line message and exit code 2; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from rich.console import Console
+
+from lidr_data import __version__
+from lidr_data.errors import LidrError
+
+# Order here is the order in `lidr --help`.
+COMMAND_MODULES = ("tiny_model", "generate")
+
+err_console = Console(stderr=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lidr",
+        description="Language Imbalance Driven Rewarding: build, publish, train on and evaluate multilingual "
+        "preference data made from a model's own language imbalance.",
+    )
+    parser.add_argument("--version", action="version", version=f"lidr-data {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"lidr_data.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LidrError as e:
+        if args.debug or os.environ.get("LIDR_DEBUG"):
+            raise
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

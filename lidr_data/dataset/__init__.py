@@ -1,0 +1,1 @@
+"""lidr_data/dataset"""

@@ -1,0 +1,31 @@
+"""Generation: one small interface (`Generator.generate`), three backends, a persistent request cache."""
+
+from __future__ import annotations
+
+import inspect
+
+from lidr_data.errors import LidrError
+from lidr_data.generation.base import Completion, Generator, Request, SamplingParams
+
+BACKENDS = ("transformers", "openai", "vllm")
+
+__all__ = ["BACKENDS", "Completion", "Generator", "Request", "SamplingParams", "load_generator"]
+
+
+def load_generator(backend: str, model: str, **options) -> Generator:
+    """Create a backend by name. Options are the backend's constructor arguments (batch_size, revision, ...)."""
+    if backend == "transformers":
+        from lidr_data.generation.transformers_backend import TransformersGenerator as cls
+    elif backend == "openai":
+        from lidr_data.generation.openai_backend import OpenAIGenerator as cls
+    elif backend == "vllm":
+        from lidr_data.generation.vllm_backend import VLLMGenerator as cls
+    else:
+        raise LidrError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "model"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise LidrError(
+            f"unknown option(s) {', '.join(unknown)} for backend {backend!r}; it accepts {', '.join(sorted(accepted))}"
+        )
+    return cls(model, **options)

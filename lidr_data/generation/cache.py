@@ -1,0 +1,78 @@
+"""Persistent request cache: a SQLite file in the run folder, keyed by `Generator.request_key`.
+
+SQLite in WAL mode commits each batch atomically, so a run killed with SIGKILL loses at most the batch in
+flight and never leaves a half-written row. Errors are never cached: a rerun retries them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from lidr_data.errors import LidrError
+from lidr_data.generation.base import Completion
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS completions (
+    request_key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    finish_reason TEXT NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    model_revision TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+)
+"""
+
+
+class RequestCache:
+    """`get_many` / `put_many` over a SQLite file; safe to reopen after a crash."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.suffix != ".sqlite":  # a folder was given: keep the file inside it
+            self.path = self.path / "requests.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise LidrError(f"request cache {self.path} is not a readable SQLite file: {e}") from e
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, Completion] = {}
+        for i in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
+            chunk = keys[i : i + 500]
+            rows = self._db.execute(
+                "SELECT request_key, text, finish_reason, n_tokens, model, model_revision FROM completions "
+                f"WHERE request_key IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for key, text, reason, n_tokens, model, revision in rows:
+                found[key] = Completion(text, reason, n_tokens, model, revision)
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, Completion]]) -> int:
+        rows = [
+            (k, c.text, c.finish_reason, c.n_tokens, c.model, c.model_revision)
+            for k, c in items
+            if c.finish_reason != "error"
+        ]
+        with self._db:  # one transaction per batch
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO completions "
+                "(request_key, text, finish_reason, n_tokens, model, model_revision) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT count(*) FROM completions").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,80 @@
+"""Run requests through a generator with the request cache and a progress bar.
+
+Cache hits are served first; misses go to the backend in batches of `generator.batch_size`, and each batch is
+committed to the cache as soon as it returns, which is what makes every stage resumable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from lidr_data.generation.base import Completion, Generator, Request
+from lidr_data.generation.cache import RequestCache
+
+
+@dataclass
+class RunStats:
+    requests: int = 0
+    cache_hits: int = 0
+    generated: int = 0
+    errors: int = 0
+    new_tokens: int = 0
+    seconds: float = 0.0
+
+
+def run_requests(
+    generator: Generator,
+    requests: Sequence[Request],
+    cache: RequestCache | None = None,
+    progress: bool = True,
+    description: str = "generating",
+) -> tuple[list[Completion], list[str], RunStats]:
+    """Complete `requests` in order; returns (completions, request keys, stats)."""
+    start = time.perf_counter()
+    keys = [generator.request_key(r) for r in requests]
+    results: dict[str, Completion] = cache.get_many(keys) if cache is not None else {}
+    stats = RunStats(requests=len(requests), cache_hits=sum(k in results for k in keys))
+
+    # Identical requests (same key) are generated once.
+    todo: dict[str, Request] = {}
+    for key, req in zip(keys, requests):
+        if key not in results:
+            todo.setdefault(key, req)
+    todo_items = list(todo.items())
+    multiplicity = Counter(keys)
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        disable=not progress,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=len(requests), completed=stats.cache_hits,
+                            rate=f"cache hits {stats.cache_hits}")
+        for i in range(0, len(todo_items), max(1, generator.batch_size)):
+            chunk = todo_items[i : i + generator.batch_size]
+            completions = generator.generate([r for _, r in chunk])
+            if cache is not None:
+                cache.put_many(zip([k for k, _ in chunk], completions))
+            for (key, _), completion in zip(chunk, completions):
+                results[key] = completion
+                stats.generated += 1
+                stats.errors += completion.finish_reason == "error"
+                stats.new_tokens += completion.n_tokens
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            bar.update(
+                task,
+                advance=sum(multiplicity[k] for k, _ in chunk),
+                rate=f"{stats.generated / elapsed:.1f} req/s · {stats.new_tokens / elapsed:.0f} tok/s · "
+                f"cache hits {stats.cache_hits}",
+            )
+    stats.seconds = time.perf_counter() - start
+    return [results[k] for k in keys], keys, stats
