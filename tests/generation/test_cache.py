@@ -1,0 +1,67 @@
+"""The request cache: a real SQLite file, reopened as a rerun would."""
+
+from lidr_data.generation.base import Completion, Request, SamplingParams
+from lidr_data.generation.cache import RequestCache
+from lidr_data.generation.runner import run_requests
+
+
+def test_roundtrip_and_errors_are_not_cached(tmp_path):
+    cache = RequestCache(tmp_path)
+    ok = Completion("hola", "stop", 3, "m", "r")
+    failed = Completion("", "error", 0, "m", "r", error="boom")
+    assert cache.put_many([("a", ok), ("b", failed)]) == 1
+    cache.close()
+    reopened = RequestCache(tmp_path / "requests.sqlite")
+    assert reopened.get_many(["a", "b", "c"]) == {"a": ok}
+    assert len(reopened) == 1
+
+
+class CountingGenerator:
+    """A deterministic in-memory backend that counts model calls (the cache logic under test is real)."""
+
+    model, model_revision, template_hash, batch_size = "echo", "r1", "t", 3
+
+    def __init__(self):
+        self.calls = 0
+        self.seen = 0
+
+    def generate(self, requests):
+        self.calls += 1
+        self.seen += len(requests)
+        return [Completion(r.messages[-1][1][::-1], "stop", 1, self.model, self.model_revision) for r in requests]
+
+    from lidr_data.generation.base import Generator
+
+    request_key = Generator.request_key
+
+
+def test_runner_serves_hits_and_dedupes_identical_requests(tmp_path):
+    cache = RequestCache(tmp_path)
+    gen = CountingGenerator()
+    reqs = [Request.from_messages(t) for t in ["abc", "de", "abc", "xyz"]]
+    out, keys, stats = run_requests(gen, reqs, cache, progress=False)
+    assert [c.text for c in out] == ["cba", "ed", "cba", "zyx"]
+    assert keys[0] == keys[2] and stats.generated == 3 and gen.seen == 3
+    out2, _, stats2 = run_requests(gen, reqs, cache, progress=False)
+    assert out2 == out and stats2.generated == 0 and stats2.cache_hits == 4 and gen.seen == 3
+
+
+def test_key_covers_what_determines_output_only():
+    gen = CountingGenerator()
+    base = Request.from_messages("hi", SamplingParams(max_new_tokens=8))
+    same = Request.from_messages([{"role": "user", "content": "hi"}], SamplingParams(max_new_tokens=8))
+    assert gen.request_key(base) == gen.request_key(same)
+    variants = [
+        Request.from_messages("hi", SamplingParams(max_new_tokens=9)),
+        Request.from_messages("hi", SamplingParams(max_new_tokens=8, temperature=0.7)),
+        Request.from_messages("hi", SamplingParams(max_new_tokens=8), system_prompt="be brief"),
+        Request.from_messages("hi", SamplingParams(max_new_tokens=8), assistant_prefix="<t>"),
+        Request.from_messages("hi", SamplingParams(max_new_tokens=8), sample_index=1),
+    ]
+    assert len({gen.request_key(v) for v in variants} | {gen.request_key(base)}) == 6
+    other = CountingGenerator()
+    other.model_revision = "r2"
+    assert other.request_key(base) != gen.request_key(base)
+    # Operational knobs are not in the key.
+    other.model_revision, other.batch_size = "r1", 99
+    assert other.request_key(base) == gen.request_key(base)
