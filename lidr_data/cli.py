@@ -17,7 +17,7 @@ from lidr_data import __version__
 from lidr_data.errors import LidrError
 
 # Order here is the order in `lidr --help`.
-COMMAND_MODULES = ("tiny_model", "generate")
+COMMAND_MODULES = ("tiny_model", "generate", "build", "demo", "eval", "dataset", "sql")
 
 err_console = Console(stderr=True)
 

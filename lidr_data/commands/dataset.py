@@ -1,0 +1,120 @@
+"""`lidr materialize`, `lidr publish`, `lidr versions`, `lidr verify`: versioned datasets and their stores."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lidr_data.errors import LidrError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "materialize",
+        help="turn a finished run folder into an immutable dataset version in the local store",
+        description="Write data/<config>/*.parquet (one config per language, `all`, `dropped`), README.md (the "
+        "dataset card) and manifest.json into STORE/<recipe name>/<version>, atomically.",
+    )
+    p.add_argument("run_dir", type=Path, help="WORKDIR/runs/<recipe>/iter-<N>")
+    p.add_argument("--store", type=Path, default=None, help="local store folder (default: WORKDIR/store)")
+    p.add_argument("--workdir", type=Path, default=None, help="WORKDIR (default: $LIDR_WORKDIR or .)")
+    p.add_argument("--version", default=None, help="version name (default: iter-<N>)")
+    p.add_argument("--force", action="store_true", help="replace an existing version of the same name")
+    p.set_defaults(func=run_materialize)
+
+    p = sub.add_parser(
+        "publish",
+        help="publish a version to the Hub (org/name) or to another local store folder",
+        description="One commit with data, card and manifest, then a tag named after the version. The Hub token "
+        "comes from `hf auth login` or HF_TOKEN and is never printed or written.",
+    )
+    p.add_argument("src", help="a version reference (folder, DATASET_FOLDER@VERSION)")
+    p.add_argument("--to", dest="dest", required=True, help="org/name on the Hub, or a local store folder")
+    p.add_argument("--version", default=None, help="tag/version name (default: the source's version)")
+    p.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    p.add_argument("--force", action="store_true", help="replace an existing tag/version of the same name")
+    p.set_defaults(func=run_publish)
+
+    p = sub.add_parser("versions", help="list the versions of a dataset with their counts")
+    p.add_argument("ref", help="a store folder, a dataset folder, a version, or org/name on the Hub")
+    p.set_defaults(func=run_versions)
+
+    p = sub.add_parser("verify", help="recompute hashes and counts of a version; exit 1 on any mismatch")
+    p.add_argument("ref", help="a version folder, DATASET_FOLDER@VERSION, or org/name@revision")
+    p.set_defaults(func=run_verify)
+
+
+def run_materialize(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lidr_data.dataset.store import default_store
+    from lidr_data.dataset.version import materialize
+
+    store = args.store or default_store(args.workdir)
+    path = materialize(args.run_dir, store, version=args.version, force=args.force)
+    Console().print(f"materialized [bold]{path}[/]")
+    return 0
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lidr_data.dataset.hub import publish
+
+    where = publish(args.src, args.dest, version=args.version, private=args.private, force=args.force)
+    Console().print(f"published [bold]{where}[/]")
+    return 0
+
+
+def run_versions(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lidr_data.dataset.store import list_versions, parse_reference, read_manifest
+
+    ref = parse_reference(args.ref)
+    rows: list[tuple[str, dict]] = []
+    if ref.is_hub:
+        from lidr_data.dataset.hub import hub_versions
+
+        rows = hub_versions(ref.repo_id)
+    else:
+        path = ref.path / ref.version if ref.version else ref.path
+        if (path / "manifest.json").is_file():
+            rows = [(str(path), read_manifest(path))]
+        else:
+            folders = list_versions(path) if path.is_dir() else []
+            if not folders and path.is_dir():  # a store: datasets, each with versions
+                folders = [v for d in sorted(path.iterdir()) if d.is_dir() for v in list_versions(d)]
+            rows = [(str(v), read_manifest(v)) for v in folders]
+    if not rows:
+        raise LidrError(f"{args.ref}: no dataset versions found")
+    t = Table(title=f"versions · {args.ref}")
+    for c in ("reference", "pairs", "dropped", "languages", "iter", "parent", "created"):
+        t.add_column(c, justify="right" if c in ("pairs", "dropped", "iter") else "left", overflow="fold")
+    for where, m in rows:
+        counts = m["counts"]
+        parent = (m.get("parent") or {}).get("version") or "—"
+        t.add_row(where, f"{counts.get('pairs', 0):,}", f"{counts.get('dropped', 0):,}",
+                  " ".join(sorted(counts.get("by_language", {}))), str(m.get("iteration", "")), parent,
+                  str(m.get("created_at", ""))[:10])
+    Console().print(t)
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lidr_data.dataset.store import resolve_version
+    from lidr_data.dataset.version import verify
+
+    result = verify(resolve_version(args.ref))
+    console = Console()
+    if result.ok:
+        console.print(f"[green]ok[/] {result.version_dir}: {result.files_checked} files, hashes and counts match")
+        return 0
+    err = Console(stderr=True)
+    err.print(f"[bold red]verify failed[/] {result.version_dir}: {len(result.problems)} problem(s)")
+    for problem in result.problems:
+        err.print(f"  {problem}", highlight=False)
+    return 1

@@ -1,0 +1,180 @@
+"""`lidr eval mgsm|winrate|compare`: MGSM accuracy and off-target rate, win rate with a pluggable judge, and
+several result folders side by side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from lidr_data.generation import BACKENDS
+
+console = Console()
+
+
+def _langs(text: str) -> tuple[str, ...]:
+    langs = tuple(code.strip() for code in text.replace(" ", ",").split(",") if code.strip())
+    if not langs:
+        raise argparse.ArgumentTypeError("give at least one language code, e.g. de,fr,ja")
+    return langs
+
+
+def _generation_args(p: argparse.ArgumentParser, max_new_tokens: int, repetition_penalty: float) -> None:
+    p.add_argument("--backend", default="transformers", choices=BACKENDS)
+    p.add_argument("-O", "--backend-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="generation backend option, e.g. -O base_url=http://localhost:8000/v1 -O batch_size=16")
+    p.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--repetition-penalty", type=float, default=repetition_penalty)
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first K items per language")
+    p.add_argument("--label", default=None, help="name of this model in tables (default: the model)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate models: MGSM accuracy, win rate, side-by-side comparison",
+                       description="Evaluate models. Each run writes a results folder of Parquet tables "
+                       "(items, summary, ...) that `lidr sql` can query, plus run.json.")
+    evsub = p.add_subparsers(dest="eval_command", metavar="EVAL", required=True)
+
+    m = evsub.add_parser("mgsm", help="MGSM accuracy and off-target rate per language",
+                         description="Zero-shot MGSM in each language: accuracy (localized 'the answer is N', "
+                         "else the last number; digits of every script normalized) and off-target rate (answers "
+                         "whose language ID is another language). Generation is cached in OUTPUT/cache.")
+    m.add_argument("--model", required=True, help="model folder, Hub id, or the endpoint's model name")
+    m.add_argument("--data", default="juletxara/mgsm",
+                   help="Hub dataset id, or a folder of mgsm_{lang}.jsonl / {lang}.jsonl ({query, response}) or "
+                   "mgsm_{lang}.tsv (question<TAB>answer)")
+    m.add_argument("--langs", type=_langs, default="bn,de,en,es,fr,ja,ru,sw,te,th,zh", help="comma-separated")
+    m.add_argument("--output", type=Path, default=None, help="results folder (default: eval-results/mgsm-<model>)")
+    m.add_argument("--system-prompt", default=None)
+    m.add_argument("--prompt-template", default=None,
+                   help="one prompt for every language, with {question} (default: a localized zero-shot prompt)")
+    _generation_args(m, max_new_tokens=1024, repetition_penalty=1.0)
+    m.set_defaults(func=run_mgsm_cmd)
+
+    w = evsub.add_parser("winrate", help="win rate against reference outputs, with a pluggable judge",
+                         description="Win rate (ties 0.5) of candidate outputs against reference outputs per "
+                         "language, with SE, win/tie/loss counts and a length-controlled win rate. Outputs are "
+                         "folders of {lang}.json (AlpacaEval lists) or {lang}.jsonl matched by id (by instruction "
+                         "where a side has no id); or give --model and --prompts to generate the candidate.")
+    w.add_argument("--reference", required=True, help="folder of reference outputs")
+    w.add_argument("--candidate", default=None, help="folder of candidate outputs")
+    w.add_argument("--model", default=None, help="generate candidate outputs with this model instead")
+    w.add_argument("--prompts", default=None, help="X-AlpacaEval prompts folder ({lang}.json) for --model")
+    w.add_argument("--system-prompt", default="You are a helpful assistant.")
+    w.add_argument("--langs", type=_langs, required=True, help="comma-separated, e.g. en,es,ru,de,fr")
+    w.add_argument("--judge", default="openai", choices=("openai", "reward-model", "length"))
+    w.add_argument("--judge-model", default=None, help="judge model name (openai) or reward model folder")
+    w.add_argument("--judge-base-url", default=None,
+                   help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or https://api.openai.com/v1)")
+    w.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
+                   help="environment variable holding the judge API key (the key is never printed or stored)")
+    w.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight")
+    w.add_argument("--no-logprobs", action="store_true", help="do not ask the judge for token log-probabilities")
+    w.add_argument("--both-orders", action="store_true", help="judge each item in both orders (2 calls)")
+    w.add_argument("--seed", type=int, default=0, help="seed of the per-item random answer order")
+    w.add_argument("--output", type=Path, default=None, help="results folder (default: eval-results/winrate-<name>)")
+    _generation_args(w, max_new_tokens=2048, repetition_penalty=1.1)
+    w.set_defaults(func=run_winrate_cmd)
+
+    c = evsub.add_parser("compare", help="several results folders side by side, per language",
+                         description="Show runs side by side per language (e.g. M0, M1, M2), as the paper's "
+                         "tables do: MGSM accuracy (off-target rate) or win rate (± SE).")
+    c.add_argument("runs", nargs="+", type=Path, help="results folders of `lidr eval mgsm` or `lidr eval winrate`")
+    c.add_argument("--metric", default=None,
+                   help="summary column to show (default: accuracy for MGSM, win_rate for win rate)")
+    c.set_defaults(func=run_compare_cmd)
+
+
+def _pct(value, digits: int = 1) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}"
+
+
+def _num(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def run_mgsm_cmd(args: argparse.Namespace) -> int:
+    from lidr_data.commands.generate import parse_options
+    from lidr_data.eval.mgsm import MgsmConfig, run_mgsm
+    from lidr_data.eval.results import slug
+
+    cfg = MgsmConfig(
+        model=args.model, output=args.output or Path("eval-results") / f"mgsm-{slug(args.label or args.model)}",
+        data=args.data, langs=args.langs, backend=args.backend, backend_options=parse_options(args.backend_option),
+        limit=args.limit, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+        repetition_penalty=args.repetition_penalty, system_prompt=args.system_prompt,
+        prompt_template=args.prompt_template, label=args.label,
+    )
+    summary, info = run_mgsm(cfg, progress=not args.no_progress)
+    table = Table(title=f"MGSM · {info['label']}")
+    for col in ("lang", "n", "accuracy %", "correct", "no answer", "off-target %", "unknown lang %", "truncated",
+                "errors"):
+        table.add_column(col, justify="left" if col == "lang" else "right")
+    for r in summary.iter_rows(named=True):
+        table.add_row(r["lang"], str(r["n"]), _pct(r["accuracy"]), str(r["correct"]), str(r["no_answer"]),
+                      _pct(r["off_target_rate"]), _pct(r["unknown_lang_rate"]), str(r["truncated"]), str(r["errors"]),
+                      style="bold" if r["lang"] == "avg" else None)
+    console.print(table)
+    if info["langid_unsupported"]:
+        console.print(f"[yellow]language ID has no model for {', '.join(info['langid_unsupported'])}: "
+                      "off-target rate not computed there[/]")
+    gen = info["generation"]
+    console.print(f"results in [bold]{cfg.output}[/] (items.parquet, summary.parquet) · generated "
+                  f"{gen['generated']} · cache hits {gen['cache_hits']} · errors {gen['errors']}")
+    if gen["errors"]:
+        console.print(f"[yellow]{gen['errors']} generation(s) failed and count as wrong; rerun to retry them[/]")
+    return 1 if gen["errors"] else 0
+
+
+def run_winrate_cmd(args: argparse.Namespace) -> int:
+    from lidr_data.commands.generate import parse_options
+    from lidr_data.eval.results import slug
+    from lidr_data.eval.winrate import WinrateConfig, run_winrate
+
+    name = args.label or args.model or (args.candidate and Path(args.candidate).name) or "candidate"
+    judge_options = {}
+    if args.judge == "openai":
+        judge_options = {"base_url": args.judge_base_url, "api_key_env": args.judge_api_key_env,
+                         "concurrency": args.judge_concurrency, "logprobs": not args.no_logprobs}
+    cfg = WinrateConfig(
+        output=args.output or Path("eval-results") / f"winrate-{slug(name)}", reference=args.reference,
+        langs=args.langs, candidate=args.candidate, model=args.model, prompts=args.prompts, backend=args.backend,
+        backend_options=parse_options(args.backend_option), max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature, repetition_penalty=args.repetition_penalty, system_prompt=args.system_prompt,
+        judge=args.judge, judge_model=args.judge_model, judge_options=judge_options, both_orders=args.both_orders,
+        seed=args.seed, limit=args.limit, label=args.label,
+    )
+    summary, info = run_winrate(cfg, progress=not args.no_progress)
+    table = Table(title=f"win rate · {info['label']} vs {Path(info['reference']).name} · judge {info['judge']}")
+    for col in ("lang", "WR %", "± SE", "LC WR %", "win", "tie", "loss", "identical", "malformed", "errors",
+                "unmatched c/r", "matched by"):
+        table.add_column(col, justify="left" if col in ("lang", "matched by") else "right")
+    for r in summary.iter_rows(named=True):
+        table.add_row(r["lang"], _num(r["win_rate"]), _num(r["se"]), _num(r["lc_win_rate"]), str(r["wins"]),
+                      str(r["ties"]), str(r["losses"]), str(r["identical"]), str(r["malformed"]), str(r["errors"]),
+                      f"{r['unmatched_candidate']}/{r['unmatched_reference']}", r["matched_by"] or "",
+                      style="bold" if r["lang"] == "avg" else None)
+    console.print(table)
+    for note in info["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"results in [bold]{cfg.output}[/] (items, judgments, unmatched, summary .parquet)")
+    return 1 if int(summary.filter(summary["lang"] == "avg")["errors"][0] or 0) else 0
+
+
+def run_compare_cmd(args: argparse.Namespace) -> int:
+    from lidr_data.eval.compare import compare_runs
+
+    for task, metric, langs, columns in compare_runs(args.runs, args.metric):
+        table = Table(title=f"{task} · {metric}")
+        table.add_column("lang")
+        for label, _ in columns:
+            table.add_column(label, justify="right")
+        for lang in langs:
+            table.add_row(lang, *[cells.get(lang, "-") for _, cells in columns],
+                          style="bold" if lang == "avg" else None)
+        console.print(table)
+    return 0

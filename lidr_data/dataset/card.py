@@ -1,0 +1,91 @@
+"""The dataset card: README.md of a version, rendered from the Jinja templates in `datacards/`.
+
+The card opens with the Hub's YAML metadata (license, languages, task categories, size category and the `configs`
+that `datasets.load_dataset` reads), then says what the data is, how it was made, what is in it and how to use it.
+The usage snippets are rendered from the version's real config names and location (a local folder, or the Hub id
+and revision once published) and are executed by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import yaml
+
+TEMPLATE = "README.md.j2"
+
+
+def _template_dir() -> Path:
+    # Installed: the `lidr_data.datacards` package (mapped to datacards/ by pyproject). From a source tree whose
+    # editable install predates that mapping: the datacards/ folder beside the package.
+    try:
+        return Path(str(resources.files("lidr_data.datacards")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "datacards"
+
+
+def size_category(n: int) -> str:
+    """The Hub's `size_categories` bucket for n rows."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
+    for bound, label in bounds:
+        if n < bound:
+            return label
+    return "n>1B"
+
+
+def hub_metadata(manifest: dict) -> str:
+    """The YAML front matter (between --- lines) the Hub and `datasets` read."""
+    langs = sorted(c for c in manifest["configs"] if c not in ("all", "dropped"))
+    configs = []
+    for name in ["all", *langs, "dropped"]:
+        if name not in manifest["configs"]:
+            continue
+        entry = {"config_name": name, "data_files": [{"split": "train", "path": f"data/{name}/*.parquet"}]}
+        if name == "all":
+            entry["default"] = True
+        configs.append(entry)
+    meta = {
+        "license": manifest.get("license") or "unknown",
+        "language": langs,
+        "multilinguality": "multilingual" if len(langs) > 1 else "monolingual",
+        "task_categories": ["text-generation"],
+        "tags": ["dpo", "preference", "synthetic", "lidr", "multilingual"],
+        "size_categories": [size_category(manifest["counts"].get("pairs", 0))],
+        "pretty_name": f"{manifest['name']} ({manifest['version']})",
+        "configs": configs,
+    }
+    return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
+
+
+def render_card(manifest: dict, location: str, revision: str | None = None) -> str:
+    """Render README.md for a version. `location`: a local folder path or a Hub repo id (then `revision`)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_template_dir()),
+        undefined=jinja2.StrictUndefined,  # a typo in a template fails the tests instead of printing nothing
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    langs = sorted(c for c in manifest["configs"] if c not in ("all", "dropped"))
+    example = "de" if "de" in langs else next((x for x in langs if x != manifest.get("dominant_lang")), "all")
+    is_hub = revision is not None
+    recipe_yaml = yaml.safe_dump(manifest.get("recipe") or {}, sort_keys=False, allow_unicode=True).strip()
+    return env.get_template(TEMPLATE).render(
+        m=manifest,
+        metadata=hub_metadata(manifest),
+        langs=langs,
+        example_config=example,
+        location=location,
+        revision=revision,
+        is_hub=is_hub,
+        repo_arg=json.dumps(location),
+        rev_kw=f", revision={json.dumps(revision)}" if is_hub else "",
+        duckdb_path=(f"hf://datasets/{location}@{revision}" if is_hub else location),
+        recipe_yaml=recipe_yaml,
+        fmt_pct=lambda x: "n/a" if x is None else f"{100 * x:.1f}%",
+        fmt_num=lambda x: "n/a" if x is None else f"{x:,.0f}",
+        fmt_ratio=lambda x: "n/a" if x is None else f"{x:.2f}",
+    )

@@ -1,0 +1,229 @@
+"""Publishing versions (to the Hub or another local store) and reading Hub versions back.
+
+Hub publishing is one `create_commit` holding the data files, the card and the manifest, then `create_tag`
+named after the version: a reader never sees half a version, and `org/name@<version>` pins it. Files of an
+earlier version that the new one lacks are deleted in the same commit, so `main` is always exactly one version.
+Transient failures (connection errors, 429, 5xx) are retried with backoff. The token is whatever
+`huggingface_hub` finds (HF_TOKEN, `hf auth login`); it is never passed through our messages or files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from lidr_data.dataset.store import CARD, MANIFEST, check_name, read_manifest, resolve_version
+from lidr_data.errors import LidrError
+
+T = TypeVar("T")
+RETRIES = 4
+RETRY_BASE_S = 0.5
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+_HUB_DEST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    import httpx
+
+    if isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)):
+        return True
+    return _status(exc) in TRANSIENT_STATUS
+
+
+def with_retries(what: str, fn: Callable[[], T], retries: int = RETRIES) -> T:
+    """Call fn, retrying transient errors with exponential backoff; other errors pass through at once."""
+    for attempt in range(retries):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 (classified below)
+            if attempt == retries - 1 or not _is_transient(e):
+                raise
+            time.sleep(RETRY_BASE_S * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _hub_error(exc: BaseException, what: str) -> LidrError:
+    """A one-line message for a Hub failure (never including request headers, hence never the token)."""
+    from huggingface_hub import errors
+
+    if isinstance(exc, errors.OfflineModeIsEnabled):
+        return LidrError(f"{what}: HF_HUB_OFFLINE is set, the Hub cannot be reached (unset it to use Hub references)")
+    if isinstance(exc, errors.RevisionNotFoundError):
+        return LidrError(f"{what}: revision not found")
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return LidrError(f"{what}: dataset repository not found (or no access: check your Hub token)")
+    if isinstance(exc, errors.LocalEntryNotFoundError):  # a subclass of EntryNotFoundError: test it first
+        from huggingface_hub import constants
+
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub cannot be reached"
+        return LidrError(f"{what}: not in the local Hub cache and {why}")
+    if isinstance(exc, errors.EntryNotFoundError):
+        return LidrError(f"{what}: file not found in the repository")
+    status = _status(exc)
+    if status in (401, 403):
+        return LidrError(f"{what}: not authorized (HTTP {status}); log in with `hf auth login` or set HF_TOKEN")
+    if status is not None:
+        return LidrError(f"{what}: the Hub answered HTTP {status}")
+    return LidrError(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
+def download(repo_id: str, revision: str | None) -> Path:
+    """Fetch a Hub version into the Hub cache (or find it there) and return the local snapshot folder."""
+    from huggingface_hub import snapshot_download
+
+    what = f"{repo_id}@{revision or 'main'}"
+    try:
+        return Path(with_retries(what, lambda: snapshot_download(repo_id, repo_type="dataset", revision=revision)))
+    except LidrError:
+        raise
+    except Exception as e:  # noqa: BLE001 (mapped to one line)
+        raise _hub_error(e, what) from None
+
+
+def hub_versions(repo_id: str) -> list[tuple[str, dict]]:
+    """(reference, manifest) for every tag of a Hub dataset whose tree holds a manifest."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    api = HfApi()
+    try:
+        refs = with_retries(repo_id, lambda: api.list_repo_refs(repo_id, repo_type="dataset"))
+    except Exception as e:  # noqa: BLE001
+        raise _hub_error(e, repo_id) from None
+    out = []
+    for tag in sorted(refs.tags, key=lambda t: t.name):
+        try:
+            path = hf_hub_download(repo_id, MANIFEST, repo_type="dataset", revision=tag.name)
+        except Exception:  # noqa: BLE001 (a tag without a manifest is not a version)
+            continue
+        out.append((f"{repo_id}@{tag.name}", read_manifest(Path(path).parent)))
+    return out
+
+
+def staged_manifest(src_dir: Path, version: str, location: str, revision: str | None) -> tuple[dict, str]:
+    """The manifest and card for the version at its new home (name, location in the usage snippets)."""
+    from lidr_data.dataset.card import render_card
+
+    manifest = read_manifest(src_dir)
+    manifest = {**manifest, "version": version}
+    card = render_card(manifest, location=location, revision=revision)
+    files = dict(manifest["files"])
+    data = card.encode("utf-8")
+    files[CARD] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    manifest["files"] = files
+    return manifest, card
+
+
+def is_hub_destination(dest: str) -> bool:
+    if "@" in dest:
+        raise LidrError(f"--to {dest!r}: name the repository without a revision; the tag comes from --version")
+    return bool(_HUB_DEST.match(dest)) and not Path(dest).exists()
+
+
+def publish(src: str, dest: str, version: str | None = None, private: bool = False, force: bool = False) -> str:
+    """Publish the version `src` to `dest` (a Hub repo id or a local store folder); return where it went."""
+    from lidr_data.dataset.version import verify
+
+    src_dir = resolve_version(src)
+    result = verify(src_dir)
+    if not result.ok:
+        raise LidrError(f"{src}: refusing to publish a version that fails verification: {result.problems[0]}")
+    manifest = read_manifest(src_dir)
+    version = check_name(version or manifest["version"], "version")
+    if is_hub_destination(dest):
+        return _publish_hub(src_dir, dest, version, private, force)
+    return _publish_local(src_dir, Path(dest), version, force)
+
+
+def _publish_local(src_dir: Path, store: Path, version: str, force: bool) -> str:
+    from rich.console import Console
+
+    from lidr_data.dataset.version import cleanup_stale_temps, temp_dir_name
+
+    manifest = read_manifest(src_dir)
+    dataset_dir = store / check_name(manifest["name"], "dataset name")
+    final = dataset_dir / version
+    if final.resolve() == src_dir.resolve():
+        raise LidrError(f"{final}: source and destination are the same version")
+    if final.exists() and not force:
+        raise LidrError(f"version {final} already exists (pass --force to replace it)")
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    cleanup_stale_temps(dataset_dir)
+    tmp = dataset_dir / temp_dir_name(version)
+    try:
+        tmp.mkdir()
+        for rel in manifest["files"]:
+            if rel in (CARD, MANIFEST):
+                continue
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src_dir / rel, tmp / rel)
+        new_manifest, card = staged_manifest(src_dir, version, str(final.resolve()), None)
+        (tmp / CARD).write_text(card, encoding="utf-8")
+        (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if final.exists():
+            Console(stderr=True).print(f"[yellow]--force: replacing existing version {final}[/]")
+            old = dataset_dir / temp_dir_name(f"old-{version}")
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return str(final)
+
+
+def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force: bool) -> str:
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+    from rich.console import Console
+
+    org, name = repo_id.split("/")
+    check_name(org, "Hub namespace")
+    check_name(name, "dataset name")
+    api = HfApi()  # endpoint and token: HF_ENDPOINT, HF_TOKEN / the stored login, as huggingface_hub resolves them
+    what = f"{repo_id}@{version}"
+    manifest, card = staged_manifest(src_dir, version, repo_id, version)
+    try:
+        with_retries(what, lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True))
+        refs = with_retries(what, lambda: api.list_repo_refs(repo_id, repo_type="dataset"))
+        tag_exists = any(t.name == version for t in refs.tags)
+        if tag_exists and not force:
+            raise LidrError(f"{what}: the tag {version!r} already exists (versions are immutable; --force replaces it)")
+        existing = set(with_retries(what, lambda: api.list_repo_files(repo_id, repo_type="dataset")))
+        keep = set(manifest["files"]) | {".gitattributes"}
+
+        def operations() -> list:
+            ops: list = [CommitOperationAdd(rel, str(src_dir / rel)) for rel in sorted(manifest["files"])
+                         if rel not in (CARD, MANIFEST)]
+            ops.append(CommitOperationAdd(CARD, card.encode("utf-8")))
+            ops.append(CommitOperationAdd(MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")))
+            ops += [CommitOperationDelete(rel) for rel in sorted(existing - keep)]
+            return ops
+
+        commit = with_retries(what, lambda: api.create_commit(
+            repo_id, operations(), repo_type="dataset",
+            commit_message=f"lidr-data: {manifest['name']} {version}",
+            commit_description=f"{manifest['counts']['pairs']} pairs; manifest.json lists every file with its sha256.",
+        ))
+        if tag_exists:
+            Console(stderr=True).print(f"[yellow]--force: moving existing tag {version} of {repo_id}[/]")
+            with_retries(what, lambda: api.delete_tag(repo_id, tag=version, repo_type="dataset"))
+        with_retries(what, lambda: api.create_tag(repo_id, tag=version, revision=commit.oid, repo_type="dataset",
+                                                  tag_message=f"lidr-data version {version}"))
+    except LidrError:
+        raise
+    except Exception as e:  # noqa: BLE001 (mapped to one line)
+        raise _hub_error(e, what) from None
+    return what
+

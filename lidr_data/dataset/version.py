@@ -1,0 +1,485 @@
+"""Materialize a run folder into an immutable dataset version, and verify a version.
+
+Layout of a version (the Hub's dataset layout, so `datasets.load_dataset(folder_or_repo, config)` reads it):
+
+    data/<lang>/train-00000-of-0000N.parquet   one config per prompt language
+    data/all/...                               every pair
+    data/dropped/...                           every dropped row with its stage and reason
+    README.md                                  the dataset card (Hub YAML metadata + text)
+    manifest.json                              counts, sha256 of every file, recipe, generator, lineage
+
+The version is assembled in a hidden temporary folder beside its destination and renamed into place only when
+complete (rename is atomic within one file system): a killed materialize leaves no version, only a `.tmp-*`
+folder that the next materialize removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from lidr_data import __version__
+from lidr_data.dataset.store import CARD, MANIFEST, check_name, list_versions, read_manifest, safe_relpath
+from lidr_data.errors import LidrError
+from lidr_data.stages.schema import PAIR_COLUMNS, TAG_COLUMNS
+
+SCHEMA_VERSION = 1
+ALL, DROPPED = "all", "dropped"
+SHARD_ROWS = 250_000  # rows per Parquet shard (a few hundred MB of text at most)
+ROW_GROUP_ROWS = 10_000
+_SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|apikey|token|secret|password|auth)($|[_-])", re.IGNORECASE)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _redact(obj):
+    """Recipe values under secret-looking keys never reach a manifest or card (env var *names* are fine)."""
+    if isinstance(obj, dict):
+        return {
+            k: ("<redacted>" if _SECRET_KEY.search(str(k)) and not str(k).lower().endswith("_env")
+                and v not in (None, "") else _redact(v))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [_redact(v) for v in obj]
+    return obj
+
+
+class _ShardWriter:
+    """Appends Arrow batches to `data/<config>/train-*.parquet`, starting a new shard every `shard_rows` rows."""
+
+    def __init__(self, folder: Path, schema: pa.Schema, shard_rows: int):
+        self.folder, self.schema, self.shard_rows = folder, schema, shard_rows
+        self.paths: list[Path] = []
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._in_shard = 0
+
+    def write(self, table: pa.Table) -> None:
+        while table.num_rows:
+            if self._writer is None or self._in_shard >= self.shard_rows:
+                self._open()
+            take = min(table.num_rows, self.shard_rows - self._in_shard)
+            self._writer.write_table(table.slice(0, take), row_group_size=ROW_GROUP_ROWS)
+            self._in_shard += take
+            self.rows += take
+            table = table.slice(take)
+
+    def _open(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"train-{len(self.paths):05d}.parquet"
+        self.paths.append(path)
+        self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self._in_shard = 0
+
+    def close(self) -> list[Path]:
+        if self._writer is None:  # an empty config still gets one (empty) file so that it loads
+            self._open()
+        self._writer.close()
+        n = len(self.paths)
+        final = []
+        for i, path in enumerate(self.paths):  # Hub naming: train-00000-of-00002.parquet
+            target = path.with_name(f"train-{i:05d}-of-{n:05d}.parquet")
+            path.rename(target)
+            final.append(target)
+        return final
+
+
+@dataclass
+class RunFolder:
+    """What materialize reads from a run folder (see the team conventions)."""
+
+    path: Path
+    pairs: Path
+    dropped: Path | None
+    recipe: dict
+    stats: list = field(default_factory=list)
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> RunFolder:
+        path = Path(run_dir)
+        if not path.is_dir():
+            raise LidrError(f"run folder {path} does not exist")
+        pairs = path / "pairs.parquet"
+        if not pairs.is_file():
+            raise LidrError(f"{path}: no pairs.parquet (has the build finished?)")
+        recipe_path = path / "recipe.yaml"
+        recipe: dict = {}
+        if recipe_path.is_file():
+            try:
+                recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as e:
+                raise LidrError(f"{recipe_path}: malformed YAML ({e})") from None
+            if not isinstance(recipe, dict):
+                raise LidrError(f"{recipe_path}: expected a mapping at the top level")
+        stats: list = []
+        stats_path = path / "stats.json"
+        if stats_path.is_file():
+            try:
+                stats = json.loads(stats_path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise LidrError(f"{stats_path}: malformed JSON ({e})") from None
+        dropped = path / "dropped.parquet"
+        return cls(path, pairs, dropped if dropped.is_file() else None, recipe, stats)
+
+    def check_schema(self) -> pa.Schema:
+        schema = pq.read_schema(self.pairs)
+        missing = [f.name for f in list(PAIR_COLUMNS) + list(TAG_COLUMNS) if f.name not in schema.names]
+        if missing:
+            raise LidrError(f"{self.pairs}: missing published columns {', '.join(missing)}")
+        return schema
+
+
+def _dataset_name(run: RunFolder) -> str:
+    name = run.recipe.get("name") or run.path.parent.name
+    return check_name(str(name), "dataset name (the recipe's `name`)")
+
+
+def _iteration(run: RunFolder) -> int:
+    it = run.recipe.get("iteration")
+    if it is None and run.path.name.startswith("iter-") and run.path.name[5:].isdigit():
+        it = int(run.path.name[5:])
+    if it is None:
+        con = duckdb.connect()
+        it = con.execute(f"SELECT max(iteration) FROM read_parquet('{_sql_path(run.pairs)}')").fetchone()[0]
+    return int(it or 1)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _parquet_list(paths: list[Path]) -> str:
+    return "[" + ", ".join(f"'{_sql_path(p)}'" for p in paths) + "]"
+
+
+def compute_stats(all_files: list[Path], dropped_files: list[Path]) -> dict:
+    """Counts and quality figures for the manifest and card, from the written data (numbers only, no text)."""
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW pairs AS SELECT * EXCLUDE (prompt, chosen, rejected) FROM read_parquet({_parquet_list(all_files)})")
+
+    def rows(q: str) -> list[tuple]:
+        return con.execute(q).fetchall()
+
+    total = rows("SELECT count(*) FROM pairs")[0][0]
+    by_lang = dict(rows("SELECT lang, count(*) FROM pairs GROUP BY lang ORDER BY lang"))
+    by_dir = dict(rows("SELECT direction, count(*) FROM pairs GROUP BY direction ORDER BY direction"))
+    by_lang_dir: dict = {}
+    for lang, direction, n in rows("SELECT lang, direction, count(*) FROM pairs GROUP BY ALL ORDER BY ALL"):
+        by_lang_dir.setdefault(lang, {})[direction] = n
+    per_lang = []
+    for r in rows("""
+        SELECT lang, direction, count(*) AS n,
+               avg((chosen_lang = lang)::INT) AS chosen_agree,
+               avg((rejected_lang = lang)::INT) AS rejected_agree,
+               avg(chosen_chars) AS chosen_mean, median(chosen_chars) AS chosen_median,
+               avg(rejected_chars) AS rejected_mean, median(rejected_chars) AS rejected_median,
+               median(chosen_chars / greatest(rejected_chars, 1)) AS ratio_median
+        FROM pairs GROUP BY ALL ORDER BY ALL"""):
+        per_lang.append(dict(zip(["lang", "direction", "pairs", "chosen_lang_agreement", "rejected_lang_agreement",
+                                  "chosen_chars_mean", "chosen_chars_median", "rejected_chars_mean",
+                                  "rejected_chars_median", "length_ratio_median"], r)))
+    n_dropped, drop_reasons, drops_by_stage = 0, {}, {}
+    if dropped_files:
+        con.execute(f"CREATE VIEW dropped AS SELECT stage, reason FROM read_parquet({_parquet_list(dropped_files)}, union_by_name=true)")
+        for stage, reason, n in rows("SELECT stage, reason, count(*) FROM dropped GROUP BY ALL ORDER BY 3 DESC, 1, 2"):
+            drops_by_stage.setdefault(stage, {})[reason] = n
+            drop_reasons[reason] = drop_reasons.get(reason, 0) + n
+            n_dropped += n
+    return {
+        "pairs": total,
+        "by_language": by_lang,
+        "by_direction": by_dir,
+        "by_language_direction": by_lang_dir,
+        "dropped": n_dropped,
+        "drop_reasons": drop_reasons,
+        "drops_by_stage": drops_by_stage,
+        "quality": per_lang,
+    }
+
+
+def _generator(all_files: list[Path], recipe: dict) -> dict:
+    con = duckdb.connect()
+    found = con.execute(
+        f"SELECT DISTINCT generator_model, generator_revision FROM read_parquet({_parquet_list(all_files)}) ORDER BY ALL"
+    ).fetchall()
+    model = recipe.get("model")
+    if isinstance(model, dict):  # a recipe may nest {name|id, revision}
+        model = model.get("name") or model.get("id") or model.get("path")
+    if found:
+        return {"model": found[0][0], "revision": found[0][1], "all": [list(f) for f in found]}
+    return {"model": model, "revision": recipe.get("revision") or recipe.get("model_revision"), "all": []}
+
+
+def _parent(dataset_dir: Path, iteration: int, version: str) -> dict | None:
+    """The version of the previous iteration in the same dataset folder, with its manifest hash."""
+    if iteration <= 1:
+        return None
+    if dataset_dir.is_dir():
+        for v in reversed(list_versions(dataset_dir)):
+            try:
+                m = read_manifest(v)
+            except LidrError:
+                continue
+            if m.get("iteration") == iteration - 1 and v.name != version:
+                return {"version": v.name, "manifest_sha256": sha256_file(v / MANIFEST)}
+    return {"version": f"iter-{iteration - 1}", "manifest_sha256": None}
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """Hash every file in `folder` (but the manifest) into manifest["files"] and write manifest.json."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+        rel = path.relative_to(folder).as_posix()
+        entry = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        if path.suffix == ".parquet":
+            entry["rows"] = pq.ParquetFile(path).metadata.num_rows
+        files[rel] = entry
+    manifest["files"] = files
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def temp_dir_name(version: str) -> str:
+    """`.tmp-<pid>-<random>-<version>`: the pid tells a later run whether the writer is still alive."""
+    return f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{version}"
+
+
+def cleanup_stale_temps(dataset_dir: Path) -> None:
+    """Remove `.tmp-*` folders whose writer process is gone (a killed materialize or publish)."""
+    if not dataset_dir.is_dir():
+        return
+    for child in dataset_dir.iterdir():
+        if not (child.is_dir() and child.name.startswith(".tmp-")):
+            continue
+        pid = child.name.split("-")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        if pid.isdigit() and int(pid) == os.getpid():
+            continue
+        shutil.rmtree(child, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def materialize(
+    run_dir: str | Path,
+    store: str | Path,
+    version: str | None = None,
+    force: bool = False,
+    shard_rows: int = SHARD_ROWS,
+    progress: bool = True,
+) -> Path:
+    """Turn a finished run folder into the immutable version `<store>/<name>/<version>` and return its path.
+
+    `version` defaults to `iter-<N>` (N = the recipe's iteration). An existing version is never overwritten
+    unless `force` is set, and then the replacement is announced on stderr.
+    """
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    run = RunFolder.open(run_dir)
+    schema = run.check_schema()
+    name = _dataset_name(run)
+    iteration = _iteration(run)
+    version = check_name(version or f"iter-{iteration}", "version")
+    dataset_dir = Path(store) / name
+    final = dataset_dir / version
+    if final.exists() and not force:
+        raise LidrError(f"version {final} already exists (versions are immutable; pass --force to replace it)")
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    cleanup_stale_temps(dataset_dir)
+    tmp = dataset_dir / temp_dir_name(version)
+    tmp.mkdir()
+    try:
+        data = tmp / "data"
+        pf = pq.ParquetFile(run.pairs)
+        langs = sorted(
+            v for v in duckdb.connect().execute(
+                f"SELECT DISTINCT lang FROM read_parquet('{_sql_path(run.pairs)}')").fetchall() for v in v
+            if v is not None
+        )
+        for lang in langs:
+            check_name(lang, "language code")
+            if lang in (ALL, DROPPED):
+                raise LidrError(f"{run.pairs}: language code {lang!r} clashes with a reserved config name")
+        writers = {ALL: _ShardWriter(data / ALL, schema, shard_rows)}
+        writers.update({lang: _ShardWriter(data / lang, schema, shard_rows) for lang in langs})
+        with _progress(progress, f"materialize {name}/{version}", pf.metadata.num_rows) as advance:
+            for batch in pf.iter_batches(batch_size=ROW_GROUP_ROWS):
+                table = pa.Table.from_batches([batch], schema=schema)
+                writers[ALL].write(table)
+                lang_col = table.column("lang")
+                for lang in langs:
+                    part = table.filter(pc.equal(lang_col, lang))
+                    if part.num_rows:
+                        writers[lang].write(part)
+                advance(table.num_rows)
+        configs = {cfg: [p.relative_to(tmp).as_posix() for p in w.close()] for cfg, w in writers.items()}
+        if run.dropped is not None:
+            dschema = pq.read_schema(run.dropped)
+            dw = _ShardWriter(data / DROPPED, dschema, shard_rows)
+            for batch in pq.ParquetFile(run.dropped).iter_batches(batch_size=ROW_GROUP_ROWS):
+                dw.write(pa.Table.from_batches([batch], schema=dschema))
+            configs[DROPPED] = [p.relative_to(tmp).as_posix() for p in dw.close()]
+
+        all_files = [tmp / p for p in configs[ALL]]
+        counts = compute_stats(all_files, [tmp / p for p in configs.get(DROPPED, [])])
+        if counts["pairs"] != pf.metadata.num_rows:  # a guard on the writer, not on the input
+            raise LidrError(f"internal error: wrote {counts['pairs']} pairs, read {pf.metadata.num_rows}")
+        recipe = _redact(run.recipe)
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "name": name,
+            "version": version,
+            "iteration": iteration,
+            "parent": _parent(dataset_dir, iteration, version),
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "lidr_data_version": __version__,
+            "generator": _generator(all_files, run.recipe),
+            "license": str(run.recipe.get("license") or "unknown"),
+            "dominant_lang": run.recipe.get("dominant_lang") or run.recipe.get("dominant_language") or "en",
+            "configs": configs,
+            "counts": {k: v for k, v in counts.items() if k != "quality"},
+            "quality": counts["quality"],
+            "stage_stats": run.stats,
+            "recipe": recipe,
+            "source_run": str(run.path.resolve()),
+            "files": {},
+        }
+        from lidr_data.dataset.card import render_card
+
+        (tmp / CARD).write_text(render_card(manifest, location=str(final.resolve())), encoding="utf-8")
+        write_manifest(tmp, manifest)
+        _fsync_tree(tmp)
+        if final.exists():  # only with force (checked above): swap, then delete the old version
+            err.print(f"[yellow]--force: replacing existing version {final}[/]")
+            old = dataset_dir / temp_dir_name(f"old-{version}")
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush file contents before the rename publishes them (a crash must not leave a version of empty files)."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+class _progress:
+    """A rich progress bar (or nothing) as a context manager yielding an `advance(n)` callable."""
+
+    def __init__(self, enabled: bool, description: str, total: int):
+        self.enabled, self.description, self.total = enabled, description, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           transient=True)
+        self._p.start()
+        task = self._p.add_task(self.description, total=self.total)
+        return lambda n: self._p.advance(task, n)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._p.stop()
+        return False
+
+
+@dataclass
+class VerifyResult:
+    version_dir: Path
+    problems: list[str]
+    files_checked: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(version_dir: str | Path) -> VerifyResult:
+    """Recompute every hash and row count in the manifest; report missing, altered and unlisted files."""
+    folder = Path(version_dir)
+    manifest = read_manifest(folder)
+    problems: list[str] = []
+    files = manifest["files"]
+    for rel, entry in sorted(files.items()):
+        path = folder / rel
+        if not path.is_file():
+            problems.append(f"{rel}: missing")
+            continue
+        if sha256_file(path) != entry["sha256"]:
+            problems.append(f"{rel}: sha256 mismatch (file altered)")
+            continue
+        if "rows" in entry:
+            try:
+                rows = pq.ParquetFile(path).metadata.num_rows
+            except Exception as e:  # noqa: BLE001 (any read failure is a verification failure)
+                problems.append(f"{rel}: unreadable Parquet ({e})")
+                continue
+            if rows != entry["rows"]:
+                problems.append(f"{rel}: {rows} rows, manifest says {entry['rows']}")
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+        rel = path.relative_to(folder).as_posix()
+        if rel not in files and not rel.startswith(".cache/"):  # hf_hub_download may leave .cache/ in local dirs
+            problems.append(f"{rel}: not listed in the manifest")
+    for cfg, rels in manifest["configs"].items():
+        for rel in rels:
+            if rel not in files or not safe_relpath(rel):
+                problems.append(f"config {cfg}: file {rel} not in the manifest")
+    if not problems:  # counts recomputed from the data (only meaningful once the files are intact)
+        all_files = [folder / rel for rel in manifest["configs"].get(ALL, [])]
+        dropped_files = [folder / rel for rel in manifest["configs"].get(DROPPED, [])]
+        counts = compute_stats(all_files, dropped_files)
+        for key in ("pairs", "by_language", "by_direction", "by_language_direction", "dropped", "drop_reasons"):
+            if counts[key] != manifest["counts"].get(key):
+                problems.append(f"counts.{key}: data has {counts[key]}, manifest says {manifest['counts'].get(key)}")
+        for cfg, rels in manifest["configs"].items():
+            if cfg in (ALL, DROPPED):
+                continue
+            n = sum(files[r].get("rows", 0) for r in rels)
+            if n != manifest["counts"]["by_language"].get(cfg, 0):
+                problems.append(f"config {cfg}: {n} rows, manifest counts {manifest['counts']['by_language'].get(cfg)}")
+    return VerifyResult(folder, problems, len(files))

@@ -1,0 +1,310 @@
+"""Dedup stage: exact duplicates (same prompt, chosen and rejected text), then near duplicates (MinHash LSH over
+the prompt and chosen text). The first row in input order is kept; every dropped row names it in `duplicate_of`.
+
+How it stays fast and flat in memory at a million pairs:
+- exact: DuckDB groups the content hashes (two narrow columns, no text) and keeps the first row of each group;
+- near: text is read in streamed batches, tokenized and hashed in polars (vectorized: no Python loop per pair),
+  shingled in numpy and sketched by rensa, whose LSH index flags the rows that share a band with another row.
+  Only those candidates are sketched again, compared band by band (numpy), verified by their estimated Jaccard
+  similarity, and grouped (union-find); each group keeps its first row.
+- Shingles are word n-grams, except that characters of scripts written without spaces (Han, Hiragana, Katakana,
+  Thai) are tokens of their own, so the n-grams there are character n-grams (a Japanese paragraph is not one word).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lidr_data.errors import LidrError
+from lidr_data.stages.filter import count_reasons, with_drop_columns
+from lidr_data.stages.schema import DROP_COLUMNS, PAIR_COLUMNS, TAG_COLUMNS, StageStats
+from lidr_data.stages.tag import open_table, tmp_path
+
+# One token per character in scripts without spaces; otherwise a run of non-space, non-punctuation characters.
+_NOSPACE = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}"
+TOKEN_PATTERN = rf"[{_NOSPACE}]|[^\s\p{{P}}\p{{S}}{_NOSPACE}]+"
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier: combines token hashes into shingle hashes
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class DedupConfig:
+    """Dedup settings (recipe section `dedup:`)."""
+
+    exact: bool = _f(True, "Drop pairs whose prompt, chosen and rejected texts all equal an earlier pair's.")
+    near: bool = _f(True, "Drop pairs whose prompt + chosen text is a near duplicate of an earlier pair's.")
+    threshold: float = _f(0.8, "Estimated Jaccard similarity of shingle sets at or above which pairs are near "
+                          "duplicates (0..1).")
+    num_perm: int = _f(128, "MinHash permutations (more: finer similarity estimates, more time and memory).")
+    num_bands: int | None = _f(None, "LSH bands (must divide num_perm); default: chosen for the threshold.")
+    shingle_size: int = _f(3, "Tokens per shingle (words; characters in Chinese, Japanese and Thai).")
+    seed: int = _f(42, "MinHash seed.")
+    batch_rows: int = _f(20_000, "Rows per streamed batch (memory vs. overhead).")
+
+    def __post_init__(self) -> None:
+        for name in ("exact", "near"):
+            if not isinstance(getattr(self, name), bool):
+                raise LidrError(f"dedup.{name} must be true or false, got {getattr(self, name)!r}")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or not 0.0 < self.threshold <= 1.0:
+            raise LidrError(f"dedup.threshold must be a number in (0, 1], got {self.threshold!r}")
+        for name in ("num_perm", "shingle_size", "batch_rows"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LidrError(f"dedup.{name} must be an integer >= 1, got {value!r}")
+        if self.num_bands is not None:
+            if isinstance(self.num_bands, bool) or not isinstance(self.num_bands, int) or self.num_bands < 1:
+                raise LidrError(f"dedup.num_bands must be an integer >= 1, got {self.num_bands!r}")
+            if self.num_perm % self.num_bands:
+                raise LidrError(f"dedup.num_bands must divide dedup.num_perm ({self.num_bands} does not divide "
+                                f"{self.num_perm})")
+
+    def bands(self) -> int:
+        return self.num_bands or optimal_bands(self.threshold, self.num_perm)
+
+
+def optimal_bands(threshold: float, num_perm: int) -> int:
+    """Bands (dividing num_perm) minimizing the weighted false-positive and false-negative areas of the LSH
+    S-curve (as datasketch does). Misses weigh 4x more than extra candidates, which are verified anyway:
+    at threshold 0.8 and 128 permutations this gives 16 bands of 8 (not 8 of 16, which misses ~half the pairs
+    of similarity 0.85)."""
+    s_lo = np.linspace(0.0, threshold, 200)
+    s_hi = np.linspace(threshold, 1.0, 200)
+    best, best_err = 1, float("inf")
+    for b in range(1, num_perm + 1):
+        if num_perm % b:
+            continue
+        r = num_perm // b
+        fp = np.trapezoid(1 - (1 - s_lo**r) ** b, s_lo)
+        fn = np.trapezoid((1 - s_hi**r) ** b, s_hi)
+        err = 0.2 * fp + 0.8 * fn
+        if err < best_err:
+            best, best_err = b, err
+    return best
+
+
+def shingle_hashes(texts: pa.Array | pa.ChunkedArray, config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(flat uint64 shingle hashes, row offsets of length n+1) for lower-cased texts, all vectorized.
+    A text shorter than one shingle gives one shingle of its tokens; an empty text gives none."""
+    tokens = (pl.from_arrow(pa.chunked_array([texts]) if isinstance(texts, pa.Array) else texts)
+              .fill_null("").str.to_lowercase().str.extract_all(TOKEN_PATTERN)
+              .list.eval(pl.element().hash(config.seed)))
+    arr = tokens.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    offsets = arr.offsets.to_numpy().astype(np.int64)
+    flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
+    starts, ends = offsets[:-1] - offsets[0], offsets[1:] - offsets[0]
+    lens = ends - starts
+    n = config.shingle_size
+    counts = np.where(lens >= n, lens - n + 1, np.minimum(lens, 1))
+    sh_offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(counts, out=sh_offsets[1:])
+    total = int(sh_offsets[-1])
+    if total == 0:
+        return np.zeros(0, dtype=np.uint64), sh_offsets.astype(np.uint64)
+    row = np.repeat(np.arange(len(lens)), counts)
+    pos = starts[row] + (np.arange(total) - sh_offsets[row])
+    row_end = ends[row]
+    out = flat[pos].copy()
+    last = len(flat) - 1
+    with np.errstate(over="ignore"):
+        for j in range(1, n):
+            nxt = pos + j
+            tok = np.where(nxt < row_end, flat[np.minimum(nxt, last)], np.uint64(0))
+            out = out * _MIX + tok + np.uint64(j)
+    return out, sh_offsets.astype(np.uint64)
+
+
+def _digests(texts, config: DedupConfig):
+    """rensa digest matrix of the texts and the mask of texts that have at least one shingle."""
+    import rensa
+
+    flat, offsets = shingle_hashes(texts, config)
+    nonempty = np.diff(offsets.astype(np.int64)) > 0
+    if not nonempty.all():  # rensa wants no empty rows: drop them from the offsets
+        keep_off = np.concatenate([[0], offsets[1:][nonempty]]).astype(np.uint64)
+        offsets = keep_off
+    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, config.num_perm, config.seed)
+    return matrix, nonempty
+
+
+def _near_texts(batch: pa.RecordBatch | pa.Table) -> pa.Array:
+    return pc.binary_join_element_wise(pc.fill_null(batch.column("prompt_text"), ""),
+                                       pc.fill_null(batch.column("chosen_text"), ""), "\n")
+
+
+class _UnionFind:
+    """Groups of verified near duplicates; each group's root is its smallest row index (the kept row)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while x != root:  # path compression
+            self.parent[x], x = root, self.parent.get(x, x)
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            lo, hi = min(ra, rb), max(ra, rb)
+            self.parent[hi] = lo
+
+
+def _exact(pf: pq.ParquetFile, batch_rows: int) -> np.ndarray:
+    """first[i] = index of the first row with row i's content hash (i itself when i is first)."""
+    parts = [b.column("content_hash") for b in pf.iter_batches(batch_size=max(batch_rows, 100_000),
+                                                               columns=["content_hash"])]
+    hashes = pa.chunked_array(parts, pa.string()) if parts else pa.chunked_array([], pa.string())
+    table = pa.table({"content_hash": hashes, "row_idx": pa.array(np.arange(len(hashes), dtype=np.int64))})
+    con = duckdb.connect()
+    try:
+        con.register("h", table)
+        dups = con.sql("SELECT row_idx, min(row_idx) OVER (PARTITION BY content_hash) AS first_idx FROM h "
+                       "QUALIFY row_idx <> first_idx").to_arrow_table()
+    finally:
+        con.close()
+    first = np.arange(len(hashes), dtype=np.int64)
+    first[dups.column("row_idx").to_numpy()] = dups.column("first_idx").to_numpy()
+    return first
+
+
+def _near(pf: pq.ParquetFile, alive: np.ndarray, config: DedupConfig) -> np.ndarray:
+    """root[i] = the first row of row i's near-duplicate group (i itself when kept), over rows where alive."""
+    import rensa
+
+    n_rows = len(alive)
+    root = np.arange(n_rows, dtype=np.int64)
+    bands = config.bands()
+    lsh = rensa.RMinHashLSH(config.threshold, config.num_perm, bands)
+    stored: list[tuple[object, np.ndarray]] = []  # digest matrix + the global row ids of its rows
+    start = next_key = 0
+    for batch in pf.iter_batches(batch_size=config.batch_rows, columns=["prompt_text", "chosen_text"]):
+        ids = np.arange(start, start + batch.num_rows)
+        start += batch.num_rows
+        mask = alive[ids]
+        if not mask.any():
+            continue
+        texts = _near_texts(batch).filter(pa.array(mask))
+        matrix, nonempty = _digests(texts, config)
+        ids = ids[mask][nonempty]
+        if len(ids):
+            lsh.insert_matrix(matrix, start_key=next_key)
+            next_key += len(ids)
+            stored.append((matrix, ids))
+    # Rows sharing at least one band with another row are the only ones that can be near duplicates.
+    candidates = []
+    for matrix, ids in stored:
+        flags = np.asarray(lsh.query_duplicate_flags_matrix(matrix), dtype=bool)
+        candidates.append(ids[flags])
+    del stored, lsh
+    cand = np.concatenate(candidates) if candidates else np.zeros(0, dtype=np.int64)
+    if len(cand) < 2:
+        return root
+    # Sketch the candidates again (a few percent of rows) and get their digests as numbers.
+    is_cand = np.zeros(n_rows, dtype=bool)
+    is_cand[cand] = True
+    digests, rows, start = [], [], 0
+    for batch in pf.iter_batches(batch_size=config.batch_rows, columns=["prompt_text", "chosen_text"]):
+        ids = np.arange(start, start + batch.num_rows)
+        start += batch.num_rows
+        mask = is_cand[ids]
+        if not mask.any():
+            continue
+        matrix, nonempty = _digests(_near_texts(batch).filter(pa.array(mask)), config)
+        digests.append(np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(-1, config.num_perm))
+        rows.append(ids[mask][nonempty])
+    sig = np.concatenate(digests)
+    rows = np.concatenate(rows)  # ascending: batches are read in order
+    # Candidate edges: within each band bucket, each row and the previous row of that bucket.
+    r = config.num_perm // bands
+    uf = _UnionFind()
+    for b in range(bands):
+        block = sig[:, b * r:(b + 1) * r]
+        h = _band_hash(block)
+        order = np.lexsort((rows, h))
+        hs, bs = h[order], block[order]
+        same = (hs[1:] == hs[:-1]) & (bs[1:] == bs[:-1]).all(axis=1)
+        a, c = order[1:][same], order[:-1][same]
+        if not len(a):
+            continue
+        similar = (sig[a] == sig[c]).mean(axis=1) >= config.threshold
+        for x, y in zip(rows[a][similar].tolist(), rows[c][similar].tolist()):
+            uf.union(x, y)
+    for x in list(uf.parent):
+        root[x] = uf.find(x)
+    return root
+
+
+def _band_hash(block: np.ndarray) -> np.ndarray:
+    """A uint64 per row of a band (for sorting; equality is re-checked on the band itself)."""
+    h = np.zeros(len(block), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(block.shape[1]):
+            h = h * _MIX + block[:, j].astype(np.uint64)
+    return h
+
+
+def dedup_pairs(src: Path, kept_dst: Path, dropped_dst: Path, config: DedupConfig) -> StageStats:
+    """Filtered pairs -> the published pairs table (PAIR_COLUMNS + TAG_COLUMNS, no flat text) and the dropped
+    rows (their columns + stage, reason = exact_duplicate | near_duplicate, duplicate_of = the kept pair_id)."""
+    src, kept_dst, dropped_dst = Path(src), Path(kept_dst), Path(dropped_dst)
+    pf = open_table(src, pa.schema([*PAIR_COLUMNS, *TAG_COLUMNS, ("prompt_text", pa.string()),
+                                    ("chosen_text", pa.string())]), "filtered pairs")
+    n_rows = pf.metadata.num_rows
+    first = _exact(pf, config.batch_rows) if config.exact else np.arange(n_rows, dtype=np.int64)
+    exact_dup = first != np.arange(n_rows)
+    root = _near(pf, ~exact_dup, config) if config.near and n_rows else np.arange(n_rows, dtype=np.int64)
+    near_dup = root != np.arange(n_rows)
+    keeper = root[first]  # an exact copy of a near duplicate points at the row that was finally kept
+    pair_ids = pa.chunked_array([b.column("pair_id") for b in pf.iter_batches(columns=["pair_id"])],
+                                pa.string()) if n_rows else pa.chunked_array([], pa.string())
+    out_schema = pa.schema([*PAIR_COLUMNS, *TAG_COLUMNS])
+    in_schema = pf.schema_arrow
+    stats = StageStats("dedup")
+    tmps = [tmp_path(kept_dst), tmp_path(dropped_dst)]
+    for p in (kept_dst, dropped_dst):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with pq.ParquetWriter(tmps[0], out_schema) as kept_w, \
+                pq.ParquetWriter(tmps[1], pa.schema([*in_schema, *DROP_COLUMNS])) as dropped_w:
+            start = 0
+            for batch in pf.iter_batches(batch_size=config.batch_rows):
+                ids = np.arange(start, start + batch.num_rows)
+                start += batch.num_rows
+                drop = exact_dup[ids] | near_dup[ids]
+                stats.rows_in += batch.num_rows
+                kept = batch.filter(pa.array(~drop)).select(out_schema.names)
+                stats.kept += kept.num_rows
+                if kept.num_rows:
+                    kept_w.write_batch(pa.RecordBatch.from_arrays(
+                        [kept.column(n).cast(f.type) for n, f in zip(out_schema.names, out_schema)],
+                        schema=out_schema))
+                if drop.any():
+                    d_ids = ids[drop]
+                    reasons = pa.array(np.where(exact_dup[d_ids], "exact_duplicate", "near_duplicate"), pa.string())
+                    dup_of = pair_ids.take(pa.array(keeper[d_ids])).combine_chunks()
+                    dropped_w.write_table(with_drop_columns(batch.filter(pa.array(drop)), "dedup", reasons, dup_of))
+                    count_reasons(stats, reasons)
+        os.replace(tmps[0], kept_dst)
+        os.replace(tmps[1], dropped_dst)
+    finally:
+        for t in tmps:
+            t.unlink(missing_ok=True)
+    return stats.check()

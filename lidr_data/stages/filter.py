@@ -1,0 +1,179 @@
+"""Filter stage: named SQL rules over the tagged pairs; every dropped row carries the name of the rule it failed.
+
+The rules, in the order they are checked (a row failing several gets the first):
+
+1. `translation_failed`: the translated side was not extracted (`translation_ok` is not true).
+2. `empty_side`: chosen or rejected is empty or only whitespace.
+3. `truncated`: either side stopped at the token limit (`finish_reason = 'length'`).
+4. `wrong_language`: chosen or rejected is not in the pair's language: the prompt's language (`lang`), or the
+   dominant language for `direction = 'to_dominant'`. Language tags scoring below `min_language_score` count as
+   "unknown"; `unknown_language` says whether an unknown side is dropped or kept. Translation-task prompts are
+   exempt by default (their chosen side is the untranslated English answer, as in the paper).
+5. `length_ratio`: chosen_chars / rejected_chars outside [min_length_ratio, max_length_ratio].
+6. `identical_sides`: chosen and rejected are the same text (ignoring surrounding whitespace).
+
+Each rule is one SQL predicate evaluated by DuckDB on each streamed batch (no join, no sort), so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lidr_data.errors import LidrError
+from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
+from lidr_data.stages.tag import open_table, tmp_path
+
+RULES = ("translation_failed", "empty_side", "truncated", "wrong_language", "length_ratio", "identical_sides")
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class FilterConfig:
+    """Filter rules (recipe section `filters:`): each can be switched off; thresholds below."""
+
+    translation_failed: bool = _f(True, "Drop pairs whose translated side was not extracted.")
+    empty_side: bool = _f(True, "Drop pairs with an empty (or whitespace-only) chosen or rejected side.")
+    truncated: bool = _f(True, "Drop pairs where either side hit the token limit (finish_reason = length).")
+    wrong_language: bool = _f(True, "Drop pairs whose chosen or rejected side is not in the pair's language.")
+    length_ratio: bool = _f(True, "Drop pairs whose chosen/rejected length ratio is outside the bounds below.")
+    identical_sides: bool = _f(True, "Drop pairs whose chosen and rejected texts are identical.")
+    min_length_ratio: float = _f(0.2, "Lowest accepted chosen_chars / rejected_chars (> 0).")
+    max_length_ratio: float = _f(5.0, "Highest accepted chosen_chars / rejected_chars.")
+    min_language_score: float = _f(0.0, "Language tags scoring below this (0..1) count as 'unknown'.")
+    unknown_language: Literal["keep", "drop"] = _f(
+        "keep", "What wrong_language does with a side whose language is 'unknown' (short or mixed text): "
+        "'keep' (only a confident other language is dropped) or 'drop'.")
+    exempt_translation_tasks: bool = _f(
+        True, "Skip the language rule for prompts that are translation tasks (their answers mix languages).")
+
+    def __post_init__(self) -> None:
+        for name in RULES + ("exempt_translation_tasks",):
+            if not isinstance(getattr(self, name), bool):
+                raise LidrError(f"filters.{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("min_length_ratio", "max_length_ratio", "min_language_score"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise LidrError(f"filters.{name} must be a number, got {value!r}")
+        if self.min_length_ratio <= 0:
+            raise LidrError(f"filters.min_length_ratio must be > 0, got {self.min_length_ratio}")
+        if self.max_length_ratio <= self.min_length_ratio:
+            raise LidrError(f"filters.max_length_ratio must be > filters.min_length_ratio "
+                            f"(got {self.max_length_ratio} <= {self.min_length_ratio})")
+        if not 0.0 <= self.min_language_score <= 1.0:
+            raise LidrError(f"filters.min_language_score must be between 0 and 1, got {self.min_language_score}")
+        if self.unknown_language not in ("keep", "drop"):
+            raise LidrError(f"filters.unknown_language must be 'keep' or 'drop', got {self.unknown_language!r}")
+
+
+_WS = "' ' || chr(9) || chr(10) || chr(13)"  # trim() alone strips spaces only
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def rule_predicates(config: FilterConfig, dominant_lang: str) -> list[tuple[str, str]]:
+    """(rule name, SQL predicate that is true when the row must be dropped) for the rules switched on, in order."""
+    expected = f"(CASE WHEN direction = 'to_dominant' THEN {_quote(dominant_lang)} ELSE lang END)"
+
+    def off_language(side: str) -> str:
+        lang = (f"(CASE WHEN coalesce({side}_lang_score, 0) < {float(config.min_language_score)} "
+                f"THEN 'unknown' ELSE coalesce({side}_lang, 'unknown') END)")
+        unknown = "true" if config.unknown_language == "drop" else "false"
+        return f"(CASE WHEN {lang} = 'unknown' THEN {unknown} ELSE {lang} <> {expected} END)"
+
+    language = f"({off_language('chosen')} OR {off_language('rejected')})"
+    if config.exempt_translation_tasks:
+        language = f"(NOT coalesce(is_translation_task, false) AND {language})"
+    ratio = "chosen_chars::DOUBLE / nullif(rejected_chars, 0)"
+    rules = {
+        "translation_failed": "translation_ok IS NOT TRUE",
+        "empty_side": "NOT regexp_matches(coalesce(chosen_text, ''), '\\S') OR "
+                      "NOT regexp_matches(coalesce(rejected_text, ''), '\\S')",
+        "truncated": "coalesce(chosen_finish_reason = 'length', false) OR "
+                     "coalesce(rejected_finish_reason = 'length', false)",
+        "wrong_language": language,
+        "length_ratio": f"coalesce({ratio} < {float(config.min_length_ratio)} OR "
+                        f"{ratio} > {float(config.max_length_ratio)}, false)",
+        "identical_sides": f"coalesce(trim(chosen_text, {_WS}) = trim(rejected_text, {_WS}), false)",
+    }
+    return [(name, rules[name]) for name in RULES if getattr(config, name)]
+
+
+def reason_sql(config: FilterConfig, dominant_lang: str, table: str = "batch") -> str:
+    """One query: the first failed rule's name per row (NULL = kept)."""
+    whens = " ".join(f"WHEN {pred} THEN {_quote(name)}" for name, pred in rule_predicates(config, dominant_lang))
+    return f"SELECT CASE {whens} ELSE NULL END AS reason FROM {table}" if whens else \
+        f"SELECT NULL::VARCHAR AS reason FROM {table}"
+
+
+# Columns the rules read (text included: empty/identical checks); the rest of a row never enters DuckDB.
+_RULE_COLUMNS = ("translation_ok", "direction", "lang", "is_translation_task", "chosen_finish_reason",
+                 "rejected_finish_reason", "chosen_text", "rejected_text", "chosen_lang", "chosen_lang_score",
+                 "rejected_lang", "rejected_lang_score", "chosen_chars", "rejected_chars")
+
+
+def with_drop_columns(batch: pa.RecordBatch | pa.Table, stage: str, reasons: pa.Array,
+                      duplicate_of: pa.Array | None = None) -> pa.Table:
+    n = len(reasons)
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    return (table.append_column(DROP_COLUMNS.field("stage"), pa.array([stage] * n, pa.string()))
+            .append_column(DROP_COLUMNS.field("reason"), reasons.cast(pa.string()))
+            .append_column(DROP_COLUMNS.field("duplicate_of"),
+                           duplicate_of if duplicate_of is not None else pa.nulls(n, pa.string())))
+
+
+def count_reasons(stats: StageStats, reasons: pa.Array) -> None:
+    for item in pc.value_counts(reasons).to_pylist():
+        stats.dropped[item["values"]] = stats.dropped.get(item["values"], 0) + item["counts"]
+
+
+def filter_pairs(src: Path, kept_dst: Path, dropped_dst: Path, config: FilterConfig,
+                 dominant_lang: str) -> StageStats:
+    """Tagged pairs -> kept rows (same columns) and dropped rows (+ stage, reason, duplicate_of)."""
+    src, kept_dst, dropped_dst = Path(src), Path(kept_dst), Path(dropped_dst)
+    if not dominant_lang:
+        raise LidrError("filter: the dominant language is empty")
+    pf = open_table(src, pa.schema([*PAIR_COLUMNS, *FLAT_TEXT, *TAG_COLUMNS]), "tagged pairs")
+    schema = pf.schema_arrow
+    query = reason_sql(config, dominant_lang)
+    stats = StageStats("filter")
+    con = duckdb.connect()
+    tmps = [tmp_path(kept_dst), tmp_path(dropped_dst)]
+    for p in (kept_dst, dropped_dst):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with pq.ParquetWriter(tmps[0], schema) as kept_w, \
+                pq.ParquetWriter(tmps[1], pa.schema([*schema, *DROP_COLUMNS])) as dropped_w:
+            for batch in pf.iter_batches(batch_size=50_000):
+                con.register("batch", pa.table({n: batch.column(n) for n in _RULE_COLUMNS}))
+                reasons = con.sql(query).to_arrow_table().column("reason").combine_chunks()
+                con.unregister("batch")
+                dropped_mask = pc.is_valid(reasons)
+                kept = batch.filter(pc.invert(dropped_mask))
+                stats.rows_in += batch.num_rows
+                stats.kept += kept.num_rows
+                if kept.num_rows:
+                    kept_w.write_batch(kept)
+                if kept.num_rows < batch.num_rows:
+                    dropped_reasons = reasons.filter(dropped_mask)
+                    dropped_w.write_table(with_drop_columns(batch.filter(dropped_mask), "filter", dropped_reasons))
+                    count_reasons(stats, dropped_reasons)
+        os.replace(tmps[0], kept_dst)
+        os.replace(tmps[1], dropped_dst)
+    finally:
+        con.close()
+        for t in tmps:
+            t.unlink(missing_ok=True)
+    return stats.check()

@@ -1,0 +1,130 @@
+"""Stage `translate`: M_t translates its own answers, en -> L (dominant answers into every language) and
+L -> en (every language's answers into the dominant one).
+
+The request wraps the answer in tags and asks for the translation in tags, with the assistant turn opened by
+the tag; the translation is what lies before the closing tag. No closing tag (often a truncated long answer)
+means the extraction failed: `ok = false` and a null text, never a placeholder string. Such rows are kept
+(the filter stage drops them as `translation_failed`); only requests the backend could not run at all
+(finish_reason = error) are dropped here. Prompts that are translation tasks are not translated: the pairs
+stage uses their untranslated answers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import pyarrow as pa
+
+from lidr_data.errors import LidrError
+from lidr_data.generation.base import Generator, Request, SamplingParams
+from lidr_data.generation.cache import RequestCache
+from lidr_data.generation.runner import run_requests
+from lidr_data.languages import check_language
+from lidr_data.readers import read_records, row_location
+from lidr_data.recipe import TranslationConfig, TranslationsImport, resolve_path
+from lidr_data.stages.schema import TRANSLATIONS, StageStats
+from lidr_data.stages.tables import drop_table
+
+STAGE = "translate"
+DROP_SCHEMA = pa.schema([*TRANSLATIONS, ("error", pa.string())])
+
+
+def extract_translation(completion: str, tag: str, primed: bool = True,
+                        require_closing_tag: bool = True) -> str | None:
+    """The text between the tags, or None when there is no closing tag (or, unprimed, no opening tag)."""
+    open_, close = re.escape(f"<{tag}>"), re.escape(f"</{tag}>")
+    # Primed: the completion starts inside the tag (some models repeat the opening tag; allow it).
+    pattern = rf"^\s*(?:{open_})?(.*?){close}" if primed else rf"{open_}(.*?){close}"
+    match = re.search(pattern, completion, flags=re.DOTALL)
+    if match:
+        return match.group(1).strip()
+    if require_closing_tag:
+        return None
+    body = re.sub(rf"^\s*{open_}", "", completion) if primed else completion.partition(f"<{tag}>")[2]
+    return body.strip()
+
+
+def translation_jobs(prompts: pa.Table, responses: pa.Table, dominant: str,
+                     languages: Sequence[str]) -> list[dict]:
+    """One job per answer to translate: dominant answers into every language, other answers into dominant."""
+    tasks = {r["prompt_id"] for r in prompts.to_pylist() if r["is_translation_task"]}
+    jobs = []
+    for r in responses.to_pylist():
+        if r["prompt_id"] in tasks:
+            continue
+        targets = list(languages) if r["lang"] == dominant else [dominant]
+        for tgt in targets:
+            jobs.append({"prompt_id": r["prompt_id"], "src_lang": r["lang"], "tgt_lang": tgt,
+                         "source_text": r["text"]})
+    return jobs
+
+
+def read_imported_translations(imports: Sequence[TranslationsImport]) -> dict[tuple[str, str, str], dict]:
+    """{(prompt_id, src_lang, tgt_lang): {text, ok, finish_reason}} from translation files made elsewhere."""
+    found: dict[tuple[str, str, str], dict] = {}
+    for spec in imports:
+        path = resolve_path(spec.path)
+        markers = set(spec.failure_markers)
+        for i, row in enumerate(read_records(path)):
+            where = row_location(path, i)
+            for name in (spec.id_field, spec.text_field):
+                if name not in row:
+                    raise LidrError(f"{where}: missing field {name!r}")
+            src, tgt = spec.src_lang or row.get("src_lang"), spec.tgt_lang or row.get("tgt_lang")
+            if src is None or tgt is None:
+                raise LidrError(f"{where}: no 'src_lang'/'tgt_lang' fields and none set for this import")
+            check_language(src, f"{where}: src_lang")
+            check_language(tgt, f"{where}: tgt_lang")
+            text = row[spec.text_field]
+            if text is not None and not isinstance(text, str):
+                raise LidrError(f"{where}: field {spec.text_field!r} must be a string")
+            ok = text is not None and text not in markers and row.get("ok", True) is not False
+            key = (str(row[spec.id_field]), src, tgt)
+            if key in found:
+                raise LidrError(f"{where}: duplicate translation for id {key[0]!r} {src}->{tgt}")
+            found[key] = {"text": text if ok else None, "ok": ok,
+                          "finish_reason": row.get("finish_reason") or "stop",
+                          "request_key": row.get("request_key")}
+    return found
+
+
+def translate(jobs: list[dict], get_generator: Callable[[], Generator], cache: RequestCache | None,
+              config: TranslationConfig, sampling: SamplingParams, system_prompt: str | None = None,
+              imported: dict[tuple[str, str, str], dict] | None = None,
+              progress: bool = True) -> tuple[pa.Table, pa.Table, StageStats]:
+    """(translations, dropped, stats) for `jobs` (see `translation_jobs`)."""
+    imported = imported or {}
+    results: list[dict | None] = [None] * len(jobs)
+    todo = []
+    for i, job in enumerate(jobs):
+        got = imported.get((job["prompt_id"], job["src_lang"], job["tgt_lang"]))
+        if got is not None:
+            results[i] = {**job, **got}
+        else:
+            todo.append(i)
+    if todo:
+        prefix = f"<{config.tag}>" if config.prime_assistant else None
+        requests = [
+            Request.from_messages(
+                config.user_message(jobs[i]["source_text"], jobs[i]["src_lang"], jobs[i]["tgt_lang"]),
+                sampling, system_prompt if config.use_system_prompt else None, assistant_prefix=prefix)
+            for i in todo
+        ]
+        completions, keys, _ = run_requests(get_generator(), requests, cache, progress=progress,
+                                            description="translate")
+        for i, c, key in zip(todo, completions, keys):
+            text = None
+            if c.finish_reason != "error":
+                text = extract_translation(c.text, config.tag, config.prime_assistant, config.require_closing_tag)
+            results[i] = {**jobs[i], "text": text, "ok": text is not None, "finish_reason": c.finish_reason,
+                          "request_key": key, "error": c.error}
+    kept = [r for r in results if r["finish_reason"] != "error"]
+    dropped = [{**r, "error": r.get("error") or "generation failed"} for r in results
+               if r["finish_reason"] == "error"]
+    translations = pa.Table.from_pylist(kept, schema=TRANSLATIONS)
+    drops = drop_table(pa.Table.from_pylist(dropped, schema=DROP_SCHEMA), STAGE, ["generation_error"] * len(dropped))
+    stats = StageStats(STAGE, rows_in=len(jobs), kept=len(kept))
+    if dropped:
+        stats.dropped["generation_error"] = len(dropped)
+    return translations, drops, stats.check()

@@ -1,0 +1,86 @@
+"""References: local versions, dataset folders with @version, stores, Hub ids; bad references fail clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lidr_data.cli import main
+from lidr_data.dataset.store import parse_reference, resolve_version
+from lidr_data.dataset.synthetic import make_run
+from lidr_data.dataset.version import materialize
+from lidr_data.errors import LidrError
+
+
+def test_local_references(version_dir: Path, store: Path, tmp_path: Path):
+    dataset = version_dir.parent
+    assert resolve_version(str(version_dir)) == version_dir
+    assert resolve_version(f"{dataset}@iter-1") == version_dir
+    v2 = materialize(make_run(tmp_path / "r2" / "demo-lidr" / "iter-2", n_prompts=3, iteration=2), store,
+                     progress=False)
+    assert resolve_version(str(dataset)) == v2  # a dataset folder alone: its newest version
+    assert resolve_version(f"{dataset}@iter-1") == version_dir
+    with pytest.raises(LidrError, match=r"no version 'iter-9' \(versions: iter-1, iter-2\)"):
+        resolve_version(f"{dataset}@iter-9")
+    with pytest.raises(LidrError, match="invalid version"):
+        resolve_version(f"{dataset}@../iter-1")
+
+
+def test_hub_references_parse_without_network():
+    ref = parse_reference("acme/demo-lidr@iter-1")
+    assert ref.is_hub and ref.repo_id == "acme/demo-lidr" and ref.revision == "iter-1"
+    ref = parse_reference("acme/demo-lidr")
+    assert ref.is_hub and ref.revision is None
+    assert parse_reference("acme/demo-lidr@refs/pr/1").revision == "refs/pr/1"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("acme/../etc@v1", "unknown reference"),
+    ("a/b/c", "unknown reference"),
+    ("./no/such/folder", "unknown reference"),
+    ("acme/x@..", "invalid revision"),
+    ("acme/x@a//b", "invalid revision"),
+    ("a..b/x", "invalid Hub namespace"),
+    ("acme/x..y@v1", "invalid dataset name"),
+    ("", "empty dataset reference"),
+])
+def test_bad_references(text: str, message: str):
+    with pytest.raises(LidrError, match=message):
+        parse_reference(text)
+
+
+def test_hub_reference_while_offline_is_a_clear_error(monkeypatch, capsys):
+    """The test session runs with HF_HUB_OFFLINE=1 (tests/conftest.py): no request leaves the machine."""
+    assert main(["verify", "acme/never-downloaded@iter-1"]) == 2
+    err = capsys.readouterr().err
+    assert "acme/never-downloaded@iter-1" in err and ("HF_HUB_OFFLINE" in err or "cannot be reached" in err)
+
+
+def test_versions_lists_a_store_and_a_dataset(version_dir: Path, store: Path, capsys):
+    assert main(["versions", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "iter-1" in out and "de en es fr" in out
+    assert main(["versions", str(version_dir.parent)]) == 0
+    assert "iter-1" in capsys.readouterr().out
+    empty = store / "empty"
+    empty.mkdir()
+    assert main(["versions", str(empty)]) == 2
+    assert "no dataset versions found" in capsys.readouterr().err
+
+
+def test_cli_materialize_and_local_publish(run_dir: Path, tmp_path: Path, capsys):
+    store = tmp_path / "s1"
+    assert main(["materialize", str(run_dir), "--store", str(store)]) == 0
+    v = store / "demo-lidr" / "iter-1"
+    assert v.is_dir()
+    assert main(["materialize", str(run_dir), "--store", str(store)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    other = tmp_path / "s2"
+    assert main(["publish", str(v), "--to", str(other), "--version", "release-1"]) == 0
+    published = other / "demo-lidr" / "release-1"
+    assert main(["verify", str(published)]) == 0
+    card = (published / "README.md").read_text()
+    assert str(published.resolve()) in card and "# demo-lidr · release-1" in card
+    assert main(["publish", str(v), "--to", str(other), "--version", "release-1"]) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -1,0 +1,181 @@
+"""Materialize and verify on real Parquet files written in the published schema (synthetic run folders)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from lidr_data.cli import main
+from lidr_data.dataset.store import read_manifest
+from lidr_data.dataset.synthetic import make_run
+from lidr_data.dataset.version import materialize, sha256_file, verify
+from lidr_data.errors import LidrError
+
+
+def _tree(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")} if folder.exists() else set()
+
+
+def test_layout_manifest_and_counts(run_dir: Path, version_dir: Path):
+    assert version_dir == run_dir.parents[2] / "store" / "demo-lidr" / "iter-1"
+    pairs = pq.read_table(run_dir / "pairs.parquet").to_pylist()
+    dropped = pq.read_table(run_dir / "dropped.parquet").to_pylist()
+    m = read_manifest(version_dir)
+    langs = sorted({p["lang"] for p in pairs})
+    assert set(m["configs"]) == {"all", "dropped", *langs}
+    # Every input row is in `all` or in `dropped`; each language config holds exactly its rows.
+    assert m["counts"]["pairs"] == len(pairs) and m["counts"]["dropped"] == len(dropped)
+    assert m["counts"]["by_language"] == dict(Counter(p["lang"] for p in pairs))
+    assert m["counts"]["by_direction"] == dict(Counter(p["direction"] for p in pairs))
+    assert m["counts"]["drop_reasons"] == dict(Counter(d["reason"] for d in dropped))
+    assert {s for s in m["counts"]["drops_by_stage"]} == {d["stage"] for d in dropped}
+    for lang in langs:
+        table = pq.read_table(version_dir / "data" / lang).to_pylist()
+        assert sorted(r["pair_id"] for r in table) == sorted(p["pair_id"] for p in pairs if p["lang"] == lang)
+    assert pq.read_table(version_dir / "data" / "all").num_rows == len(pairs)
+    # Hashes of every file but the manifest; recipe, generator, lineage, versions.
+    files = {p.relative_to(version_dir).as_posix() for p in version_dir.rglob("*") if p.is_file()}
+    assert set(m["files"]) == files - {"manifest.json"}
+    for rel, entry in m["files"].items():
+        assert entry["sha256"] == sha256_file(version_dir / rel)
+    recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    assert m["recipe"]["name"] == recipe["name"] and m["license"] == recipe["license"]
+    assert m["generator"]["model"] == "org/tiny-chat" and m["generator"]["revision"] == "0123abcd"
+    assert m["iteration"] == 1 and m["parent"] is None and m["schema_version"] == 1
+    assert m["lidr_data_version"] and m["created_at"].endswith("+00:00")
+    assert m["stage_stats"] == json.loads((run_dir / "stats.json").read_text())
+    assert not [p for p in version_dir.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_iteration_two_names_its_parent(run_dir: Path, store: Path, version_dir: Path, tmp_path: Path):
+    run2 = make_run(tmp_path / "work" / "runs" / "demo-lidr" / "iter-2", n_prompts=6, iteration=2)
+    v2 = materialize(run2, store, progress=False)
+    m2 = read_manifest(v2)
+    assert v2.name == "iter-2" and m2["iteration"] == 2
+    assert m2["parent"] == {"version": "iter-1", "manifest_sha256": sha256_file(version_dir / "manifest.json")}
+    assert "`iter-1`" in (v2 / "README.md").read_text()
+
+
+def test_existing_version_is_immutable_unless_forced(run_dir: Path, store: Path, version_dir: Path, capsys):
+    before = {rel: e["sha256"] for rel, e in read_manifest(version_dir)["files"].items()}
+    with pytest.raises(LidrError, match="already exists.*--force"):
+        materialize(run_dir, store, progress=False)
+    assert {rel: e["sha256"] for rel, e in read_manifest(version_dir)["files"].items()} == before
+    capsys.readouterr()
+    path = materialize(run_dir, store, force=True, progress=False)
+    assert path == version_dir and verify(path).ok
+    assert "--force: replacing existing version" in capsys.readouterr().err
+    assert sorted(p.name for p in store.joinpath("demo-lidr").iterdir()) == ["iter-1"]
+
+
+def test_secrets_in_recipe_never_reach_manifest_or_card(tmp_path: Path, store: Path):
+    run = make_run(tmp_path / "runs" / "x" / "iter-1", n_prompts=3, name="x")
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    recipe["backend_options"] = {"api_key": "sk-SECRET-123", "api_key_env": "OPENAI_API_KEY", "hf_token": "hf_SECRET"}
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    v = materialize(run, store, progress=False)
+    for f in ("manifest.json", "README.md"):
+        text = (v / f).read_text()
+        assert "SECRET" not in text and "OPENAI_API_KEY" in text
+    assert read_manifest(v)["recipe"]["generation"]["max_new_tokens"] == 512  # not a secret despite "tokens"
+
+
+def test_verify_names_an_altered_file_and_the_cli_fails(version_dir: Path, capsys):
+    assert main(["verify", str(version_dir)]) == 0
+    target = version_dir / "data" / "de" / "train-00000-of-00001.parquet"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    result = verify(version_dir)
+    assert not result.ok and result.problems == ["data/de/train-00000-of-00001.parquet: sha256 mismatch (file altered)"]
+    capsys.readouterr()
+    assert main(["verify", str(version_dir)]) == 1
+    assert "data/de/train-00000-of-00001.parquet" in capsys.readouterr().err
+
+
+def test_verify_missing_and_unlisted_files(version_dir: Path):
+    (version_dir / "data" / "fr" / "train-00000-of-00001.parquet").unlink()
+    (version_dir / "data" / "extra.parquet").write_bytes(b"x")
+    problems = verify(version_dir).problems
+    assert "data/fr/train-00000-of-00001.parquet: missing" in problems
+    assert "data/extra.parquet: not listed in the manifest" in problems
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "malformed manifest"),
+    ("[]", "expected a JSON object"),
+    ('{"schema_version": 1, "name": "x", "version": "v", "configs": {}, "counts": {}}', "field 'files'"),
+    ('{"schema_version": 1, "name": "x", "version": "v", "configs": {}, "counts": {}, '
+     '"files": {"../etc/passwd": {"sha256": "0"}}}', "bad entry"),
+])
+def test_malformed_manifest_is_a_clear_error(version_dir: Path, content: str, message: str, capsys):
+    (version_dir / "manifest.json").write_text(content)
+    before = _tree(version_dir)
+    with pytest.raises(LidrError, match=message):
+        verify(version_dir)
+    assert main(["verify", str(version_dir)]) == 2
+    assert message.split("'")[0] in capsys.readouterr().err
+    assert _tree(version_dir) == before
+
+
+@pytest.mark.parametrize("version", ["../escape", "a/b", ".hidden", "-rf", "x..y", ""])
+def test_bad_version_names_are_refused_and_nothing_is_written(run_dir: Path, store: Path, version: str):
+    with pytest.raises(LidrError, match="invalid version"):
+        materialize(run_dir, store, version=version or "..", progress=False)
+    assert not store.exists() or not any(store.rglob("*.parquet"))
+
+
+def test_bad_dataset_name_in_recipe(run_dir: Path, store: Path):
+    recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    recipe["name"] = "../../outside"
+    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(LidrError, match="invalid dataset name"):
+        materialize(run_dir, store, progress=False)
+    assert not store.exists()
+
+
+def test_bad_run_folders(tmp_path: Path, store: Path, run_dir: Path):
+    with pytest.raises(LidrError, match="does not exist"):
+        materialize(tmp_path / "nope", store)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(LidrError, match="no pairs.parquet"):
+        materialize(empty, store)
+    pq.write_table(pq.read_table(run_dir / "pairs.parquet").drop(["chosen_lang"]), run_dir / "pairs.parquet")
+    with pytest.raises(LidrError, match="missing published columns chosen_lang"):
+        materialize(run_dir, store)
+    assert not store.exists()
+
+
+@pytest.mark.slow
+def test_killed_materialize_leaves_no_version(tmp_path: Path, store: Path):
+    """SIGKILL while the data is being written: no version appears; the next materialize cleans up and succeeds."""
+    run = make_run(tmp_path / "runs" / "big" / "iter-1", n_prompts=15_000, name="big")
+    script = ("import sys; from lidr_data.dataset.version import materialize; "
+              "materialize(sys.argv[1], sys.argv[2], shard_rows=5000, progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(run), str(store)])
+    dataset_dir = store / "big"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        temps = [p for p in dataset_dir.glob(".tmp-*")] if dataset_dir.exists() else []
+        if temps and any(temps[0].rglob("*.parquet")):
+            break
+        assert proc.poll() is None, "materialize finished before it could be killed"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (dataset_dir / "iter-1").exists()
+    assert [p.name for p in dataset_dir.iterdir() if not p.name.startswith(".tmp-")] == []
+    v = materialize(run, store, progress=False)
+    assert verify(v).ok and [p.name for p in dataset_dir.iterdir()] == ["iter-1"]

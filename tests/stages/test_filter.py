@@ -1,0 +1,135 @@
+"""Filter stage: every rule fires with its name, can be switched off, honours its thresholds; rows in = kept +
+dropped. Runs the real tag stage first so the rules read real language-ID tags."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+from postprocess_rows import make_pair, write_pairs
+
+from lidr_data.errors import LidrError
+from lidr_data.stages.filter import RULES, FilterConfig, filter_pairs
+from lidr_data.stages.schema import DROP_COLUMNS
+from lidr_data.stages.tag import TagConfig, tag_pairs
+
+EN = "The river flows through the old town, past the market and the cathedral, before it reaches the sea."
+FR = "La rivière traverse la vieille ville, passe devant le marché et la cathédrale, avant d'atteindre la mer."
+FR_B = "Le fleuve coule lentement vers l'océan en passant par les collines, les villages et les grandes forêts."
+DE = "Der Fluss fließt durch die Altstadt, am Markt und am Dom vorbei, bevor er das Meer erreicht."
+EN_B = "Rivers carry water from the mountains to the sea, shaping valleys and feeding farms along the way."
+LANGS = ["en", "fr", "de"]
+
+
+def good(**kw):
+    base = {"prompt": "Où va la rivière ?", "chosen": FR, "rejected": FR_B, "lang": "fr"}
+    base.update(kw)
+    return make_pair(base.pop("prompt"), base.pop("chosen"), base.pop("rejected"), **base)
+
+
+# One row per rule that fails only that rule.
+FAILING = {
+    "translation_failed": good(chosen=None, translation_ok=False),
+    "empty_side": good(rejected="  \n"),
+    "truncated": good(rejected_finish="length"),
+    "wrong_language": good(chosen=DE),
+    "length_ratio": good(chosen=FR * 8),
+    "identical_sides": good(rejected=FR + "  "),
+}
+
+
+def run(tmp_path, rows, config=None, dominant="en"):
+    raw = write_pairs(rows, tmp_path / "raw.parquet")
+    tag_pairs(raw, tmp_path / "tagged.parquet", TagConfig(), LANGS)
+    stats = filter_pairs(tmp_path / "tagged.parquet", tmp_path / "kept.parquet", tmp_path / "dropped.parquet",
+                         config or FilterConfig(), dominant)
+    kept = pq.read_table(tmp_path / "kept.parquet")
+    dropped = pq.read_table(tmp_path / "dropped.parquet")
+    assert stats.rows_in == len(rows) == kept.num_rows + dropped.num_rows
+    assert stats.kept == kept.num_rows and sum(stats.dropped.values()) == dropped.num_rows
+    return stats, kept, dropped
+
+
+def test_all_rules_fire_with_their_names_and_good_rows_survive(tmp_path):
+    rows = [good(prompt_id="ok1"), good(prompt_id="ok2", chosen=EN, rejected=EN_B, lang="en",
+                                        direction="to_dominant", pivot_lang="fr")] + list(FAILING.values())
+    stats, kept, dropped = run(tmp_path, rows)
+    assert kept.column("prompt_id").to_pylist() == ["ok1", "ok2"]
+    assert dropped.column("reason").to_pylist() == list(FAILING)
+    assert stats.dropped == {name: 1 for name in RULES}
+    assert set(dropped.column("stage").to_pylist()) == {"filter"}
+    assert dropped.column("duplicate_of").null_count == dropped.num_rows
+    assert dropped.schema.names[-3:] == DROP_COLUMNS.names
+    assert kept.schema == pq.read_schema(tmp_path / "tagged.parquet")
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_each_rule_can_be_switched_off(tmp_path, rule):
+    stats, _, _ = run(tmp_path, [FAILING[rule]], FilterConfig(**{rule: False}))
+    assert rule not in stats.dropped  # a later rule may still catch it (an empty side has a tiny length ratio)
+    later = RULES[RULES.index(rule):]
+    stats, kept, _ = run(tmp_path, [FAILING[rule]], FilterConfig(**{r: False for r in later}))
+    assert kept.num_rows == 1, stats
+
+
+def test_first_rule_in_order_wins(tmp_path):
+    row = good(chosen=None, translation_ok=False, rejected_finish="length")  # failed, empty and truncated
+    _, _, dropped = run(tmp_path, [row])
+    assert dropped.column("reason").to_pylist() == ["translation_failed"]
+    _, _, dropped = run(tmp_path, [good(rejected="", rejected_finish="length")])
+    assert dropped.column("reason").to_pylist() == ["empty_side"]
+
+
+def test_length_ratio_bounds_are_honoured(tmp_path):
+    ratio = len(FR * 3) / len(FR_B)  # about 3
+    rows = [good(chosen=FR * 3)]
+    assert run(tmp_path, rows, FilterConfig(max_length_ratio=ratio + 0.1))[1].num_rows == 1
+    _, _, dropped = run(tmp_path, rows, FilterConfig(max_length_ratio=ratio - 0.1))
+    assert dropped.column("reason").to_pylist() == ["length_ratio"]
+    rows = [good(rejected=FR_B * 3)]  # ratio about 1/3
+    assert run(tmp_path, rows, FilterConfig(min_length_ratio=1 / 3.5))[1].num_rows == 1
+    assert run(tmp_path, rows, FilterConfig(min_length_ratio=0.5))[2].num_rows == 1
+
+
+def test_language_rule_uses_dominant_language_for_to_dominant_pairs(tmp_path):
+    row = good(chosen=EN, rejected=EN_B, lang="fr", direction="to_dominant", pivot_lang="fr")
+    assert run(tmp_path, [row], dominant="en")[1].num_rows == 1
+    _, _, dropped = run(tmp_path, [row], dominant="fr")  # French expected, English found
+    assert dropped.column("reason").to_pylist() == ["wrong_language"]
+    _, _, dropped = run(tmp_path, [good(rejected=EN_B)])  # the rejected side counts too
+    assert dropped.column("reason").to_pylist() == ["wrong_language"]
+
+
+def test_unknown_language_handling_and_min_score(tmp_path):
+    row = good(chosen="42 + 17 = 59 ; 59 * 2 = 118.")  # digits only: language ID says unknown
+    _, kept, _ = run(tmp_path, [row], FilterConfig(length_ratio=False))
+    assert kept.column("chosen_lang").to_pylist() == ["unknown"]
+    _, _, dropped = run(tmp_path, [row], FilterConfig(length_ratio=False, unknown_language="drop"))
+    assert dropped.column("reason").to_pylist() == ["wrong_language"]
+    # Every confident tag is below a score of 1.0, so min_language_score=1 turns them all into "unknown".
+    assert run(tmp_path, [good()], FilterConfig(min_language_score=1.0, unknown_language="drop"))[2].num_rows == 1
+    assert run(tmp_path, [good()], FilterConfig(min_language_score=1.0))[1].num_rows == 1
+
+
+def test_translation_tasks_are_exempt_from_the_language_rule_by_default(tmp_path):
+    row = good(chosen=EN, is_translation_task=True)
+    assert run(tmp_path, [row])[1].num_rows == 1
+    _, _, dropped = run(tmp_path, [row], FilterConfig(exempt_translation_tasks=False))
+    assert dropped.column("reason").to_pylist() == ["wrong_language"]
+
+
+def test_empty_input_writes_empty_tables(tmp_path):
+    stats, kept, dropped = run(tmp_path, [])
+    assert (stats.rows_in, kept.num_rows, dropped.num_rows) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"min_length_ratio": 2.0, "max_length_ratio": 1.5}, "filters.max_length_ratio must be > filters.min_length_ratio"),
+    ({"min_length_ratio": 0}, "filters.min_length_ratio must be > 0"),
+    ({"min_language_score": 2}, "filters.min_language_score"),
+    ({"unknown_language": "maybe"}, "filters.unknown_language"),
+    ({"truncated": "yes"}, "filters.truncated"),
+    ({"max_length_ratio": "big"}, "filters.max_length_ratio must be a number"),
+])
+def test_config_validation_names_the_field(kwargs, message):
+    with pytest.raises(LidrError, match=message):
+        FilterConfig(**kwargs)

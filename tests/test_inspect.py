@@ -1,0 +1,105 @@
+"""`lidr inspect`: the report's figures against an independent computation, the rich output, and the HTML page
+rendered by a real headless Chromium (Debian package `chromium`; skipped with a message where it is absent)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import statistics
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lidr_data.cli import main
+from lidr_data.dataset.synthetic import make_run
+from lidr_data.dataset.version import materialize
+from lidr_data.inspect import build_report, render_html
+
+MARKUP = "<b>bold?</b> & <script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def version(tmp_path_factory) -> Path:
+    """A version with one exact duplicate pair and one pair with a 50x length ratio and HTML in its text."""
+    root = tmp_path_factory.mktemp("inspect")
+    run = make_run(root / "runs" / "demo-lidr" / "iter-1", n_prompts=20)
+    rows = pq.read_table(run / "pairs.parquet").to_pylist()
+    dup = dict(rows[3])
+    odd = dict(rows[5])
+    text = (MARKUP + " ") * 150
+    odd.update(pair_id="injected-odd", chosen=[{"role": "assistant", "content": text}], chosen_chars=len(text),
+               rejected=[{"role": "assistant", "content": "Oui."}], rejected_chars=4)
+    rows += [dup, odd]
+    pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(run / "pairs.parquet")), run / "pairs.parquet")
+    return materialize(run, root / "store", progress=False)
+
+
+def test_report_matches_an_independent_computation(version: Path):
+    rows = pq.read_table(version / "data" / "all").to_pylist()
+    dropped = pq.read_table(version / "data" / "dropped").to_pylist()
+    report = build_report(str(version), top=5)
+    assert report.pairs == len(rows)
+    assert {(r["lang"], r["direction"]): r["pairs"] for r in report.by_lang_dir} == \
+        dict(Counter((r["lang"], r["direction"]) for r in rows))
+    assert {(d["stage"], d["reason"]): d["rows"] for d in report.drops} == \
+        dict(Counter((d["stage"], d["reason"]) for d in dropped))
+    for a in report.agreement:
+        group = [r for r in rows if r["lang"] == a["lang"] and r["direction"] == a["direction"]]
+        assert a["chosen"] == pytest.approx(sum(r["chosen_lang"] == r["lang"] for r in group) / len(group))
+        assert a["rejected"] == pytest.approx(sum(r["rejected_lang"] == r["lang"] for r in group) / len(group))
+    for r in report.lengths:
+        group = [x for x in rows if x["lang"] == r["lang"]]
+        assert r["chosen_q"][1] == pytest.approx(statistics.median(x["chosen_chars"] for x in group))
+        assert r["rejected_q"][1] == pytest.approx(statistics.median(x["rejected_chars"] for x in group))
+    assert report.duplicates["exact_pairs"] == 1 and report.duplicates["same_prompt_chosen"] >= 1
+    assert report.duplicates["dropped_as_duplicate"] == sum(d["stage"] == "dedup" for d in dropped)
+    top = report.suspicious[0]
+    assert top["pair_id"] == "injected-odd" and top["reasons"][0].startswith("length ratio")
+    assert len(report.suspicious) == 5
+    assert report.manifest["version"] == "iter-1"
+
+
+def test_terminal_report(version: Path, capsys):
+    assert main(["inspect", str(version)]) == 0
+    out = capsys.readouterr().out
+    for heading in ("Pairs by language and direction", "Dropped rows", "Lengths", "Duplicates",
+                    "Most suspicious pairs"):
+        assert heading in out
+    assert "injected" in out
+
+
+def test_html_is_self_contained_and_escaped(version: Path, tmp_path: Path):
+    page = render_html(build_report(str(version)))
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
+    assert set(re.findall(r"https?://[^\s\"')]+", page)) <= {"http://www.w3.org/2000/svg"}
+    assert page.count("<svg") >= 4 + 4  # counts, drops, agreement, ratio + one length plot per language
+
+
+def test_html_renders_in_headless_chromium(version: Path, tmp_path: Path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("headless Chromium not installed (Debian: apt-get install -y chromium)")
+    html = tmp_path / "report.html"
+    assert main(["inspect", str(version), "--html", str(html)]) == 0
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!doctype html><title>x</title>")
+    shots = {}
+    for name, page in (("report", html), ("blank", blank)):
+        shot = tmp_path / f"{name}.png"
+        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+               f"--user-data-dir={tmp_path / 'chrome-profile'}", "--window-size=1280,2200",
+               f"--screenshot={shot}", page.as_uri()]
+        subprocess.run(cmd, capture_output=True, timeout=120)
+        assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        shots[name] = shot.stat().st_size
+    # A page with charts and tables compresses far worse than an empty one.
+    assert shots["report"] > 10 * shots["blank"], shots
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          f"--user-data-dir={tmp_path / 'chrome-profile'}", html.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("<svg") >= 8 and "Most suspicious pairs" in dom

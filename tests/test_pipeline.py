@@ -1,0 +1,165 @@
+"""The whole build on the tiny model: run folder, rows identity at every stage, resume, imports, failures."""
+
+import dataclasses
+import json
+import shutil
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+import lidr_data.generation as generation
+from lidr_data.errors import LidrError
+from lidr_data.generation.base import Generator
+from lidr_data.pipeline import FEEDS, OUTPUTS, build, read_stats
+from lidr_data.recipe import TranslationsImport, load_recipe
+from lidr_data.stages.schema import PAIR_COLUMNS, STAGES, TAG_COLUMNS
+
+pytestmark = pytest.mark.slow  # builds on the tiny model: about 45 s for the module on 2 busy cores
+
+
+class CountingGenerator(Generator):
+    def __init__(self, inner: Generator):
+        self.inner, self.calls = inner, 0
+        self.model, self.model_revision = inner.model, inner.model_revision
+        self.template_hash, self.batch_size = inner.template_hash, inner.batch_size
+
+    def generate(self, requests):
+        self.calls += len(requests)
+        return self.inner.generate(requests)
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """Every generator the pipeline loads, wrapped to count the requests that reach the model."""
+    loaded = []
+    real = generation.load_generator
+
+    def counting(*args, **kwargs):
+        loaded.append(CountingGenerator(real(*args, **kwargs)))
+        return loaded[-1]
+
+    monkeypatch.setattr(generation, "load_generator", counting)
+    return loaded
+
+
+def demo_recipe(tiny_model_dir, **changes):
+    recipe = load_recipe("lidr:assets/demo.yaml")
+    return dataclasses.replace(recipe, model=str(tiny_model_dir), **changes)
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_model_dir, tmp_path_factory):
+    """The demo recipe on four items (en + es, de, fr), built once."""
+    workdir = tmp_path_factory.mktemp("work")
+    run_dir = build(demo_recipe(tiny_model_dir), workdir=workdir, limit=4, progress=False)
+    return workdir, run_dir
+
+
+def copy_run(first_run, tmp_path):
+    workdir, run_dir = first_run
+    shutil.copytree(workdir / "runs", tmp_path / "runs")
+    return tmp_path, tmp_path / run_dir.relative_to(workdir)
+
+
+def test_run_folder_tables_and_rows_identity(first_run):
+    _, run_dir = first_run
+    assert run_dir.parts[-3:] == ("runs", "demo", "iter-1")
+    for name in [*OUTPUTS.values(), "dropped.parquet", "stats.json", "recipe.yaml", "cache/requests.sqlite"]:
+        assert (run_dir / name).is_file(), name
+    stats = {s.stage: s for s in read_stats(run_dir)}
+    assert list(stats) == list(STAGES)
+    for s in stats.values():
+        assert s.rows_in == s.kept + sum(s.dropped.values())
+        assert pq.ParquetFile(run_dir / OUTPUTS[s.stage]).metadata.num_rows == s.kept
+    for stage, before in FEEDS.items():
+        assert stats[stage].rows_in == stats[before].kept
+    assert stats["prompts"].kept == 16 and stats["respond"].kept == 16
+    assert stats["translate"].rows_in == 4 * 3 + 4 * 3  # 4 items: en -> 3 languages, 3 languages -> en
+    assert stats["pairs"].rows_in == 4 * 3 * 2
+    # Every drop of every stage is in dropped.parquet with its stage and a reason, matching the stats.
+    dropped = pl.read_parquet(run_dir / "dropped.parquet")
+    assert dropped.filter(pl.col("reason").is_null() | (pl.col("reason") == "")).height == 0
+    counts = {(r["stage"], r["reason"]): r["len"] for r in dropped.group_by("stage", "reason").len().to_dicts()}
+    assert counts == {(s.stage, reason): n for s in stats.values() for reason, n in s.dropped.items() if n}
+    # The published table: PAIR_COLUMNS + TAG_COLUMNS, no flat text.
+    pairs = pl.read_parquet(run_dir / "pairs.parquet")
+    assert pairs.columns == PAIR_COLUMNS.names + TAG_COLUMNS.names
+    assert pairs.height + dropped.filter(pl.col("stage").is_in(["tag", "filter", "dedup"])).height \
+        == stats["pairs"].kept
+    assert set(pairs["direction"]) <= {"to_dominant", "from_dominant"}
+    assert load_recipe(run_dir / "recipe.yaml").prompts.limit == 4  # the resolved recipe, overrides included
+
+
+def test_rerun_after_deleting_the_final_table_calls_no_model(first_run, tmp_path, tiny_model_dir, loads):
+    workdir, run_dir = copy_run(first_run, tmp_path)
+    before = pl.read_parquet(run_dir / "pairs.parquet")
+    (run_dir / "pairs.parquet").unlink()
+    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=4, progress=False)
+    assert loads == []  # respond and translate were finished: no model even loaded
+    assert pl.read_parquet(run_dir / "pairs.parquet").equals(before)
+
+
+def test_rerun_of_a_generation_stage_is_served_by_the_cache(first_run, tmp_path, tiny_model_dir, loads):
+    workdir, run_dir = copy_run(first_run, tmp_path)
+    raw, pairs = pl.read_parquet(run_dir / "pairs_raw.parquet"), pl.read_parquet(run_dir / "pairs.parquet")
+    (run_dir / "translations.parquet").unlink()
+    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=4, progress=False)
+    assert len(loads) == 1 and loads[0].calls == 0  # every translation request was a cache hit
+    assert pl.read_parquet(run_dir / "pairs_raw.parquet").equals(raw)
+    # (language-ID scores of a rerun may differ in the last bit, so the final table is compared by pair)
+    assert pl.read_parquet(run_dir / "pairs.parquet")["pair_id"].to_list() == pairs["pair_id"].to_list()
+
+
+def test_changed_filter_setting_reruns_only_what_depends_on_it(first_run, tmp_path, tiny_model_dir, loads):
+    workdir, run_dir = copy_run(first_run, tmp_path)
+    mtimes = {s: (run_dir / OUTPUTS[s]).stat().st_mtime_ns for s in STAGES}
+    recipe = demo_recipe(tiny_model_dir)
+    recipe = dataclasses.replace(recipe, filters=dataclasses.replace(recipe.filters, identical_sides=False))
+    build(recipe, workdir=workdir, limit=4, progress=False)
+    assert loads == []
+    after = {s: (run_dir / OUTPUTS[s]).stat().st_mtime_ns for s in STAGES}
+    assert [s for s in STAGES if after[s] != mtimes[s]] == ["filter", "dedup"]
+
+
+def test_failure_midway_leaves_finished_stages_and_no_partial_table(first_run, tmp_path, tiny_model_dir, loads):
+    workdir = tmp_path / "w"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt_id": "demo-0", "text": "x"}\n')  # no languages: an error at the translate stage
+    recipe = demo_recipe(tiny_model_dir)
+    recipe = dataclasses.replace(recipe, imports=dataclasses.replace(
+        recipe.imports, translations=[TranslationsImport(path=str(bad))]))
+    with pytest.raises(LidrError, match=r"bad.jsonl:1: no 'src_lang'/'tgt_lang'"):
+        build(recipe, workdir=workdir, limit=2, langs=["es"], progress=False)
+    run_dir = workdir / "runs" / "demo" / "iter-1"
+    state = json.loads((run_dir / "state.json").read_text())
+    assert list(state) == ["prompts", "respond"] and not (run_dir / "translations.parquet").exists()
+    assert not [p for p in run_dir.rglob(".*") if p.is_file()]  # no temporary files left behind
+    responded = loads[0].calls
+    bad.write_text('{"prompt_id": "demo-0", "src_lang": "es", "tgt_lang": "en", "text": "Imported."}\n')
+    build(recipe, workdir=workdir, limit=2, langs=["es"], progress=False)
+    # respond was not redone; of the 4 translations (2 items, en->es and es->en) one came imported
+    assert responded == 4 and loads[1].calls == 3
+    t = pl.read_parquet(run_dir / "translations.parquet")
+    assert t.filter((pl.col("prompt_id") == "demo-0") & (pl.col("src_lang") == "es"))["text"].to_list() == [
+        "Imported."]
+
+
+def test_generations_of_another_run_are_imported_not_regenerated(first_run, tmp_path, tiny_model_dir, loads):
+    _, run_dir = first_run
+    recipe = dataclasses.replace(demo_recipe(tiny_model_dir), name="imported")
+    new_dir = build(recipe, workdir=tmp_path, limit=4, responses=[run_dir / "responses.parquet"],
+                    translations=[run_dir / "translations.parquet"], progress=False)
+    assert loads == []
+    old, new = pl.read_parquet(run_dir / "pairs.parquet"), pl.read_parquet(new_dir / "pairs.parquet")
+    assert new["pair_id"].to_list() == old["pair_id"].to_list()
+
+
+def test_every_request_failing_still_completes_with_reasons(tiny_model_dir, tmp_path):
+    recipe = demo_recipe(tiny_model_dir)
+    recipe = dataclasses.replace(recipe, generation=dataclasses.replace(recipe.generation, max_new_tokens=4096))
+    run_dir = build(recipe, workdir=tmp_path, limit=2, langs=["de"], progress=False)
+    stats = {s.stage: s for s in read_stats(run_dir)}
+    assert stats["respond"].dropped == {"generation_error": 4} and stats["dedup"].kept == 0
+    assert stats["pairs"].dropped == {"missing_response": 4}
+    assert pl.read_parquet(run_dir / "pairs.parquet").height == 0

@@ -1,0 +1,145 @@
+"""Prompt sources: per-language folders (jsonl/json/parquet) and Hub-layout datasets, aligned by id."""
+
+import json
+
+import polars as pl
+import pytest
+
+from lidr_data.errors import LidrError
+from lidr_data.recipe import PromptsConfig
+from lidr_data.sources import load_prompts
+from tests.conftest import require_shared_data
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def folder(tmp_path, langs=("en", "es", "de"), ids=range(4)):
+    d = tmp_path / "prompts"
+    d.mkdir(exist_ok=True)
+    for lang in langs:
+        write_jsonl(d / f"{lang}.jsonl", [{"id": f"p{i}", "instruction": f"{lang} prompt {i}"} for i in ids])
+    return d
+
+
+def test_aligned_folder_keeps_every_row(tmp_path):
+    d = folder(tmp_path)
+    prompts, drops, stats = load_prompts(PromptsConfig(source=str(d)), ["en", "es", "de"])
+    assert prompts.num_rows == 12 and drops.num_rows == 0
+    assert (stats.rows_in, stats.kept, stats.dropped) == (12, 12, {})
+    rows = prompts.to_pylist()
+    assert [(r["prompt_id"], r["lang"]) for r in rows[:3]] == [("p0", "en"), ("p0", "es"), ("p0", "de")]
+    assert rows[1]["text"] == "es prompt 0" and rows[1]["source"].endswith("es.jsonl")
+    assert not any(r["is_translation_task"] for r in rows)
+
+
+def test_mixed_formats_and_field_mapping(tmp_path):
+    d = tmp_path / "p"
+    d.mkdir()
+    write_jsonl(d / "en.jsonl", [{"key": 1, "q": "one"}, {"key": 2, "q": "two"}])
+    (d / "fr.json").write_text(json.dumps([{"key": 2, "q": "deux"}, {"key": 1, "q": "un"}]))
+    pl.DataFrame({"key": [1, 2], "q": ["eins", "zwei"]}).write_parquet(d / "de.parquet")
+    prompts, _, stats = load_prompts(PromptsConfig(source=str(d), id_field="key", text_field="q"), ["en", "fr", "de"])
+    assert stats.kept == 6
+    got = {(r["prompt_id"], r["lang"]): r["text"] for r in prompts.to_pylist()}
+    assert got[("1", "fr")] == "un" and got[("2", "de")] == "zwei"  # aligned by id, not by line
+    assert prompts.column("prompt_id").to_pylist()[:3] == ["1", "1", "1"]  # ordered as in the dominant file
+
+
+def test_missing_and_empty_items_are_dropped_with_reasons(tmp_path):
+    d = folder(tmp_path, langs=("en",))
+    write_jsonl(d / "es.jsonl", [{"id": f"p{i}", "instruction": "x" if i != 2 else "  "} for i in range(4)])
+    write_jsonl(d / "de.jsonl", [{"id": f"p{i}", "instruction": "y"} for i in (0, 2, 3, 9)])
+    prompts, drops, stats = load_prompts(PromptsConfig(source=str(d)), ["en", "es", "de"])
+    assert sorted(set(prompts.column("prompt_id").to_pylist())) == ["p0", "p3"]
+    reasons = {(r["prompt_id"], r["lang"]): r["reason"] for r in drops.to_pylist()}
+    assert reasons == {
+        ("p1", "en"): "missing_in:de", ("p1", "es"): "missing_in:de",
+        ("p2", "en"): "missing_in:es", ("p2", "es"): "empty_text", ("p2", "de"): "missing_in:es",
+        ("p9", "de"): "missing_in:en,es",
+    }
+    assert set(drops.column("stage").to_pylist()) == {"prompts"}
+    assert stats.rows_in == prompts.num_rows + drops.num_rows == stats.kept + sum(stats.dropped.values())
+
+
+def test_offset_and_limit_select_items_in_dominant_order(tmp_path):
+    d = folder(tmp_path, ids=range(10))
+    prompts, drops, stats = load_prompts(PromptsConfig(source=str(d), offset=3, limit=4), ["en", "es"])
+    assert sorted(set(prompts.column("prompt_id").to_pylist())) == ["p3", "p4", "p5", "p6"]
+    assert stats.rows_in == 8 and drops.num_rows == 0  # items outside the slice are not "dropped", just unused
+
+
+def test_translation_tasks_from_ids_file_and_pattern(tmp_path):
+    d = folder(tmp_path)
+    ids = tmp_path / "tasks.jsonl"
+    write_jsonl(ids, [{"id": "p1", "prompt": "..."}, {"id": "p99"}])
+    prompts, _, _ = load_prompts(PromptsConfig(source=str(d), translation_task_ids=str(ids)), ["en", "es"])
+    flagged = {r["prompt_id"] for r in prompts.to_pylist() if r["is_translation_task"]}
+    assert flagged == {"p1"}
+    assert sum(prompts.column("is_translation_task").to_pylist()) == 2  # both languages of the item
+    prompts, _, _ = load_prompts(PromptsConfig(source=str(d), translation_task_pattern=r"prompt [23]$"),
+                                 ["en", "es"])
+    assert {r["prompt_id"] for r in prompts.to_pylist() if r["is_translation_task"]} == {"p2", "p3"}
+
+
+@pytest.mark.parametrize(
+    ("es_content", "message"),
+    [
+        ('{"id": "p0", "instruction": "a"}\n{"id": "p1", "instruction": \n', "es.jsonl:2: malformed JSON"),
+        ('{"id": "p0", "instruction": "a"}\n{"id": "p0", "instruction": "b"}\n',
+         "es.jsonl:2: duplicate id 'p0' (first seen at "),
+        ('{"instruction": "a"}\n', "es.jsonl:1: missing field 'id' (prompts.id_field)"),
+        ('{"id": "p0", "text": "a"}\n', "es.jsonl:1: missing field 'instruction' (prompts.text_field)"),
+        ('{"id": "p0", "instruction": ["a"]}\n', "es.jsonl:1: field 'instruction' must be a string"),
+        ('[1, 2]\n', "es.jsonl:1: expected a JSON object"),
+    ],
+)
+def test_bad_prompt_files_name_file_and_row(tmp_path, es_content, message):
+    d = folder(tmp_path, langs=("en",))
+    (d / "es.jsonl").write_text(es_content)
+    with pytest.raises(LidrError) as err:
+        load_prompts(PromptsConfig(source=str(d)), ["en", "es"])
+    assert message in str(err.value) and str(d) in str(err.value)
+
+
+def test_missing_folder_or_language_file(tmp_path):
+    with pytest.raises(LidrError, match="prompt folder not found"):
+        load_prompts(PromptsConfig(source=str(tmp_path / "nope")), ["en", "es"])
+    d = folder(tmp_path, langs=("en",))
+    with pytest.raises(LidrError, match=r"no prompt file for language 'es' \(expected es.jsonl, es.json, es.parquet\)"):
+        load_prompts(PromptsConfig(source=str(d)), ["en", "es"])
+    (d / "es.jsonl").write_text("")
+    (d / "es.json").write_text("[]")
+    with pytest.raises(LidrError, match="several prompt files for language 'es'"):
+        load_prompts(PromptsConfig(source=str(d)), ["en", "es"])
+
+
+def test_hub_dataset_path_with_one_table_for_all_languages(tmp_path):
+    # A dataset folder in the Hub layout, read through datasets.load_dataset (the code path of a Hub id), offline.
+    repo = tmp_path / "org-prompts"
+    (repo / "data").mkdir(parents=True)
+    pl.DataFrame({
+        "uid": [0, 1, 0, 1, 1], "language": ["en", "en", "de", "de", "fr"],
+        "question": ["Hi?", "Why?", "Hallo?", "Warum?", "Pourquoi ?"],
+    }).write_parquet(repo / "data" / "train-00000-of-00001.parquet")
+    cfg = PromptsConfig(source=str(repo), format="hub", id_field="uid", text_field="question", lang_field="language")
+    prompts, drops, stats = load_prompts(cfg, ["en", "de"])
+    assert stats.kept == 4 and prompts.column("source").to_pylist()[0].endswith("[train]")
+    assert {(r["prompt_id"], r["lang"]): r["text"] for r in prompts.to_pylist()}[("1", "de")] == "Warum?"
+    cfg = PromptsConfig(source=str(repo), format="hub", id_field="uid", text_field="question", lang_field="lang")
+    with pytest.raises(LidrError, match=r"no field 'lang' \(prompts.lang_field\)"):
+        load_prompts(cfg, ["en", "de"])
+    with pytest.raises(LidrError, match="cannot load prompt dataset"):
+        load_prompts(PromptsConfig(source=str(tmp_path / "empty-dir-x"), format="hub"), ["en", "de"])
+
+
+def test_real_alpagasus_prompts_with_translation_task_list():
+    base = require_shared_data("prompts")
+    ids_file = base / "translation-instructions.jsonl"
+    cfg = PromptsConfig(source=str(base / "alpagasus-0-1000"), translation_task_ids=str(ids_file))
+    prompts, drops, stats = load_prompts(cfg, ["en", "es", "ru", "de", "fr"])
+    assert stats.kept == 5000 and drops.num_rows == 0
+    listed = {json.loads(line)["id"] for line in ids_file.read_text().splitlines() if line.strip()}
+    flagged = {r["prompt_id"] for r in prompts.to_pylist() if r["is_translation_task"]}
+    assert flagged == listed & set(prompts.column("prompt_id").to_pylist()) and flagged

@@ -1,0 +1,135 @@
+"""`lidr sql`: real DuckDB over real Parquet versions; writes, attaches, installs and settings are refused."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lidr_data.cli import main
+from lidr_data.dataset.synthetic import make_run
+from lidr_data.dataset.version import materialize
+from lidr_data.errors import LidrError
+from lidr_data.sql import query
+
+
+@pytest.fixture(scope="module")
+def version(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sql")
+    return materialize(make_run(root / "runs" / "demo-lidr" / "iter-1", n_prompts=10), root / "store", progress=False)
+
+
+def _files(folder: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in folder.rglob("*")}
+
+
+def test_select_with_flat_text_columns(version: Path):
+    pairs = pq.read_table(version / "data" / "all").to_pylist()
+    table = query(str(version), "SELECT pair_id, prompt_text, chosen_text, rejected_text FROM pairs ORDER BY pair_id")
+    got = {r["pair_id"]: r for r in table.to_pylist()}
+    assert len(got) == len(pairs)
+    for p in pairs:
+        r = got[p["pair_id"]]
+        assert r["prompt_text"] == p["prompt"][-1]["content"]
+        assert r["chosen_text"] == p["chosen"][0]["content"] and r["rejected_text"] == p["rejected"][0]["content"]
+    dropped = pq.read_table(version / "data" / "dropped").to_pylist()
+    table = query(f"{version.parent}@iter-1", "SELECT reason, count(*) AS n FROM dropped GROUP BY reason")
+    assert {r["reason"]: r["n"] for r in table.to_pylist()} == dict(Counter(d["reason"] for d in dropped))
+    with_cte = query(str(version), "WITH x AS (SELECT lang FROM pairs) SELECT count(DISTINCT lang) AS n FROM x")
+    assert with_cte.to_pylist() == [{"n": len({p["lang"] for p in pairs})}]
+
+
+def test_output_formats(version: Path, tmp_path: Path, capsys):
+    q = "SELECT lang, count(*) AS n FROM pairs GROUP BY lang ORDER BY lang"
+    expected = [{"lang": k, "n": v} for k, v in sorted(Counter(pq.read_table(version / "data/all")["lang"].to_pylist()).items())]
+    assert main(["sql", str(version), q, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == expected
+    assert main(["sql", str(version), q, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == '"lang","n"' and lines[1:] == [f'"{r["lang"]}",{r["n"]}' for r in expected]
+    out = tmp_path / "result.parquet"
+    assert main(["sql", str(version), q, "--format", "parquet", "--output", str(out)]) == 0
+    assert pq.read_table(out).to_pylist() == expected
+    assert main(["sql", str(version), q]) == 0
+    assert "4 row(s)" in capsys.readouterr().out
+    assert main(["sql", str(version), q, "--format", "parquet"]) == 2
+    assert "--output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("statement", [
+    "COPY pairs TO '{tmp}/out.csv'",
+    "COPY (SELECT * FROM pairs) TO '{tmp}/out.parquet' (FORMAT parquet)",
+    "EXPORT DATABASE '{tmp}/db'",
+    "ATTACH '{tmp}/x.duckdb' AS x",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET threads = 1",
+    "SET enable_external_access = true",
+    "RESET lock_configuration",
+    "PRAGMA enable_profiling",
+    "CREATE TABLE t AS SELECT * FROM pairs",
+    "CREATE VIEW v AS SELECT 1",
+    "INSERT INTO pairs SELECT * FROM pairs",
+    "UPDATE pairs SET lang = 'xx'",
+    "DELETE FROM pairs",
+    "DROP VIEW pairs",
+    "CALL pragma_version()",
+    "SELECT 1; COPY pairs TO '{tmp}/out.csv'",
+])
+def test_writes_and_settings_are_refused(version: Path, tmp_path: Path, statement: str, capsys):
+    before = _files(tmp_path), _files(version)
+    sql = statement.format(tmp=tmp_path)
+    with pytest.raises(LidrError, match="refused|exactly one"):
+        query(str(version), sql)
+    assert main(["sql", str(version), sql]) == 2
+    err = capsys.readouterr().err
+    assert "refused" in err or "exactly one" in err
+    assert (_files(tmp_path), _files(version)) == before
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/hostname')",
+    "SELECT * FROM glob('/*')",
+    "SELECT * FROM read_parquet('{other}')",
+])
+def test_reading_other_files_is_refused_by_the_sandbox(version: Path, tmp_path: Path, statement: str):
+    other = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"secret": [1]}), other)
+    with pytest.raises(LidrError, match="refused: Permission Error"):
+        query(str(version), statement.format(other=other))
+
+
+def test_parquet_folder_without_manifest(tmp_path: Path, version: Path):
+    results = tmp_path / "eval-results"
+    results.mkdir()
+    pq.write_table(pa.table({"lang": ["de", "fr", "de"], "correct": [True, False, False]}), results / "mgsm.parquet")
+    pq.write_table(pa.table({"lang": ["de"], "win_rate": [55.0]}), results / "winrate.parquet")
+    t = query(str(results), "SELECT m.lang, avg(correct::INT) AS acc, any_value(w.win_rate) AS wr FROM mgsm m "
+                            "LEFT JOIN winrate w USING (lang) GROUP BY m.lang ORDER BY m.lang")
+    assert t.to_pylist() == [{"lang": "de", "acc": 0.5, "wr": 55.0}, {"lang": "fr", "acc": 0.0, "wr": None}]
+    # A run folder is such a folder too: pairs.parquet and dropped.parquet become views (with flat text).
+    run = make_run(tmp_path / "run", n_prompts=3)
+    t = query(str(run), "SELECT count(*) AS n, count(chosen_text) AS c FROM pairs")
+    assert t.to_pylist()[0]["n"] == pq.read_metadata(run / "pairs.parquet").num_rows
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(LidrError, match="no .parquet files"):
+        query(str(empty), "SELECT 1")
+
+
+def test_bad_sql_and_bad_references(version: Path):
+    with pytest.raises(LidrError, match="SQL error: .*no_such_table"):
+        query(str(version), "SELECT * FROM no_such_table")
+    with pytest.raises(LidrError, match="syntax error|SQL error"):
+        query(str(version), "SELEC 1")
+    with pytest.raises(LidrError, match="unknown reference"):
+        query("./missing/version", "SELECT 1")
+    (version.parent / "broken").mkdir()
+    (version.parent / "broken" / "manifest.json").write_text("{oops")
+    with pytest.raises(LidrError, match="malformed manifest"):
+        query(str(version.parent / "broken"), "SELECT 1")
