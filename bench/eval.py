@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lidr_data.eval.judges import OpenAIJudge, Pair  # noqa: E402
-
 from tests.servers.openai_server import OpenAIServer, completion_response  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "x-alpacaeval" / "outputs"
@@ -59,11 +58,6 @@ class Handler:
 
 
 def serve(latency: float, urls, stop) -> None:
-    from http.server import ThreadingHTTPServer
-
-    # socketserver's listen backlog of 5 drops connections when 16 open at once (a dropped SYN costs the client
-    # a retry); real servers listen with a deep backlog.
-    ThreadingHTTPServer.request_queue_size = 128
     with OpenAIServer(handler=Handler(latency), model_name="judge") as server:
         urls.put(server.base_url)
         stop.wait()

@@ -114,16 +114,16 @@ def _compose(rng: random.Random, pool: list[str], target: int) -> str:
 
 
 def _near_edit(rng: random.Random, text: str, lang: str) -> str:
-    """Change a couple of words (or characters, for Chinese and Japanese) of a long text."""
+    """Change a couple of words (characters, for Chinese and Japanese) for others of the same text, so the
+    copy stays in its language."""
     if lang not in ("zh", "ja"):
         words = text.split(" ")
         for _ in range(2):
-            i = rng.randrange(len(words))
-            words[i] = words[i][::-1] + "x"
+            words[rng.randrange(len(words))] = rng.choice(words)
         return " ".join(words)
     chars = list(text)
     for _ in range(3):
-        chars[rng.randrange(len(chars))] = "の"
+        chars[rng.randrange(len(chars))] = rng.choice(chars)
     return "".join(chars)
 
 
@@ -343,8 +343,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
 
     t = time.perf_counter()
-    raw = work / "pairs_raw.parquet"
-    planted = build_corpus(args.pairs, raw, args.seed)
+    raw, meta = work / "pairs_raw.parquet", work / "planted.json"
+    key = {"pairs": args.pairs, "seed": args.seed, "version": 2}
+    if raw.is_file() and meta.is_file() and json.loads(meta.read_text())["key"] == key:
+        planted = json.loads(meta.read_text())["planted"]  # same corpus as a previous run in this folder
+    else:
+        planted = build_corpus(args.pairs, raw, args.seed)
+        meta.write_text(json.dumps({"key": key, "planted": planted}))
     size_mb = raw.stat().st_size / 2**20
     text_mb = sum(pq.read_table(raw, columns=[c]).column(c).nbytes for c in
                   ("prompt_text", "chosen_text", "rejected_text")) / 2**20

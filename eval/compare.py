@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-from lidr_data.eval.results import read_run
 
 from lidr_data.errors import LidrError
+from lidr_data.eval.results import read_run
 
 DEFAULT_METRIC = {"mgsm": "accuracy", "winrate": "win_rate"}
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-from lidr_data.eval.extract import extract_answer, parse_gold
-from lidr_data.eval.results import write_json, write_table
 
 from lidr_data.errors import LidrError
+from lidr_data.eval.extract import extract_answer, parse_gold
+from lidr_data.eval.results import write_json, write_table
 from lidr_data.readers import read_records, row_location
 
 MGSM_LANGS = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+
+from lidr_data.errors import LidrError
 from lidr_data.eval.judges import Judge, Pair, load_judge
 from lidr_data.eval.results import write_json, write_json_list, write_table
 from lidr_data.eval.stats import length_controlled_win_rate, win_rate
-
-from lidr_data.errors import LidrError
 from lidr_data.readers import read_records, row_location
 
 SUFFIXES = (".json", ".jsonl", ".parquet")

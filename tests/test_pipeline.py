@@ -50,9 +50,9 @@ def demo_recipe(tiny_model_dir, **changes):
 
 @pytest.fixture(scope="module")
 def first_run(tiny_model_dir, tmp_path_factory):
-    """The demo recipe on four items (en + es, de, fr), built once."""
+    """The demo recipe on three items in en + es, de, built once."""
     workdir = tmp_path_factory.mktemp("work")
-    run_dir = build(demo_recipe(tiny_model_dir), workdir=workdir, limit=4, progress=False)
+    run_dir = build(demo_recipe(tiny_model_dir), workdir=workdir, limit=3, langs=["es", "de"], progress=False)
     return workdir, run_dir
 
 
@@ -74,9 +74,9 @@ def test_run_folder_tables_and_rows_identity(first_run):
         assert pq.ParquetFile(run_dir / OUTPUTS[s.stage]).metadata.num_rows == s.kept
     for stage, before in FEEDS.items():
         assert stats[stage].rows_in == stats[before].kept
-    assert stats["prompts"].kept == 16 and stats["respond"].kept == 16
-    assert stats["translate"].rows_in == 4 * 3 + 4 * 3  # 4 items: en -> 3 languages, 3 languages -> en
-    assert stats["pairs"].rows_in == 4 * 3 * 2
+    assert stats["prompts"].kept == 9 and stats["respond"].kept == 9
+    assert stats["translate"].rows_in == 3 * 2 + 3 * 2  # 3 items: en -> 2 languages, 2 languages -> en
+    assert stats["pairs"].rows_in == 3 * 2 * 2
     # Every drop of every stage is in dropped.parquet with its stage and a reason, matching the stats.
     dropped = pl.read_parquet(run_dir / "dropped.parquet")
     assert dropped.filter(pl.col("reason").is_null() | (pl.col("reason") == "")).height == 0
@@ -88,14 +88,15 @@ def test_run_folder_tables_and_rows_identity(first_run):
     assert pairs.height + dropped.filter(pl.col("stage").is_in(["tag", "filter", "dedup"])).height \
         == stats["pairs"].kept
     assert set(pairs["direction"]) <= {"to_dominant", "from_dominant"}
-    assert load_recipe(run_dir / "recipe.yaml").prompts.limit == 4  # the resolved recipe, overrides included
+    resolved = load_recipe(run_dir / "recipe.yaml")  # the resolved recipe, overrides included
+    assert resolved.prompts.limit == 3 and resolved.languages == ["es", "de"]
 
 
 def test_rerun_after_deleting_the_final_table_calls_no_model(first_run, tmp_path, tiny_model_dir, loads):
     workdir, run_dir = copy_run(first_run, tmp_path)
     before = pl.read_parquet(run_dir / "pairs.parquet")
     (run_dir / "pairs.parquet").unlink()
-    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=4, progress=False)
+    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=3, langs=["es", "de"], progress=False)
     assert loads == []  # respond and translate were finished: no model even loaded
     assert pl.read_parquet(run_dir / "pairs.parquet").equals(before)
 
@@ -104,7 +105,7 @@ def test_rerun_of_a_generation_stage_is_served_by_the_cache(first_run, tmp_path,
     workdir, run_dir = copy_run(first_run, tmp_path)
     raw, pairs = pl.read_parquet(run_dir / "pairs_raw.parquet"), pl.read_parquet(run_dir / "pairs.parquet")
     (run_dir / "translations.parquet").unlink()
-    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=4, progress=False)
+    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=3, langs=["es", "de"], progress=False)
     assert len(loads) == 1 and loads[0].calls == 0  # every translation request was a cache hit
     assert pl.read_parquet(run_dir / "pairs_raw.parquet").equals(raw)
     # (language-ID scores of a rerun may differ in the last bit, so the final table is compared by pair)
@@ -116,7 +117,7 @@ def test_changed_filter_setting_reruns_only_what_depends_on_it(first_run, tmp_pa
     mtimes = {s: (run_dir / OUTPUTS[s]).stat().st_mtime_ns for s in STAGES}
     recipe = demo_recipe(tiny_model_dir)
     recipe = dataclasses.replace(recipe, filters=dataclasses.replace(recipe.filters, identical_sides=False))
-    build(recipe, workdir=workdir, limit=4, progress=False)
+    build(recipe, workdir=workdir, limit=3, langs=["es", "de"], progress=False)
     assert loads == []
     after = {s: (run_dir / OUTPUTS[s]).stat().st_mtime_ns for s in STAGES}
     assert [s for s in STAGES if after[s] != mtimes[s]] == ["filter", "dedup"]
@@ -145,17 +146,43 @@ def test_failure_midway_leaves_finished_stages_and_no_partial_table(first_run, t
         "Imported."]
 
 
+def test_interrupted_generation_resumes_from_the_last_committed_batch(tiny_model_dir, tmp_path, monkeypatch):
+    real = generation.load_generator
+    loaded = []
+
+    class Interrupting(CountingGenerator):
+        def generate(self, requests):
+            if len(loaded) == 1 and self.calls >= 4 + 2:  # respond (4) + one translate batch (2), then ^C
+                raise KeyboardInterrupt
+            return super().generate(requests)
+
+    def load(*args, **kwargs):
+        loaded.append(Interrupting(real(*args, **kwargs)))
+        return loaded[-1]
+
+    monkeypatch.setattr(generation, "load_generator", load)
+    # 2 items in en + es: 4 answers, 4 translations, in batches of 2 (each batch is committed to the cache).
+    recipe = demo_recipe(tiny_model_dir, backend_options={"batch_size": 2})
+    with pytest.raises(KeyboardInterrupt):
+        build(recipe, workdir=tmp_path, limit=2, langs=["es"], progress=False)
+    run_dir = tmp_path / "runs" / "demo" / "iter-1"
+    assert not (run_dir / "translations.parquet").exists() and loaded[0].calls == 6
+    build(recipe, workdir=tmp_path, limit=2, langs=["es"], progress=False)
+    assert loaded[1].calls == 2  # only the translations of the interrupted batch
+    assert read_stats(run_dir)[2].kept == 4
+
+
 def test_generations_of_another_run_are_imported_not_regenerated(first_run, tmp_path, tiny_model_dir, loads):
     _, run_dir = first_run
     recipe = dataclasses.replace(demo_recipe(tiny_model_dir), name="imported")
-    new_dir = build(recipe, workdir=tmp_path, limit=4, responses=[run_dir / "responses.parquet"],
+    new_dir = build(recipe, workdir=tmp_path, limit=3, langs=["es", "de"], responses=[run_dir / "responses.parquet"],
                     translations=[run_dir / "translations.parquet"], progress=False)
     assert loads == []
     old, new = pl.read_parquet(run_dir / "pairs.parquet"), pl.read_parquet(new_dir / "pairs.parquet")
     assert new["pair_id"].to_list() == old["pair_id"].to_list()
 
 
-def test_every_request_failing_still_completes_with_reasons(tiny_model_dir, tmp_path):
+def test_every_request_failing_still_completes_with_reasons(tiny_model_dir, tmp_path, loads):
     recipe = demo_recipe(tiny_model_dir)
     recipe = dataclasses.replace(recipe, generation=dataclasses.replace(recipe.generation, max_new_tokens=4096))
     run_dir = build(recipe, workdir=tmp_path, limit=2, langs=["de"], progress=False)
@@ -163,3 +190,7 @@ def test_every_request_failing_still_completes_with_reasons(tiny_model_dir, tmp_
     assert stats["respond"].dropped == {"generation_error": 4} and stats["dedup"].kept == 0
     assert stats["pairs"].dropped == {"missing_response": 4}
     assert pl.read_parquet(run_dir / "pairs.parquet").height == 0
+    dropped = pl.read_parquet(run_dir / "dropped.parquet")
+    assert dropped.filter(pl.col("stage") == "respond")["error"].str.contains("exceeds the model context").all()
+    build(recipe, workdir=tmp_path, limit=2, langs=["de"], progress=False)
+    assert loads[1].calls == 4  # failed requests are not cached: a rerun retries them

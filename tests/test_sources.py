@@ -134,6 +134,20 @@ def test_hub_dataset_path_with_one_table_for_all_languages(tmp_path):
         load_prompts(PromptsConfig(source=str(tmp_path / "empty-dir-x"), format="hub"), ["en", "de"])
 
 
+def test_hub_dataset_path_with_one_config_per_language(tmp_path):
+    repo = tmp_path / "org-parallel"
+    repo.mkdir()
+    for lang, texts in {"en": ["One?", "Two?"], "de": ["Zwei?", "Eins?"]}.items():
+        ids = ["b", "a"] if lang == "de" else ["a", "b"]
+        pl.DataFrame({"id": ids, "instruction": texts}).write_parquet(repo / f"{lang}.parquet")
+    (repo / "README.md").write_text("---\nconfigs:\n- config_name: en\n  data_files: en.parquet\n"
+                                    "- config_name: de\n  data_files: de.parquet\n---\n")
+    cfg = PromptsConfig(source=str(repo), format="hub", hub_config="{lang}")
+    prompts, _, stats = load_prompts(cfg, ["en", "de"])
+    assert stats.kept == 4
+    assert {(r["prompt_id"], r["lang"]): r["text"] for r in prompts.to_pylist()}[("a", "de")] == "Eins?"
+
+
 def test_real_alpagasus_prompts_with_translation_task_list():
     base = require_shared_data("prompts")
     ids_file = base / "translation-instructions.jsonl"

@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "comes from `hf auth login` or HF_TOKEN and is never printed or written.",
     )
     p.add_argument("src", help="a version reference (folder, DATASET_FOLDER@VERSION)")
-    p.add_argument("--to", dest="dest", required=True, help="org/name on the Hub, or a local store folder")
+    p.add_argument("--to", dest="dest", required=True,
+                   help="org/name on the Hub, or a local store folder (existing, or written as ./path or /path)")
     p.add_argument("--version", default=None, help="tag/version name (default: the source's version)")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
     p.add_argument("--force", action="store_true", help="replace an existing tag/version of the same name")

@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo never needs the network; say so to the Hub client
     from lidr_data.pipeline import build
     from lidr_data.recipe import load_recipe
 

@@ -322,11 +322,10 @@ def materialize(
     try:
         data = tmp / "data"
         pf = pq.ParquetFile(run.pairs)
-        langs = sorted(
-            v for v in duckdb.connect().execute(
-                f"SELECT DISTINCT lang FROM read_parquet('{_sql_path(run.pairs)}')").fetchall() for v in v
-            if v is not None
-        )
+        rows = duckdb.connect().execute(f"SELECT DISTINCT lang FROM read_parquet('{_sql_path(run.pairs)}')").fetchall()
+        if any(r[0] is None for r in rows):
+            raise LidrError(f"{run.pairs}: some pairs have no `lang`")
+        langs = sorted(r[0] for r in rows)
         for lang in langs:
             check_name(lang, "language code")
             if lang in (ALL, DROPPED):

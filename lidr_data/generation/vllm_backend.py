@@ -58,8 +58,9 @@ class VLLMGenerator(Generator):
                 trust_remote_code=trust_remote_code,
                 seed=seed,
             )
-        except OSError as e:
-            raise LidrError(f"cannot load model {model!r}: {str(e).splitlines()[0]}") from e
+        except (OSError, ValueError) as e:  # missing/unreadable model, or a config vLLM rejects
+            first_line = (str(e) or type(e).__name__).splitlines()[0]
+            raise LidrError(f"cannot load model {model!r} with vLLM: {first_line}") from e
 
         self.tokenizer = self.llm.get_tokenizer()
         template = _chat_template(self.tokenizer)
@@ -71,7 +72,6 @@ class VLLMGenerator(Generator):
             self.model_revision = revision or local_model_revision(path)
         else:
             self.model_revision = _hub_commit(model, revision) or revision or "main"
-        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
 
     def _sampling(self, request: Request):
         s = request.sampling
@@ -116,10 +116,12 @@ class VLLMGenerator(Generator):
                 add_generation_prompt=not primed,
                 continue_final_message=primed,
             )
-        except Exception as e:  # noqa: BLE001 - vLLM rejects a whole call for one bad prompt: isolate it
+        except Exception as e:  # noqa: BLE001 - vLLM rejects a whole call for one bad prompt (e.g. too long)
             if len(requests) == 1:
-                return [self._error(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")]
-            return [c for r in requests for c in self._chat([r], primed)]
+                return [self._error(f"{type(e).__name__}: {(str(e) or '-').splitlines()[0]}")]
+            # Halve until the bad requests are isolated: the good ones still run in batches.
+            mid = len(requests) // 2
+            return self._chat(requests[:mid], primed) + self._chat(requests[mid:], primed)
         return [self._completion(o) for o in outputs]
 
     def _completion(self, output) -> Completion:

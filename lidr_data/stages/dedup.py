@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from lidr_data.errors import LidrError
 from lidr_data.stages.filter import count_reasons, with_drop_columns
 from lidr_data.stages.schema import DROP_COLUMNS, PAIR_COLUMNS, TAG_COLUMNS, StageStats
-from lidr_data.stages.tag import open_table, tmp_path
+from lidr_data.stages.tag import open_table, parquet_writer, tmp_path
 
 # One token per character in scripts without spaces; otherwise a run of non-space, non-punctuation characters.
 _NOSPACE = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}"
@@ -51,7 +51,7 @@ class DedupConfig:
     num_bands: int | None = _f(None, "LSH bands (must divide num_perm); default: chosen for the threshold.")
     shingle_size: int = _f(3, "Tokens per shingle (words; characters in Chinese, Japanese and Thai).")
     seed: int = _f(42, "MinHash seed.")
-    batch_rows: int = _f(20_000, "Rows per streamed batch (memory vs. overhead).")
+    batch_rows: int = _f(10_000, "Rows per streamed batch (memory vs. overhead).")
 
     def __post_init__(self) -> None:
         for name in ("exact", "near"):
@@ -282,8 +282,8 @@ def dedup_pairs(src: Path, kept_dst: Path, dropped_dst: Path, config: DedupConfi
     for p in (kept_dst, dropped_dst):
         p.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with pq.ParquetWriter(tmps[0], out_schema) as kept_w, \
-                pq.ParquetWriter(tmps[1], pa.schema([*in_schema, *DROP_COLUMNS])) as dropped_w:
+        with parquet_writer(tmps[0], out_schema, final=True) as kept_w, \
+                parquet_writer(tmps[1], pa.schema([*in_schema, *DROP_COLUMNS]), final=True) as dropped_w:
             start = 0
             for batch in pf.iter_batches(batch_size=config.batch_rows):
                 ids = np.arange(start, start + batch.num_rows)

@@ -1,7 +1,8 @@
 """Publishing to the Hub and reading back by `org/name@revision`.
 
 Real: the `huggingface_hub` 2.4 client (HfApi.create_repo / create_commit / create_tag, snapshot_download,
-hf_hub_download), `lidr publish/verify/sql/versions` run as subprocesses, HTTP over 127.0.0.1.
+hf_hub_download), `datasets.load_dataset("org/name", config, revision=tag)` (the card's snippet),
+`lidr publish/verify/sql/versions` run as subprocesses, HTTP over 127.0.0.1.
 Local stand-in for the Hub: tests/servers/hub_server.py, which speaks the endpoints the client calls and records
 what it received. The session's HF_HUB_OFFLINE=1 is removed only for these subprocesses, whose HF_ENDPOINT points
 at the loopback server (huggingface_hub reads it at import, hence subprocesses). The stand-in implements LFS and
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +41,7 @@ def lidr(hub: HubServer, tmp_path: Path, *args: str, token: str | None = TOKEN, 
                           timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("upload_mode", ["lfs", "regular"])
 def test_publish_one_commit_and_a_tag_then_read_back(version_dir: Path, tmp_path: Path, upload_mode: str):
     with HubServer(token=TOKEN, upload_mode=upload_mode) as hub:
@@ -72,6 +75,8 @@ def test_publish_one_commit_and_a_tag_then_read_back(version_dir: Path, tmp_path
         assert TOKEN not in out.stdout + out.stderr
         assert all(TOKEN.encode() not in data for data in files.values())
 
+        if upload_mode != "lfs":  # the read path does not depend on how the files were uploaded
+            return
         # Read back by org/name@tag with the real client through HF_ENDPOINT.
         out = lidr(hub, tmp_path, "verify", "acme/demo-lidr@iter-1")
         assert out.returncode == 0, out.stderr
@@ -88,14 +93,22 @@ def test_publish_one_commit_and_a_tag_then_read_back(version_dir: Path, tmp_path
         # The same through the client's own API: hf_hub_download of one data file by tag.
         code = ("from huggingface_hub import hf_hub_download; import sys; "
                 "print(hf_hub_download('acme/demo-lidr', sys.argv[1], repo_type='dataset', revision='iter-1'))")
-        env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
         env.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, HF_HOME=str(tmp_path / "hf-2"), HF_HUB_DISABLE_XET="1")
         rel = local["configs"]["de"][0]
         got = subprocess.run([sys.executable, "-c", code, rel], capture_output=True, text=True, env=env)
         assert got.returncode == 0, got.stderr
         assert Path(got.stdout.strip()).read_bytes() == (version_dir / rel).read_bytes()
 
+        # And the card's own `datasets` snippet, as published (Hub id + revision), through the same endpoint.
+        snippet = re.findall(r"```python\n(.*?)```", card, flags=re.S)[0]
+        got = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=180)
+        assert got.returncode == 0, got.stderr[-2000:]
+        assert got.stdout.splitlines()[0] == f"{local['counts']['pairs']} {local['counts']['by_language']['de']}"
 
+
+@pytest.mark.slow
 def test_tags_are_immutable_force_moves_them_and_stale_files_go(version_dir: Path, store: Path, tmp_path: Path):
     with HubServer(token=TOKEN) as hub:
         assert lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/d").returncode == 0
@@ -117,6 +130,7 @@ def test_tags_are_immutable_force_moves_them_and_stale_files_go(version_dir: Pat
         assert out.returncode == 0 and out.stdout.split()[-1] == str(pq.read_metadata(run2 / "pairs.parquet").num_rows)
 
 
+@pytest.mark.slow
 def test_private_repo_missing_revision_and_no_token(version_dir: Path, tmp_path: Path):
     with HubServer(token=TOKEN) as hub:
         assert lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/p", "--private").returncode == 0

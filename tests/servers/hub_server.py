@@ -202,18 +202,28 @@ class HubServer:
                 "converts": [],
             })
 
-    def _tree_entries(self, commit: dict | None, prefix: str = "") -> list[dict]:
+    def _tree_entries(self, commit: dict | None, prefix: str = "", recursive: bool = True) -> list[dict]:
+        """Files (and folders) under `prefix`: all of them when recursive, else the immediate children."""
         if commit is None:
             return []
-        out = []
+        base = prefix.strip("/")
+        files, folders = [], set()
         for path, data in sorted(commit["files"].items()):
-            if prefix and not path.startswith(prefix.rstrip("/") + "/"):
+            if base and not path.startswith(base + "/"):
+                continue
+            parts = path[len(base) + 1 if base else 0:].split("/")
+            for i in range(1, len(parts)):  # the folders on the way
+                if recursive or i == 1:
+                    folders.add("/".join(([base] if base else []) + parts[:i]))
+            if not recursive and len(parts) > 1:
                 continue
             entry = {"type": "file", "path": path, "size": len(data), "oid": git_blob_oid(data)}
             if path in commit["lfs"]:
                 entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
-            out.append(entry)
-        return out
+            files.append(entry)
+        dirs = [{"type": "directory", "path": d, "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0}
+                for d in sorted(folders)]
+        return dirs + files
 
     def tree(self, h, m, body, q, head):
         repo = self._repo(h, m["repo"])
@@ -223,7 +233,8 @@ class HubServer:
         commit = repo.resolve(rev)
         if commit is None and not (rev == "main" and not repo.commits):
             return h._error(404, "Invalid rev id", extra={"X-Error-Code": "RevisionNotFound"})
-        h._send(200, self._tree_entries(commit, m["path"] or ""))
+        recursive = (q.get("recursive") or ["false"])[0].lower() in ("1", "true")
+        h._send(200, self._tree_entries(commit, m["path"] or "", recursive))
 
     def info(self, h, m, body, q, head):
         repo = self._repo(h, m["repo"])

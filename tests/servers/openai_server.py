@@ -33,6 +33,10 @@ from lidr_data.errors import LidrError
 from lidr_data.generation.base import Generator, Request, SamplingParams
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # concurrent clients burst past the default backlog of 5
+
+
 @dataclass
 class Reply:
     """A scripted answer to one chat-completions request."""
@@ -125,7 +129,7 @@ class OpenAIServer:
             return sum(r["path"] == "/v1/chat/completions" for r in self.received)
 
     def start(self) -> OpenAIServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = _Server(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True, name=f"openai-server-{self.port}")

@@ -9,11 +9,15 @@ from lidr_data.errors import LidrError
 from lidr_data.generation.base import SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.transformers_backend import TransformersGenerator
-from lidr_data.recipe import TranslationConfig, TranslationsImport
+from lidr_data.recipe import ResponsesImport, TranslationConfig, TranslationsImport
 from lidr_data.stages.respond import read_imported_responses
-from lidr_data.recipe import ResponsesImport
 from lidr_data.stages.schema import PROMPTS, RESPONSES, TRANSLATIONS
-from lidr_data.stages.translate import extract_translation, read_imported_translations, translate, translation_jobs
+from lidr_data.stages.translate import (
+    extract_translation,
+    read_imported_translations,
+    translate,
+    translation_jobs,
+)
 from tests.conftest import require_shared_data
 
 
@@ -77,7 +81,7 @@ def test_translate_with_the_tiny_model(tiny_model_dir, tmp_path):
     assert len(cache) == 7
     # The request carries our template, in the languages' names, with the assistant turn primed by the tag.
     req_text = cfg.user_message("answer en 0", "en", "es")
-    assert "from English" not in req_text and "English text" in req_text and "into Spanish" in req_text
+    assert "English" in req_text and "Spanish" in req_text and "<source>\nanswer en 0\n</source>" in req_text
     # Relaxed extraction (the demo's setting) keeps the completion instead of failing it.
     relaxed = TranslationConfig(require_closing_tag=False)
     out2, _, _ = translate(jobs, lambda: gen, cache, relaxed, SamplingParams(max_new_tokens=8), progress=False)
