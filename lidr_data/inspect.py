@@ -103,20 +103,31 @@ def _build(con, tables, names: list[str], top: int, manifest: dict | None) -> Re
     score = f"""(abs(ln(greatest(chosen_chars, 1)::DOUBLE / greatest(rejected_chars, 1))) / ln({RATIO_FLAG})
                  + (chosen_lang IS DISTINCT FROM lang)::INT + (rejected_lang IS DISTINCT FROM lang)::INT
                  + greatest(0, {LOW_SCORE} - least(coalesce(chosen_lang_score, 0), coalesce(rejected_lang_score, 0))) * 2)"""
-    key = "pair_id" if "pair_id" in names else "rowid"
-    worst = con.sql(f"SELECT {key} AS k, {score} AS score FROM pairs ORDER BY score DESC, k LIMIT {int(top)}").fetchall()
+    # Top-k by position (file, row) on the numeric columns only, then the texts of just those rows: DuckDB
+    # prunes row groups by file_row_number, so the text of a million pairs is never scanned for a dozen.
+    from lidr_data.sql import _flat_columns, _q
+
+    files = "[" + ", ".join(_q(f.resolve()) for f in tables.views["pairs"]) + "]"
+    worst = con.sql(f"""
+        SELECT filename, file_row_number, {score} AS score
+        FROM read_parquet({files}, union_by_name = true, filename = true, file_row_number = true)
+        ORDER BY score DESC, filename, file_row_number LIMIT {int(top)}""").fetchall()
     suspicious: list[dict] = []
-    if worst:
-        keys = ", ".join("'" + str(k).replace("'", "''") + "'" for k, _ in worst)
-        rows = _records(con, f"""
+    by_file: dict[str, list[int]] = {}
+    for filename, row, _ in worst:
+        by_file.setdefault(filename, []).append(row)
+    key = "pair_id" if "pair_id" in names else "file_row_number"
+    for filename, rows in by_file.items():
+        suspicious += _records(con, f"""
             SELECT {key}::VARCHAR AS pair_id, lang, direction, {score} AS score, chosen_lang, rejected_lang,
                    chosen_lang_score, rejected_lang_score, chosen_chars, rejected_chars,
                    left(prompt_text, 300) AS prompt_text, left(chosen_text, 300) AS chosen_text,
                    left(rejected_text, 300) AS rejected_text
-            FROM pairs WHERE {key}::VARCHAR IN ({keys}) ORDER BY score DESC, pair_id""")
-        for r in rows:
-            r["reasons"] = _reasons(r)
-        suspicious = rows
+            FROM (SELECT *{_flat_columns(names)} FROM read_parquet({_q(Path(filename))}, file_row_number = true)
+                  WHERE file_row_number IN ({", ".join(str(int(r)) for r in rows)}))""")
+    suspicious.sort(key=lambda r: (-r["score"], r["pair_id"]))
+    for r in suspicious:
+        r["reasons"] = _reasons(r)
     length_hist = _records(con, f"""
         SELECT lang, side, floor(log2(greatest(chars, 1)) * {BINS_PER_OCTAVE}) / {BINS_PER_OCTAVE} AS bin, count(*) AS n
         FROM (SELECT lang, 'chosen' AS side, chosen_chars AS chars FROM pairs

@@ -280,8 +280,13 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
         jobs = translation_jobs(table("prompts"), table("respond"), recipe.dominant_lang, recipe.languages)
         imported = read_imported_translations(recipe.imports.translations)
         sampling = gen.sampling(max_new_tokens=recipe.translation.max_new_tokens)
-        return save("translate", *translate(jobs, run.generator, run.cache, recipe.translation, sampling,
-                                            system_prompt, imported, progress))
+        kept, drops, stats = translate(jobs, run.generator, run.cache, recipe.translation, sampling,
+                                       system_prompt, imported, progress)
+        failed = kept.num_rows - sum(kept.column("ok").to_pylist())
+        if failed:
+            run.console.print(f"[yellow]translate: {failed} of {kept.num_rows} translation(s) could not be "
+                              f"extracted (no </{recipe.translation.tag}>): kept with ok = false for the filter[/]")
+        return save("translate", kept, drops, stats)
 
     def stage_pairs() -> StageStats:
         return save("pairs", *build_pairs(table("prompts"), table("respond"), table("translate"),

@@ -370,9 +370,9 @@ def with_overrides(recipe: Recipe, *, model: str | None = None, iteration: int |
         changes["languages"] = list(languages)
     if workdir is not None:
         changes["workdir"] = str(workdir)
-    if limit is not None:
-        changes["prompts"] = dataclasses.replace(recipe.prompts, limit=limit)
     try:
+        if limit is not None:
+            changes["prompts"] = dataclasses.replace(recipe.prompts, limit=limit)
         return dataclasses.replace(recipe, **changes)
     except LidrError as e:
         raise LidrError(f"command-line override: {e}") from None

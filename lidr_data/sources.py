@@ -50,15 +50,17 @@ def _hub_rows(cfg: PromptsConfig, lang: str) -> tuple[list[dict], Callable[[int]
                             f"failed ({why})") from e
         raise LidrError(f"cannot load prompt dataset {label}: {why}") from e
     rows = ds.to_list()
+    index = list(range(len(rows)))  # positions in the dataset, for error messages
     if cfg.lang_field:
         if rows and cfg.lang_field not in rows[0]:
             raise LidrError(f"{label}: no field {cfg.lang_field!r} (prompts.lang_field)")
-        rows = [r for r in rows if r.get(cfg.lang_field) == lang]
-    return rows, lambda i: f"{label} row {i}", label
+        index = [i for i, r in enumerate(rows) if r.get(cfg.lang_field) == lang]
+        rows = [rows[i] for i in index]
+    return rows, lambda i: f"{label} row {index[i]}", label
 
 
-def _read_language(cfg: PromptsConfig, lang: str) -> tuple[list[tuple[str, str]], str, dict[str, str]]:
-    """[(id, text)] of one language in file order, the source label, and where each id was read."""
+def _read_language(cfg: PromptsConfig, lang: str) -> tuple[list[tuple[str, str]], str]:
+    """[(id, text)] of one language in file order, and the source label."""
     source = resolve_path(cfg.source)
     use_files = cfg.format == "files" or (cfg.format == "auto" and source.is_dir())
     if use_files:
@@ -86,7 +88,7 @@ def _read_language(cfg: PromptsConfig, lang: str) -> tuple[list[tuple[str, str]]
             raise LidrError(f"{where(i)}: duplicate id {pid!r} (first seen at {seen[pid]})")
         seen[pid] = where(i)
         items.append((pid, text or ""))
-    return items, label, seen
+    return items, label
 
 
 def translation_task_ids(cfg: PromptsConfig) -> set[str]:

@@ -89,6 +89,7 @@ def connect(tables: Tables) -> duckdb.DuckDBPyConnection:
         allowed += [f.resolve() for f in files]
     con.execute("SET allowed_paths = [" + ", ".join(_q(p) for p in allowed) + "]")
     con.execute("SET enable_external_access = false")
+    con.execute("SET enable_progress_bar = false")  # results go to stdout; a bar there would corrupt csv/json
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute("SET lock_configuration = true")

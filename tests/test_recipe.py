@@ -35,6 +35,9 @@ def test_paper_recipe_has_the_paper_settings():
     assert (s.temperature, s.repetition_penalty, s.max_new_tokens) == (0.0, 1.1, 2400)
     assert r.generation.system_prompt == "You are a helpful assistant."
     assert r.translation.max_new_tokens == 4096 and r.translation.require_closing_tag
+    # The authors' code drops only failed translations: no other rule, no dedup.
+    assert r.filters.translation_failed and not (r.filters.wrong_language or r.filters.length_ratio)
+    assert not (r.dedup.exact or r.dedup.near)
 
 
 def test_demo_recipe_ships_in_the_package_identical_to_recipes_folder():
@@ -122,6 +125,8 @@ def test_overrides_are_validated():
     assert r.model == "m"  # the original is unchanged
     with pytest.raises(LidrError, match=r"command-line override: languages\[0\]: unknown language code 'zz'"):
         with_overrides(r, languages=["zz"])
+    with pytest.raises(LidrError, match=r"command-line override: limit: must be >= 1"):
+        with_overrides(r, limit=0)
 
 
 def test_translation_template_fills_names_and_leaves_other_braces():

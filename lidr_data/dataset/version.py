@@ -462,7 +462,8 @@ def verify(version_dir: str | Path) -> VerifyResult:
                 problems.append(f"{rel}: {rows} rows, manifest says {entry['rows']}")
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
         rel = path.relative_to(folder).as_posix()
-        if rel not in files and not rel.startswith(".cache/"):  # hf_hub_download may leave .cache/ in local dirs
+        # Hub-managed files (.gitattributes, which every Hub repo has) and download metadata are not ours.
+        if rel not in files and rel != ".gitattributes" and not rel.startswith(".cache/"):
             problems.append(f"{rel}: not listed in the manifest")
     for cfg, rels in manifest["configs"].items():
         for rel in rels:

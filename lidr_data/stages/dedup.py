@@ -232,7 +232,8 @@ def _near(pf: pq.ParquetFile, alive: np.ndarray, config: DedupConfig) -> np.ndar
         rows.append(ids[mask][nonempty])
     sig = np.concatenate(digests)
     rows = np.concatenate(rows)  # ascending: batches are read in order
-    # Candidate edges: within each band bucket, each row and the previous row of that bucket.
+    # Candidate edges: within each band bucket (rows in input order), each row with the previous row and with
+    # the bucket's first row; an edge counts when the estimated Jaccard similarity reaches the threshold.
     r = config.num_perm // bands
     uf = _UnionFind()
     for b in range(bands):
@@ -240,13 +241,18 @@ def _near(pf: pq.ParquetFile, alive: np.ndarray, config: DedupConfig) -> np.ndar
         h = _band_hash(block)
         order = np.lexsort((rows, h))
         hs, bs = h[order], block[order]
-        same = (hs[1:] == hs[:-1]) & (bs[1:] == bs[:-1]).all(axis=1)
-        a, c = order[1:][same], order[:-1][same]
-        if not len(a):
+        same = np.concatenate([[False], (hs[1:] == hs[:-1]) & (bs[1:] == bs[:-1]).all(axis=1)])
+        if not same.any():
             continue
+        pos = np.arange(len(order))
+        first = np.maximum.accumulate(np.where(same, 0, pos))
+        later = pos[same]
+        a = np.concatenate([order[later], order[later]])
+        c = np.concatenate([order[later - 1], order[first[later]]])
         similar = (sig[a] == sig[c]).mean(axis=1) >= config.threshold
         for x, y in zip(rows[a][similar].tolist(), rows[c][similar].tolist()):
-            uf.union(x, y)
+            if x != y:
+                uf.union(x, y)
     for x in list(uf.parent):
         root[x] = uf.find(x)
     return root

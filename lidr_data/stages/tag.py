@@ -54,7 +54,8 @@ def open_table(path: Path, required: pa.Schema, what: str) -> pq.ParquetFile:
     if not path.is_file():
         raise LidrError(f"{path}: {what} table not found")
     try:
-        pf = pq.ParquetFile(path)
+        # pre_buffer=False: with it, iter_batches keeps every batch read so far alive (memory grows with the file).
+        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     except Exception as e:  # pyarrow raises several types for corrupt files
         raise LidrError(f"{path}: not a readable Parquet file ({e})") from None
     missing = [n for n in required.names if n not in pf.schema_arrow.names]

@@ -112,3 +112,10 @@ def test_trl_cli_snippet_flags_exist(version_dir: Path):
     assert script_args.dataset_name == str(version_dir) and script_args.dataset_config == "all"
     assert training_args.loss_type == ["sigmoid", "sft"] and training_args.loss_weights == [1.0, 1.0]
     assert model_args.model_name_or_path == "org/tiny-chat"
+    # The Hub variant of the card (as `lidr publish` renders it) parses too.
+    from lidr_data.dataset.hub import staged_manifest
+
+    _, hub_card = staged_manifest(version_dir, "iter-1", "acme/demo-lidr", "iter-1")
+    (hub_cmd,) = _blocks(hub_card, "bash")
+    script_args, _, _ = parser.parse_args_and_config(hub_cmd.split()[2:] + ["--use_cpu", "True"])
+    assert script_args.dataset_name == "acme/demo-lidr"

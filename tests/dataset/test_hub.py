@@ -51,20 +51,23 @@ def test_publish_one_commit_and_a_tag_then_read_back(version_dir: Path, tmp_path
         assert "acme/demo-lidr@iter-1" in out.stdout
 
         repo = hub.repos["acme/demo-lidr"]
-        assert len(repo.commits) == 1 and repo.tags == {"iter-1": repo.commits[0]["oid"]}
+        # The repo's initial commit (.gitattributes, as on the Hub), then exactly one commit of ours, tagged.
+        assert len(repo.commits) == 2 and set(repo.commits[0]["files"]) == {".gitattributes"}
+        commit = repo.commits[1]
+        assert repo.tags == {"iter-1": commit["oid"]} and repo.branches["main"] == commit["oid"]
         assert [p for m, p in hub.requests if m == "POST" and p.endswith("/commit/main")] == \
             ["/api/datasets/acme/demo-lidr/commit/main"] * 2  # 503, then the retry
-        files = repo.commits[0]["files"]
+        files = commit["files"]
         local = read_manifest(version_dir)
-        assert set(files) == set(local["files"]) | {"manifest.json"}
+        assert set(files) == set(local["files"]) | {"manifest.json", ".gitattributes"}
         for rel in local["files"]:
             if rel != "README.md":
                 assert files[rel] == (version_dir / rel).read_bytes(), rel
         if upload_mode == "lfs":
-            assert repo.commits[0]["lfs"] == {r for r in files if r.endswith(".parquet")}
+            assert commit["lfs"] == {r for r in files if r.endswith(".parquet")}
             assert any(p.startswith("/lfs-upload/") for _, p in hub.requests)
         else:
-            assert repo.commits[0]["lfs"] == set()
+            assert commit["lfs"] == set()
         # The card points at the Hub id and tag; the manifest's README hash follows it.
         card = files["README.md"].decode()
         assert 'load_dataset("acme/demo-lidr", "de", split="train", revision="iter-1")' in card
@@ -74,6 +77,7 @@ def test_publish_one_commit_and_a_tag_then_read_back(version_dir: Path, tmp_path
         assert all(a == f"Bearer {TOKEN}" for (_, p), a in zip(hub.requests, hub.auth_seen) if not p.startswith("/lfs-"))
         assert TOKEN not in out.stdout + out.stderr
         assert all(TOKEN.encode() not in data for data in files.values())
+        assert files[".gitattributes"].startswith(b"*.parquet filter=lfs")  # kept: not ours to delete
 
         if upload_mode != "lfs":  # the read path does not depend on how the files were uploaded
             return
@@ -114,11 +118,11 @@ def test_tags_are_immutable_force_moves_them_and_stale_files_go(version_dir: Pat
         assert lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/d").returncode == 0
         out = lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/d")
         assert out.returncode == 2 and "already exists" in out.stderr
-        assert len(hub.repos["acme/d"].commits) == 1
+        assert len(hub.repos["acme/d"].commits) == 2  # the initial commit and ours
         out = lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/d", "--force")
         assert out.returncode == 0 and "--force" in out.stderr
         repo = hub.repos["acme/d"]
-        assert len(repo.commits) == 2 and repo.tags["iter-1"] == repo.commits[1]["oid"]
+        assert len(repo.commits) == 3 and repo.tags["iter-1"] == repo.commits[2]["oid"]
         # iteration 2 with fewer languages: main holds exactly the new version; iter-1 still resolves to the old.
         run2 = make_run(tmp_path / "runs" / "demo-lidr" / "iter-2", n_prompts=4, langs=("de",), iteration=2)
         v2 = materialize(run2, store, progress=False)

@@ -170,7 +170,13 @@ class HubServer:
                                  "url": f"{self.url}/datasets/{repo_id}"}, {"X-Error-Message": "repo exists"})
         # huggingface_hub 2.4 sends `visibility` ("private" | "public" | ...); older clients sent `private`.
         private = data.get("visibility") == "private" or bool(data.get("private"))
-        self.repos[repo_id] = Repo(repo_id, private)
+        repo = self.repos[repo_id] = Repo(repo_id, private)
+        # Like the Hub, a new repo starts with one commit holding a .gitattributes (LFS patterns).
+        attrs = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n*.arrow filter=lfs diff=lfs merge=lfs -text\n"
+        oid = hashlib.sha1(f"{repo_id}-initial".encode()).hexdigest()
+        repo.commits.append({"oid": oid, "files": {".gitattributes": attrs}, "lfs": set(),
+                             "message": "initial commit", "operations": []})
+        repo.branches["main"] = oid
         h._send(200, {"url": f"{self.url}/datasets/{repo_id}", "name": repo_id})
 
     def validate_yaml(self, h, m, body, q, head):
