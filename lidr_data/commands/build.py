@@ -17,6 +17,10 @@ def _langs(text: str) -> list[str]:
 
 def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", type=Path, default=None, help="work folder (default: the recipe's `workdir`)")
+    p.add_argument("--version", default=None,
+                   help="name of the dataset version written to WORKDIR/store/ (default: iter-<N>)")
+    p.add_argument("--force", action="store_true", help="replace an existing version of that name")
+    p.add_argument("--no-materialize", action="store_true", help="stop at the run folder; write no version")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -63,6 +67,35 @@ def report(run_dir: Path, console: Console) -> None:
                   f"[bold]{run_dir / 'dropped.parquet'}[/]")
 
 
+def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -> Path | None:
+    """End of a build: the run becomes an immutable version in WORKDIR/store/ (unless --no-materialize).
+
+    Rerunning a finished build is normal (it resumes), so an existing version made from the very same
+    pairs.parquet is reported as up to date instead of refused; a different one still needs --force.
+    """
+    import json
+
+    from lidr_data.dataset.store import MANIFEST, default_store
+    from lidr_data.dataset.version import materialize, sha256_file, version_path
+    from lidr_data.errors import LidrError
+
+    if args.no_materialize:
+        return None
+    store = default_store(run_dir.parents[2])  # run_dir = WORKDIR/runs/<name>/iter-<N>
+    existing = version_path(run_dir, store, args.version)
+    if existing.exists() and not args.force:
+        manifest = json.loads((existing / MANIFEST).read_text())
+        if manifest.get("source_pairs_sha256") != sha256_file(run_dir / "pairs.parquet"):
+            raise LidrError(f"version {existing} exists and was built from other pairs: use --version NAME for a "
+                            "new version, or --force to replace it")
+        console.print(f"dataset version [bold]{existing}[/] is up to date")
+        return existing
+    version = materialize(run_dir, store, version=args.version, force=args.force, progress=not args.no_progress)
+    console.print(f"dataset version: [bold]{version}[/] (try `lidr inspect {version}` or "
+                  f"`lidr sql {version} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)")
+    return version
+
+
 def run(args: argparse.Namespace) -> int:
     from lidr_data.pipeline import build
     from lidr_data.recipe import load_recipe
@@ -74,4 +107,5 @@ def run(args: argparse.Namespace) -> int:
                     langs=langs, responses=args.responses, translations=args.translations,
                     progress=not args.no_progress, console=console)
     report(run_dir, console)
+    materialize_run(run_dir, args, console)
     return 0

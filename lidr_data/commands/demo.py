@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from lidr_data.commands.build import add_build_options, report
+from lidr_data.commands.build import add_build_options, materialize_run, report
 
 DEMO_RECIPE = "lidr:assets/demo.yaml"
 
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = load_recipe(DEMO_RECIPE)
     run_dir = build(recipe, workdir=args.workdir, progress=not args.no_progress, console=console)
     report(run_dir, console)
+    materialize_run(run_dir, args, console)
     console.print(f"[yellow]Reminder:[/] the model was random; the recipe relaxed the text checks. Next: "
                   f"`lidr build recipes/quickstart.yaml` with a real model, or "
                   f"`lidr build {Path('recipes/demo.yaml')}` to run this recipe yourself.")

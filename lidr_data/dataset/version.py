@@ -290,6 +290,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def version_path(run_dir: str | Path, store: str | Path, version: str | None = None) -> Path:
+    """Where `materialize` puts the version of this run: `<store>/<name>/<version or iter-N>`."""
+    run = RunFolder.open(run_dir)
+    return Path(store) / _dataset_name(run) / check_name(version or f"iter-{_iteration(run)}", "version")
+
+
 def materialize(
     run_dir: str | Path,
     store: str | Path,
@@ -310,9 +316,8 @@ def materialize(
     schema = run.check_schema()
     name = _dataset_name(run)
     iteration = _iteration(run)
-    version = check_name(version or f"iter-{iteration}", "version")
-    dataset_dir = Path(store) / name
-    final = dataset_dir / version
+    final = version_path(run_dir, store, version)
+    dataset_dir, version = final.parent, final.name
     if final.exists() and not force:
         raise LidrError(f"version {final} already exists (versions are immutable; pass --force to replace it)")
     dataset_dir.mkdir(parents=True, exist_ok=True)
@@ -372,6 +377,7 @@ def materialize(
             "stage_stats": run.stats,
             "recipe": recipe,
             "source_run": str(run.path.resolve()),
+            "source_pairs_sha256": sha256_file(run.pairs),  # lets `lidr build` see a version is up to date
             "files": {},
         }
         from lidr_data.dataset.card import render_card
