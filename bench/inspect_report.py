@@ -6,8 +6,8 @@ real GPT-4-Turbo X-AlpacaEval outputs and Llama-3-8B-Instruct generations in sha
 It is built once under --workdir and reused. Each measurement runs in its own process (peak RSS from wait4);
 the `datasets` baseline starts from an empty datasets cache, as a first `load_dataset` does.
 
-    python bench/inspect.py                       # 1,000,000 pairs (building it takes ~10 min on 2 cores)
-    python bench/inspect.py --pairs 100000        # quicker
+    python bench/inspect_report.py                       # 1,000,000 pairs (building it takes ~10 min on 2 cores)
+    python bench/inspect_report.py --pairs 100000        # quicker
 
 Memory: the datasets + pandas baseline holds every text as a Python object; at 1M pairs it peaked at 17 GB here.
 """
