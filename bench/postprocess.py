@@ -16,28 +16,26 @@ It prints:
   on the same subset too; and the speed ratios.
 
     python bench/postprocess.py [--pairs 100000] [--baseline-pairs 10000] [--workdir DIR] [--seed 0]
+                                [--prefix-chars 300]
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import resource
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-# bench/ holds an inspect.py that would shadow the standard library's `inspect` (numpy imports it).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import re  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "stages"))
@@ -202,7 +200,8 @@ def run_toolkit(raw: Path, out: Path) -> dict:
 
     times = {}
     t0 = time.perf_counter()
-    tag_pairs(raw, out / "tagged.parquet", TagConfig(), LANGS)
+    tag_pairs(raw, out / "tagged.parquet", TagConfig(prefix_chars=int(os.environ.get("LIDR_BENCH_PREFIX", "300"))),
+              LANGS)
     times["tag"] = time.perf_counter() - t0
     t = time.perf_counter()
     filter_pairs(out / "tagged.parquet", out / "filtered.parquet", out / "dropped_filter.parquet", FilterConfig(), "en")
@@ -337,9 +336,11 @@ def main() -> None:
     ap.add_argument("--baseline-pairs", type=int, default=10_000, help="0 skips the baseline")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prefix-chars", type=int, default=300, help="tag.prefix_chars for the toolkit run")
     args = ap.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"real data not found at {DATA}")
+    os.environ["LIDR_BENCH_PREFIX"] = str(args.prefix_chars)  # read by the worker subprocess
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lidr-bench-"))
     work.mkdir(parents=True, exist_ok=True)
 

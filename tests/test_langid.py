@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import require_shared_data
+from shared_data import require_shared_data
 
 from lidr_data import langid
 from lidr_data.errors import LidrError

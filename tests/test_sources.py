@@ -4,11 +4,11 @@ import json
 
 import polars as pl
 import pytest
+from shared_data import require_shared_data
 
 from lidr_data.errors import LidrError
 from lidr_data.recipe import PromptsConfig
 from lidr_data.sources import load_prompts
-from tests.conftest import require_shared_data
 
 
 def write_jsonl(path, rows):

@@ -6,9 +6,9 @@ import json
 from decimal import Decimal
 
 import pytest
-from lidr_data.eval.extract import extract_answer, normalize_digits, parse_gold, parse_number
+from shared_data import require_shared_data
 
-from tests.conftest import require_shared_data
+from lidr_data.eval.extract import extract_answer, normalize_digits, parse_gold, parse_number
 
 LANGS = ["bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh"]
 

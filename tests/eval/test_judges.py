@@ -10,6 +10,9 @@ import socket
 
 import polars as pl
 import pytest
+
+from lidr_data.cli import main
+from lidr_data.errors import LidrError
 from lidr_data.eval.judges import (
     OpenAIJudge,
     Pair,
@@ -18,9 +21,6 @@ from lidr_data.eval.judges import (
     parse_letter,
 )
 from lidr_data.eval.winrate import WinrateConfig, run_winrate
-
-from lidr_data.cli import main
-from lidr_data.errors import LidrError
 from tests.servers.openai_server import OpenAIServer, Reply, completion_response
 
 ANSWER = re.compile(r"\[Answer A\]\n(.*?)\n\n\[Answer B\]\n(.*?)\n\nReply with", re.S)

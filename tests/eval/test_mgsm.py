@@ -7,11 +7,11 @@ import json
 import duckdb
 import polars as pl
 import pytest
-from lidr_data.eval.mgsm import build_prompt, detect_output_languages, langid_support, load_mgsm, summarize
+from shared_data import require_shared_data
 
 from lidr_data.cli import main
 from lidr_data.errors import LidrError
-from tests.conftest import require_shared_data
+from lidr_data.eval.mgsm import build_prompt, detect_output_languages, langid_support, load_mgsm, summarize
 
 
 def test_jsonl_and_tsv_sources_agree(tmp_path):

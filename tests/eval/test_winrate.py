@@ -9,12 +9,12 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from lidr_data.eval.stats import fit_logistic, length_controlled_win_rate, win_rate
-from lidr_data.eval.winrate import WinrateConfig, run_winrate
+from shared_data import require_shared_data
 
 from lidr_data.cli import main
 from lidr_data.errors import LidrError
-from tests.conftest import require_shared_data
+from lidr_data.eval.stats import fit_logistic, length_controlled_win_rate, win_rate
+from lidr_data.eval.winrate import WinrateConfig, run_winrate
 
 LANGS = ("en", "es", "ru", "de", "fr")
 

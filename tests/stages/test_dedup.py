@@ -135,3 +135,19 @@ def test_optimal_bands_divide_num_perm():
 def test_config_validation_names_the_field(kwargs, field):
     with pytest.raises(LidrError, match=field):
         DedupConfig(**kwargs)
+
+
+def test_english_pairs_of_one_item_survive_for_every_pivot(tmp_path):
+    """The English pairs of an item share prompt and chosen (one per pivot language): none is a near duplicate
+    of another; a near copy under the same pivot still is."""
+    rejected = {"es": "Una respuesta en español, más corta.", "de": "Eine kürzere Antwort auf Deutsch.",
+                "fr": "Une autre réponse, plus courte et en français."}
+    rows = [make_pair("Explain photosynthesis.", EN, rejected[p], prompt_id="p0", lang="en", pivot_lang=p,
+                      direction="to_dominant") for p in ("es", "de", "fr")]
+    rows.append(make_pair("Explain photosynthesis!", EN_EDIT, rejected["de"] + " Bis bald.", prompt_id="p1",
+                          lang="en", pivot_lang="de", direction="to_dominant"))
+    stats, kept, dropped = run(tmp_path, rows)
+    assert kept.column("pivot_lang").to_pylist() == ["es", "de", "fr"]
+    assert dropped.column("prompt_id").to_pylist() == ["p1"]
+    assert dropped.column("reason").to_pylist() == ["near_duplicate"]
+    assert dropped.column("duplicate_of").to_pylist() == [kept.column("pair_id")[1].as_py()]

@@ -15,7 +15,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import require_shared_data
+from shared_data import require_shared_data
 
 from lidr_data.generation.base import SamplingParams
 from lidr_data.recipe import TranslationConfig, TranslationsImport

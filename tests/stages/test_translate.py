@@ -4,6 +4,7 @@ import json
 
 import pyarrow as pa
 import pytest
+from shared_data import require_shared_data
 
 from lidr_data.errors import LidrError
 from lidr_data.generation.base import SamplingParams
@@ -18,7 +19,6 @@ from lidr_data.stages.translate import (
     translate,
     translation_jobs,
 )
-from tests.conftest import require_shared_data
 
 
 @pytest.mark.parametrize(
