@@ -146,9 +146,7 @@ def publish(src: str, dest: str, version: str | None = None, private: bool = Fal
 
 
 def _publish_local(src_dir: Path, store: Path, version: str, force: bool) -> str:
-    from rich.console import Console
-
-    from lidr_data.dataset.version import cleanup_stale_temps, temp_dir_name
+    from lidr_data.dataset.version import cleanup_stale_temps, move_into_place, temp_dir_name
 
     manifest = read_manifest(src_dir)
     dataset_dir = store / check_name(manifest["name"], "dataset name")
@@ -170,14 +168,7 @@ def _publish_local(src_dir: Path, store: Path, version: str, force: bool) -> str
         new_manifest, card = staged_manifest(src_dir, version, str(final.resolve()), None)
         (tmp / CARD).write_text(card, encoding="utf-8")
         (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        if final.exists():
-            Console(stderr=True).print(f"[yellow]--force: replacing existing version {final}[/]")
-            old = dataset_dir / temp_dir_name(f"old-{version}")
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        move_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

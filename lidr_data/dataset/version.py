@@ -309,9 +309,6 @@ def materialize(
     `version` defaults to `iter-<N>` (N = the recipe's iteration). An existing version is never overwritten
     unless `force` is set, and then the replacement is announced on stderr.
     """
-    from rich.console import Console
-
-    err = Console(stderr=True)
     run = RunFolder.open(run_dir)
     schema = run.check_schema()
     name = _dataset_name(run)
@@ -385,18 +382,26 @@ def materialize(
         (tmp / CARD).write_text(render_card(manifest, location=str(final.resolve())), encoding="utf-8")
         write_manifest(tmp, manifest)
         _fsync_tree(tmp)
-        if final.exists():  # only with force (checked above): swap, then delete the old version
-            err.print(f"[yellow]--force: replacing existing version {final}[/]")
-            old = dataset_dir / temp_dir_name(f"old-{version}")
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        move_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def move_into_place(tmp: Path, final: Path) -> None:
+    """Rename a complete version folder to its final name. An existing version (callers allow that only with
+    --force) is swapped out first and deleted after, so readers never see a missing or half version."""
+    if final.exists():
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[yellow]--force: replacing existing version {final}[/]")
+        old = final.parent / temp_dir_name(f"old-{final.name}")
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
 
 
 def _fsync_tree(folder: Path) -> None:
