@@ -7,26 +7,15 @@ import shutil
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from counting import CountingGenerator
 
 import lidr_data.generation as generation
 from lidr_data.errors import LidrError
-from lidr_data.generation.base import Generator
 from lidr_data.pipeline import FEEDS, OUTPUTS, build, read_stats
 from lidr_data.recipe import TranslationsImport, load_recipe
 from lidr_data.stages.schema import PAIR_COLUMNS, STAGES, TAG_COLUMNS
 
 pytestmark = pytest.mark.slow  # builds on the tiny model: about 45 s for the module on 2 busy cores
-
-
-class CountingGenerator(Generator):
-    def __init__(self, inner: Generator):
-        self.inner, self.calls = inner, 0
-        self.model, self.model_revision = inner.model, inner.model_revision
-        self.template_hash, self.batch_size = inner.template_hash, inner.batch_size
-
-    def generate(self, requests):
-        self.calls += len(requests)
-        return self.inner.generate(requests)
 
 
 @pytest.fixture

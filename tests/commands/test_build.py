@@ -30,9 +30,22 @@ def test_build_with_overrides_prints_a_table_per_stage_and_resumes(tiny_model_di
     def no_model(*a, **k):
         raise AssertionError("a finished build must not load a model")
 
+    # The build ended by materializing an immutable version into WORKDIR/store/.
+    version = tmp_path / "store" / "demo" / "iter-2"
+    assert "dataset version:" in out and (version / "manifest.json").is_file()
+    assert main(["verify", str(version)]) == 0
+    capsys.readouterr()
+
     monkeypatch.setattr(generation, "load_generator", no_model)
     assert main(args) == 0
-    assert "respond: done earlier" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "respond: done earlier" in out
+    assert "is up to date" in " ".join(out.split())
+
+    # Other pairs under the same version name are refused, never silently overwritten.
+    pl.read_parquet(run_dir / "pairs.parquet").head(1).write_parquet(run_dir / "pairs.parquet")
+    assert main(["materialize", str(run_dir), "--workdir", str(tmp_path)]) == 2
+    assert "already exists" in " ".join(capsys.readouterr().err.split())
 
     # The generations of this run, brought into another recipe name with --responses / --translations.
     other = tmp_path / "other.yaml"

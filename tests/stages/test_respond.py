@@ -3,27 +3,15 @@ failed requests dropped with a reason."""
 
 import pyarrow as pa
 import pytest
+from counting import CountingGenerator
 
 from lidr_data.errors import LidrError
-from lidr_data.generation.base import Generator, SamplingParams
+from lidr_data.generation.base import SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.transformers_backend import TransformersGenerator
 from lidr_data.recipe import ResponsesImport
 from lidr_data.stages.respond import read_imported_responses, respond
 from lidr_data.stages.schema import PROMPTS, RESPONSES
-
-
-class CountingGenerator(Generator):
-    """The real tiny-model generator, counting the requests that reach it."""
-
-    def __init__(self, inner: Generator):
-        self.inner, self.calls = inner, 0
-        self.model, self.model_revision = inner.model, inner.model_revision
-        self.template_hash, self.batch_size = inner.template_hash, inner.batch_size
-
-    def generate(self, requests):
-        self.calls += len(requests)
-        return self.inner.generate(requests)
 
 
 @pytest.fixture(scope="module")
