@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Generate one completion per prompt. Input: JSONL/JSON/Parquet with an `id` and either "
         "`messages` (a list of {role, content}) or `prompt` (a string). Output: Parquet with id, text, "
         "finish_reason, n_tokens, model, model_revision, request_key, error. Finished requests are kept in a "
-        "request cache, so a rerun after a crash only generates what is missing.",
+        "request cache, so a rerun after a crash only generates what is missing. Exit code 1 when some requests "
+        "failed (finish_reason = error; they are not cached, so a rerun retries them).",
     )
     p.add_argument("--model", required=True, help="model folder, Hub id, or the endpoint's model name")
     p.add_argument("--backend", default="transformers", choices=BACKENDS)
