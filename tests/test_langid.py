@@ -57,13 +57,17 @@ def test_lingua_alone_gives_the_same_answers_on_clear_text(monkeypatch):
     assert agree >= 0.97 * len(texts)
 
 
-def test_threaded_path_matches_single_thread():
-    texts = [t for _, t in _prompts(100)]  # 1,100 texts, twice = above the threading cut-off
-    many = detect_languages(texts * 2, LANGS)
+def test_worker_processes_give_the_same_answers(monkeypatch):
+    texts = [t for _, t in _prompts(100)]  # 1,100 texts
     one = detect_languages(texts, LANGS)
-    for half in (many[: len(texts)], many[len(texts):]):
-        assert [c for c, _ in half] == [c for c, _ in one]
-        assert [s for _, s in half] == pytest.approx([s for _, s in one], abs=1e-9)
+    monkeypatch.setattr(langid, "_workers", lambda: 2)
+    monkeypatch.setattr(langid, "PARALLEL_MIN", 100)  # at least two chunks, read in worker processes
+    used, real_pool = [], langid._pool
+    monkeypatch.setattr(langid, "_pool", lambda: used.append(1) or real_pool())
+    many = detect_languages(texts, LANGS)
+    assert used
+    assert [c for c, _ in many] == [c for c, _ in one]
+    assert [s for _, s in many] == pytest.approx([s for _, s in one], abs=1e-9)
 
 
 def test_empty_and_missing_texts_are_unknown():
@@ -78,7 +82,16 @@ def test_min_score_and_prefix():
     # Only the prefix is read: French first, English after the cut.
     mixed = "Bonjour tout le monde, il fait beau aujourd'hui. " + text * 20
     assert detect_languages([mixed], ["en", "fr"], prefix_chars=45)[0][0] == "fr"
-    assert detect_languages([mixed], ["en", "fr"], prefix_chars=2000)[0][0] == "en"
+    assert detect_languages([mixed], ["en", "fr"], prefix_chars=2000, quick_chars=None)[0][0] == "en"
+    # The quick first read sees only the French opening and is sure of it: the rest is not read.
+    assert detect_languages([mixed], ["en", "fr"], prefix_chars=2000)[0][0] == "fr"
+
+
+def test_quick_read_goes_on_when_unsure():
+    # A code opening is unsure (or not in the languages) at 60 characters; the 300-character read settles it.
+    text = "```python\nimport os\nprint(os.getcwd())\n```\n\n" + "Ce programme affiche le dossier courant. " * 6
+    assert detect_languages([text], ["en", "fr"])[0][0] == "fr"
+    assert detect_languages([text], ["en", "fr"], quick_chars=None)[0][0] == "fr"
 
 
 def test_single_language_and_bad_codes():
