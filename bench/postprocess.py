@@ -204,10 +204,12 @@ def run_toolkit(raw: Path, out: Path) -> dict:
               LANGS)
     times["tag"] = time.perf_counter() - t0
     t = time.perf_counter()
-    filter_pairs(out / "tagged.parquet", out / "filtered.parquet", out / "dropped_filter.parquet", FilterConfig(), "en")
+    filter_pairs(raw, out / "tagged.parquet", out / "filtered.parquet", out / "dropped_filter.parquet", FilterConfig(),
+                 "en")
     times["filter"] = time.perf_counter() - t
     t = time.perf_counter()
-    stats = dedup_pairs(out / "filtered.parquet", out / "pairs.parquet", out / "dropped_dedup.parquet", DedupConfig())
+    stats = dedup_pairs(raw, out / "tagged.parquet", out / "filtered.parquet", out / "pairs.parquet",
+                        out / "dropped_dedup.parquet", DedupConfig())
     times["dedup"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
     return {"times": times, "kept": stats.kept,

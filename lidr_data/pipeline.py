@@ -316,9 +316,10 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
         "pairs": stage_pairs,
         "tag": lambda: with_tmp("tag", lambda o, _: tag_pairs(run.out("pairs"), o, recipe.tag,
                                                                recipe.all_languages), drops=False),
-        "filter": lambda: with_tmp("filter", lambda o, d: filter_pairs(run.out("tag"), o, d, recipe.filters,
-                                                                        recipe.dominant_lang)),
-        "dedup": lambda: with_tmp("dedup", lambda o, d: dedup_pairs(run.out("filter"), o, d, recipe.dedup)),
+        "filter": lambda: with_tmp("filter", lambda o, d: filter_pairs(run.out("pairs"), run.out("tag"), o, d,
+                                                                        recipe.filters, recipe.dominant_lang)),
+        "dedup": lambda: with_tmp("dedup", lambda o, d: dedup_pairs(run.out("pairs"), run.out("tag"),
+                                                                     run.out("filter"), o, d, recipe.dedup)),
     }
     try:
         run.run(stages)

@@ -1,8 +1,9 @@
 """Dedup stage: exact duplicates (same prompt, chosen and rejected text), then near duplicates (MinHash LSH over
-the prompt and chosen text). The first row in input order is kept; every dropped row names it in `duplicate_of`.
+the prompt and chosen text), among the pairs the filter kept. The first row in input order is kept; every dropped
+row names it in `duplicate_of`. It writes the published pairs table: pairs_raw's rows with their tags.
 
 How it stays fast and flat in memory at a million pairs:
-- exact: DuckDB groups the content hashes (two narrow columns, no text) and keeps the first row of each group;
+- exact: DuckDB groups the content hashes (from pairs_tagged: no text) and keeps the first row of each group;
 - near: text is read in streamed batches, tokenized and hashed in polars (vectorized: no Python loop per pair),
   shingled in numpy and sketched by rensa (MinHash); only one uint64 per LSH band and row is kept, and a sort
   per band flags the rows sharing a band with another row. Only those candidates are sketched again, paired
@@ -15,6 +16,9 @@ How it stays fast and flat in memory at a million pairs:
 from __future__ import annotations
 
 import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +30,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lidr_data.errors import LidrError
-from lidr_data.stages.filter import count_reasons, with_drop_columns
-from lidr_data.stages.schema import DROP_COLUMNS, PAIR_COLUMNS, TAG_COLUMNS, StageStats
-from lidr_data.stages.tag import open_table, parquet_writer, tmp_path
+from lidr_data.stages.filter import FILTERED, count_reasons, with_drop_columns, with_tags
+from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
+from lidr_data.stages.tables import WriteBehind, read_ahead
+from lidr_data.stages.tag import load_tags, open_table, parquet_writer, tags_of, tmp_path
 
 # One token per character in scripts without spaces; otherwise a run of non-space, non-punctuation characters.
 _NOSPACE = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}"
@@ -181,12 +186,9 @@ class _UnionFind:
             self.parent[hi] = lo
 
 
-def _exact(pf: pq.ParquetFile, batch_rows: int) -> np.ndarray:
-    """first[i] = index of the first row with row i's content hash (i itself when i is first)."""
-    parts = [b.column("content_hash") for b in pf.iter_batches(batch_size=max(batch_rows, 100_000),
-                                                               columns=["content_hash"])]
-    hashes = pa.chunked_array(parts, pa.string()) if parts else pa.chunked_array([], pa.string())
-    table = pa.table({"content_hash": hashes, "row_idx": pa.array(np.arange(len(hashes), dtype=np.int64))})
+def _exact(content_hash: pa.ChunkedArray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """first[i] = the first of `rows` with row i's content hash (i itself when i is first or not in `rows`)."""
+    table = pa.table({"content_hash": content_hash.take(pa.array(rows)), "row_idx": pa.array(rows)})
     con = duckdb.connect()
     try:
         con.register("h", table)
@@ -194,7 +196,7 @@ def _exact(pf: pq.ParquetFile, batch_rows: int) -> np.ndarray:
                        "QUALIFY row_idx <> first_idx").to_arrow_table()
     finally:
         con.close()
-    first = np.arange(len(hashes), dtype=np.int64)
+    first = np.arange(n_rows, dtype=np.int64)
     first[dups.column("row_idx").to_numpy()] = dups.column("first_idx").to_numpy()
     return first
 
@@ -214,6 +216,36 @@ def _band_keys(sig: np.ndarray, bands: int) -> np.ndarray:
     return h
 
 
+def _sketch(texts: pa.Array, config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    matrix, nonempty = _digests(texts, config)
+    return _as_array(matrix, config.num_perm), nonempty
+
+
+def _sketches(pf: pq.ParquetFile, rows: np.ndarray, config: DedupConfig) -> Iterator[tuple[np.ndarray, ...]]:
+    """(row ids, (lang, pivot) group hashes, MinHash signatures) of the rows where `rows` is true that have a
+    shingle, batch by batch in order. Batches are sketched on two threads: polars, numpy and rensa release the
+    GIL for most of the work (1.9x on 2 cores), while this thread reads the next batches."""
+    with ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 1))) as pool:
+        pending: deque = deque()
+        start = 0
+        for batch in read_ahead(pf.iter_batches(batch_size=config.batch_rows, columns=NEAR_COLUMNS)):
+            ids = np.arange(start, start + batch.num_rows)
+            start += batch.num_rows
+            mask = rows[ids]
+            if mask.any():
+                job = pool.submit(_sketch, _near_texts(batch).filter(pa.array(mask)), config)
+                pending.append((ids[mask], _group_hash(batch)[mask], job))
+            while pending and (len(pending) > 4 or pending[0][2].done()):
+                yield _finished(*pending.popleft())
+        while pending:
+            yield _finished(*pending.popleft())
+
+
+def _finished(ids: np.ndarray, group: np.ndarray, job: Future) -> tuple[np.ndarray, ...]:
+    sig, nonempty = job.result()
+    return ids[nonempty], group[nonempty], sig
+
+
 def _near(pf: pq.ParquetFile, alive: np.ndarray, config: DedupConfig) -> np.ndarray:
     """root[i] = the first row of row i's near-duplicate group (i itself when kept), over rows where alive.
 
@@ -224,19 +256,9 @@ def _near(pf: pq.ParquetFile, alive: np.ndarray, config: DedupConfig) -> np.ndar
     bands = config.bands()
     keys = np.zeros((n_rows, bands), dtype=np.uint64)
     sketched = np.zeros(n_rows, dtype=bool)
-    start = 0
-    for batch in pf.iter_batches(batch_size=config.batch_rows, columns=NEAR_COLUMNS):
-        ids = np.arange(start, start + batch.num_rows)
-        start += batch.num_rows
-        mask = alive[ids]
-        if not mask.any():
-            continue
-        matrix, nonempty = _digests(_near_texts(batch).filter(pa.array(mask)), config)
-        group = _group_hash(batch)[mask][nonempty]
-        ids = ids[mask][nonempty]
-        if len(ids):
-            keys[ids] = _band_keys(_as_array(matrix, config.num_perm), bands) ^ group[:, None]
-            sketched[ids] = True
+    for ids, group, sig in _sketches(pf, alive, config):
+        keys[ids] = _band_keys(sig, bands) ^ group[:, None]
+        sketched[ids] = True
     # Rows sharing at least one band with another row are the only ones that can be near duplicates.
     rows_in = np.flatnonzero(sketched)
     is_cand = np.zeros(n_rows, dtype=bool)
@@ -253,20 +275,10 @@ def _near(pf: pq.ParquetFile, alive: np.ndarray, config: DedupConfig) -> np.ndar
     if is_cand.sum() < 2:
         return root
     # Sketch the candidates again (a few percent of rows) for the full signatures.
-    digests, rows, groups, start = [], [], [], 0
-    for batch in pf.iter_batches(batch_size=config.batch_rows, columns=NEAR_COLUMNS):
-        ids = np.arange(start, start + batch.num_rows)
-        start += batch.num_rows
-        mask = is_cand[ids]
-        if not mask.any():
-            continue
-        matrix, nonempty = _digests(_near_texts(batch).filter(pa.array(mask)), config)
-        digests.append(_as_array(matrix, config.num_perm))
-        rows.append(ids[mask][nonempty])
-        groups.append(_group_hash(batch)[mask][nonempty])
-    sig = np.concatenate(digests)
-    rows = np.concatenate(rows)  # ascending: batches are read in order
-    group = np.concatenate(groups)
+    parts = list(_sketches(pf, is_cand, config))
+    rows = np.concatenate([ids for ids, _, _ in parts])  # ascending: batches are read in order
+    group = np.concatenate([g for _, g, _ in parts])
+    sig = np.concatenate([s for _, _, s in parts])
     # Candidate edges: within each band bucket (rows in input order), each row with the previous row and with
     # the bucket's first row; an edge counts when the estimated Jaccard similarity reaches the threshold.
     r = config.num_perm // bands
@@ -302,46 +314,62 @@ def _band_hash(block: np.ndarray) -> np.ndarray:
     return h
 
 
-def dedup_pairs(src: Path, kept_dst: Path, dropped_dst: Path, config: DedupConfig) -> StageStats:
-    """Filtered pairs -> the published pairs table (PAIR_COLUMNS + TAG_COLUMNS, no flat text) and the dropped
-    rows (their columns + stage, reason = exact_duplicate | near_duplicate, duplicate_of = the kept pair_id)."""
-    src, kept_dst, dropped_dst = Path(src), Path(kept_dst), Path(dropped_dst)
-    pf = open_table(src, pa.schema([*PAIR_COLUMNS, *TAG_COLUMNS, ("prompt_text", pa.string()),
-                                    ("chosen_text", pa.string())]), "filtered pairs")
+def _kept_rows(path: Path, n_rows: int) -> np.ndarray:
+    """The row numbers in the filter's kept table, checked to be increasing row numbers of pairs_raw."""
+    rows = open_table(path, FILTERED, "filtered pairs").read(columns=["row"]).column("row").to_numpy()
+    if len(rows) and (rows[0] < 0 or rows[-1] >= n_rows or (np.diff(rows) <= 0).any()):
+        raise LidrError(f"{path}: row numbers are not increasing rows of pairs_raw ({n_rows} rows); "
+                        "rerun the filter stage")
+    return rows
+
+
+def dedup_pairs(raw: Path, tagged: Path, filtered: Path, kept_dst: Path, dropped_dst: Path,
+                config: DedupConfig) -> StageStats:
+    """pairs_raw + pairs_tagged + the filter's kept rows -> the published pairs table (PAIR_COLUMNS +
+    TAG_COLUMNS, no flat text) and the dropped rows (pairs_raw and tag columns + stage, reason =
+    exact_duplicate | near_duplicate, duplicate_of = the kept pair_id)."""
+    raw, kept_dst, dropped_dst = Path(raw), Path(kept_dst), Path(dropped_dst)
+    pf = open_table(raw, pa.schema([*PAIR_COLUMNS, *FLAT_TEXT]), "pairs_raw")
+    tags = load_tags(tagged, pf)
     n_rows = pf.metadata.num_rows
-    first = _exact(pf, config.batch_rows) if config.exact else np.arange(n_rows, dtype=np.int64)
+    rows = _kept_rows(Path(filtered), n_rows)
+    selected = np.zeros(n_rows, dtype=bool)
+    selected[rows] = True
+    first = _exact(tags.column("content_hash"), rows, n_rows) if config.exact else np.arange(n_rows, dtype=np.int64)
     exact_dup = first != np.arange(n_rows)
-    root = _near(pf, ~exact_dup, config) if config.near and n_rows else np.arange(n_rows, dtype=np.int64)
+    root = _near(pf, selected & ~exact_dup, config) if config.near and len(rows) else np.arange(n_rows, dtype=np.int64)
     near_dup = root != np.arange(n_rows)
     keeper = root[first]  # an exact copy of a near duplicate points at the row that was finally kept
-    pair_ids = pa.chunked_array([b.column("pair_id") for b in pf.iter_batches(columns=["pair_id"])],
-                                pa.string()) if n_rows else pa.chunked_array([], pa.string())
+    pair_ids = tags.column("pair_id")
     out_schema = pa.schema([*PAIR_COLUMNS, *TAG_COLUMNS])
-    in_schema = pf.schema_arrow
+    dropped_schema = pa.schema([*pf.schema_arrow, *TAG_COLUMNS, *DROP_COLUMNS])
     stats = StageStats("dedup")
     tmps = [tmp_path(kept_dst), tmp_path(dropped_dst)]
     for p in (kept_dst, dropped_dst):
         p.parent.mkdir(parents=True, exist_ok=True)
     try:
         with parquet_writer(tmps[0], out_schema, final=True) as kept_w, \
-                parquet_writer(tmps[1], pa.schema([*in_schema, *DROP_COLUMNS]), final=True) as dropped_w:
+                parquet_writer(tmps[1], dropped_schema, final=True) as dropped_w, WriteBehind() as writes:
             start = 0
-            for batch in pf.iter_batches(batch_size=config.batch_rows):
+            for batch in read_ahead(pf.iter_batches(batch_size=config.batch_rows)):
                 ids = np.arange(start, start + batch.num_rows)
+                part = tags_of(tags, start, batch)
                 start += batch.num_rows
-                drop = exact_dup[ids] | near_dup[ids]
-                stats.rows_in += batch.num_rows
-                kept = batch.filter(pa.array(~drop)).select(out_schema.names)
+                sel = selected[ids]
+                if not sel.any():
+                    continue
+                drop = (exact_dup[ids] | near_dup[ids]) & sel
+                stats.rows_in += int(sel.sum())
+                table = with_tags(batch, part)
+                kept = table.filter(pa.array(sel & ~drop)).select(out_schema.names)
                 stats.kept += kept.num_rows
                 if kept.num_rows:
-                    kept_w.write_batch(pa.RecordBatch.from_arrays(
-                        [kept.column(n).cast(f.type) for n, f in zip(out_schema.names, out_schema)],
-                        schema=out_schema))
+                    writes.write(kept_w, kept.cast(out_schema))
                 if drop.any():
                     d_ids = ids[drop]
                     reasons = pa.array(np.where(exact_dup[d_ids], "exact_duplicate", "near_duplicate"), pa.string())
                     dup_of = pair_ids.take(pa.array(keeper[d_ids])).combine_chunks()
-                    dropped_w.write_table(with_drop_columns(batch.filter(pa.array(drop)), "dedup", reasons, dup_of))
+                    writes.write(dropped_w, with_drop_columns(table.filter(pa.array(drop)), "dedup", reasons, dup_of))
                     count_reasons(stats, reasons)
         os.replace(tmps[0], kept_dst)
         os.replace(tmps[1], dropped_dst)

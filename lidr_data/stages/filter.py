@@ -12,7 +12,9 @@ The rules, in the order they are checked (a row failing several gets the first):
 5. `length_ratio`: chosen_chars / rejected_chars outside [min_length_ratio, max_length_ratio].
 6. `identical_sides`: chosen and rejected are the same text (ignoring surrounding whitespace).
 
-Each rule is one SQL predicate evaluated by DuckDB on each streamed batch (no join, no sort), so memory stays flat.
+Each rule is one SQL predicate evaluated by DuckDB on each streamed batch of pairs_raw beside its tags (no join,
+no sort), so memory stays flat. The kept table is narrow: the row numbers and pair ids of the kept pairs in
+pairs_raw (the dedup stage writes the published table from pairs_raw); dropped rows keep all their columns.
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lidr_data.errors import LidrError
 from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
-from lidr_data.stages.tag import open_table, parquet_writer, tmp_path
+from lidr_data.stages.tables import read_ahead
+from lidr_data.stages.tag import load_tags, open_table, parquet_writer, tags_of, tmp_path
 
 BATCH_ROWS = 10_000  # rows per streamed batch: bounds memory whatever the table size
+FILTERED = pa.schema([("row", pa.int64()), ("pair_id", pa.string())])  # row: the pair's row number in pairs_raw
 RULES = ("translation_failed", "empty_side", "truncated", "wrong_language", "length_ratio", "identical_sides")
 
 
@@ -141,14 +146,24 @@ def count_reasons(stats: StageStats, reasons: pa.Array) -> None:
         stats.dropped[item["values"]] = stats.dropped.get(item["values"], 0) + item["counts"]
 
 
-def filter_pairs(src: Path, kept_dst: Path, dropped_dst: Path, config: FilterConfig,
+def with_tags(batch: pa.RecordBatch, tags: pa.Table) -> pa.Table:
+    """A batch of pairs_raw with its tag columns appended."""
+    table = pa.Table.from_batches([batch])
+    for f in TAG_COLUMNS:
+        table = table.append_column(f, tags.column(f.name))
+    return table
+
+
+def filter_pairs(raw: Path, tagged: Path, kept_dst: Path, dropped_dst: Path, config: FilterConfig,
                  dominant_lang: str) -> StageStats:
-    """Tagged pairs -> kept rows (same columns) and dropped rows (+ stage, reason, duplicate_of)."""
-    src, kept_dst, dropped_dst = Path(src), Path(kept_dst), Path(dropped_dst)
+    """pairs_raw + pairs_tagged -> the kept pairs (FILTERED: row number and pair_id) and the dropped rows
+    (pairs_raw and tag columns + stage, reason, duplicate_of)."""
+    raw, kept_dst, dropped_dst = Path(raw), Path(kept_dst), Path(dropped_dst)
     if not dominant_lang:
         raise LidrError("filter: the dominant language is empty")
-    pf = open_table(src, pa.schema([*PAIR_COLUMNS, *FLAT_TEXT, *TAG_COLUMNS]), "tagged pairs")
-    schema = pf.schema_arrow
+    pf = open_table(raw, pa.schema([*PAIR_COLUMNS, *FLAT_TEXT]), "pairs_raw")
+    tags = load_tags(tagged, pf)
+    dropped_schema = pa.schema([*pf.schema_arrow, *TAG_COLUMNS, *DROP_COLUMNS])
     query = reason_sql(config, dominant_lang)
     stats = StageStats("filter")
     con = duckdb.connect()
@@ -156,21 +171,26 @@ def filter_pairs(src: Path, kept_dst: Path, dropped_dst: Path, config: FilterCon
     for p in (kept_dst, dropped_dst):
         p.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with parquet_writer(tmps[0], schema) as kept_w, \
-                parquet_writer(tmps[1], pa.schema([*schema, *DROP_COLUMNS]), final=True) as dropped_w:
-            for batch in pf.iter_batches(batch_size=BATCH_ROWS):
-                con.register("batch", pa.table({n: batch.column(n) for n in _RULE_COLUMNS}))
+        with parquet_writer(tmps[0], FILTERED) as kept_w, \
+                parquet_writer(tmps[1], dropped_schema, final=True) as dropped_w:
+            for batch in read_ahead(pf.iter_batches(batch_size=BATCH_ROWS)):
+                part = tags_of(tags, stats.rows_in, batch)
+                con.register("batch", pa.table({n: batch.column(n) if n in batch.schema.names else part.column(n)
+                                                for n in _RULE_COLUMNS}))
                 reasons = con.sql(query).to_arrow_table().column("reason").combine_chunks()
                 con.unregister("batch")
                 dropped_mask = pc.is_valid(reasons)
-                kept = batch.filter(pc.invert(dropped_mask))
+                kept_mask = pc.invert(dropped_mask)
+                rows = pa.array(np.arange(stats.rows_in, stats.rows_in + batch.num_rows, dtype=np.int64))
+                kept = pa.RecordBatch.from_arrays([rows.filter(kept_mask), batch.column("pair_id").filter(kept_mask)],
+                                                  schema=FILTERED)
+                kept_w.write_batch(kept)
                 stats.rows_in += batch.num_rows
                 stats.kept += kept.num_rows
-                if kept.num_rows:
-                    kept_w.write_batch(kept)
                 if kept.num_rows < batch.num_rows:
                     dropped_reasons = reasons.filter(dropped_mask)
-                    dropped_w.write_table(with_drop_columns(batch.filter(dropped_mask), "filter", dropped_reasons))
+                    dropped_w.write_table(with_drop_columns(with_tags(batch, part).filter(dropped_mask), "filter",
+                                                            dropped_reasons))
                     count_reasons(stats, dropped_reasons)
         os.replace(tmps[0], kept_dst)
         os.replace(tmps[1], dropped_dst)

@@ -1,9 +1,13 @@
-"""Small table helpers shared by the stages: atomic Parquet writes and drop tables."""
+"""Small table helpers shared by the stages: atomic Parquet writes, drop tables, read-ahead and write-behind."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import queue
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,3 +40,66 @@ def drop_table(rows: pa.Table, stage: str, reasons: Sequence[str]) -> pa.Table:
 
 def empty_drops(schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist([], schema=pa.schema([*schema, *DROP_COLUMNS]))
+
+
+def read_ahead(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """`batches`, read (decompressed, decoded) on a helper thread up to `depth` batches ahead of the consumer:
+    Parquet reading releases the GIL, so it overlaps the consumer's own work (and its writes)."""
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():  # the consumer may stop early: never block on a full queue for good
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(done)
+        except BaseException as e:  # handed to the consumer, which raises it
+            put(e)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class WriteBehind:
+    """Parquet writes on a helper thread, in the order given, at most `depth` waiting: encoding and compressing
+    release the GIL, so they overlap the caller's next batch. Leaving the `with` block waits for every write
+    (and raises the first error)."""
+
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        self.thread = ThreadPoolExecutor(1)
+        self.pending: deque = deque()
+
+    def write(self, writer: pq.ParquetWriter, table: pa.Table | pa.RecordBatch) -> None:
+        self.pending.append(self.thread.submit(writer.write, table))
+        while len(self.pending) > self.depth:
+            self.pending.popleft().result()
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            self.thread.shutdown(cancel_futures=True)

@@ -1,15 +1,18 @@
 """Tag stage: per-pair features the filter and dedup stages (and users of the published table) read.
 
-Adds TAG_COLUMNS (schema.py) to pairs_raw: the language of chosen and rejected (and of the prompt, when asked),
-character lengths and a content hash. The table is streamed batch by batch, so memory stays flat at any size;
-language ID (the cost to beat) reads a bounded prefix of each text, skips null/blank texts (failed
-translations), and reads each distinct prefix once per batch (the dominant pairs of several pivot languages share
-their rejected answer).
+Writes `pairs_tagged`: `pair_id` + TAG_COLUMNS (schema.py) for every row of pairs_raw, in its row order: the
+language of chosen and rejected (and of the prompt, when asked), character lengths and a content hash. The texts
+are not copied: the filter and dedup stages read pairs_raw and this table side by side (`load_tags`), so the
+long text columns are written once, into the published table. pairs_raw is streamed batch by batch; language ID
+(the cost to beat) reads a bounded prefix of each text, skips null/blank texts (failed translations), and reads
+each distinct prefix once per batch (the dominant pairs of several pivot languages share their rejected answer).
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +22,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lidr_data.errors import LidrError
-from lidr_data.langid import DEFAULT_MIN_SCORE, DEFAULT_PREFIX_CHARS, UNKNOWN, detect_languages
-from lidr_data.stages.schema import FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
+from lidr_data.langid import (
+    DEFAULT_MIN_SCORE,
+    DEFAULT_PREFIX_CHARS,
+    DEFAULT_QUICK_CHARS,
+    UNKNOWN,
+    detect_languages,
+)
+from lidr_data.stages.schema import FLAT_TEXT, TAG_COLUMNS, StageStats
 
 SEP = "\x1f"  # unit separator: joins the three texts for the content hash
+TAGGED = pa.schema([("pair_id", pa.string()), *TAG_COLUMNS])  # the pairs_tagged table
+_TAG_INPUT = pa.schema([("pair_id", pa.string()), ("lang", pa.string()), *FLAT_TEXT])
 
 
 @dataclass
@@ -31,6 +42,9 @@ class TagConfig:
 
     prefix_chars: int = field(default=DEFAULT_PREFIX_CHARS, metadata={
         "help": "Characters of each text read by language ID (a few hundred decide the language)."})
+    quick_chars: int | None = field(default=DEFAULT_QUICK_CHARS, metadata={
+        "help": "fastText first reads this many characters and keeps a confident answer; it reads on to "
+        "prefix_chars only when unsure (~4x faster, as accurate on real answers). null: read prefix_chars at once."})
     min_score: float = field(default=DEFAULT_MIN_SCORE, metadata={
         "help": "Language-ID confidence below this gives 'unknown' instead of a guess (0..1)."})
     detect_prompt_language: bool = field(default=False, metadata={
@@ -42,6 +56,8 @@ class TagConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.prefix_chars, int) or self.prefix_chars < 1:
             raise LidrError(f"tag.prefix_chars must be an integer >= 1, got {self.prefix_chars!r}")
+        if self.quick_chars is not None and (not isinstance(self.quick_chars, int) or self.quick_chars < 1):
+            raise LidrError(f"tag.quick_chars must be an integer >= 1 or null, got {self.quick_chars!r}")
         if not 0.0 <= float(self.min_score) <= 1.0:
             raise LidrError(f"tag.min_score must be between 0 and 1, got {self.min_score!r}")
         if not isinstance(self.batch_rows, int) or self.batch_rows < 1:
@@ -80,21 +96,40 @@ def parquet_writer(path: Path, schema: pa.Schema, final: bool = False) -> pq.Par
                             use_dictionary=[n for n in schema.names if n in _DICT_COLUMNS])
 
 
-def _detect(texts: pa.ChunkedArray | pa.Array, languages: list[str], config: TagConfig) -> tuple[pa.Array, pa.Array]:
-    """Language and score per text; null/blank texts are 'unknown' with score 0 and cost nothing."""
-    prefixes = pc.utf8_slice_codeunits(texts, 0, config.prefix_chars).to_pylist()
+def _detect(columns: list[pa.ChunkedArray | pa.Array], languages: list[str],
+            config: TagConfig) -> list[tuple[pa.Array, pa.Array]]:
+    """Language and score per text of each column, in one language-ID call; null/blank texts are 'unknown'
+    with score 0 and cost nothing, and a prefix that repeats is read once."""
+    prefixes = [p for texts in columns for p in pc.utf8_slice_codeunits(texts, 0, config.prefix_chars).to_pylist()]
     unique: dict[str, int] = {}
     for p in prefixes:
         if p is not None and p.strip() and p not in unique:
             unique[p] = len(unique)
-    found = detect_languages(list(unique), languages, prefix_chars=config.prefix_chars, min_score=config.min_score)
+    found = detect_languages(list(unique), languages, prefix_chars=config.prefix_chars, min_score=config.min_score,
+                             quick_chars=config.quick_chars)
     codes, scores = [], []
     for p in prefixes:
         i = unique.get(p) if p is not None else None
         code, score = found[i] if i is not None else (UNKNOWN, 0.0)
         codes.append(code)
         scores.append(score)
-    return pa.array(codes, pa.string()), pa.array(scores, pa.float64())
+    out, start = [], 0
+    for texts in columns:
+        end = start + len(texts)
+        out.append((pa.array(codes[start:end], pa.string()), pa.array(scores[start:end], pa.float64())))
+        start = end
+    return out
+
+
+def _language_tags(batch: pa.RecordBatch, languages: list[str], config: TagConfig) -> dict[str, pa.Array]:
+    sides = ["chosen", "rejected"] + (["prompt"] if config.detect_prompt_language else [])
+    found = _detect([batch.column(f"{side}_text") for side in sides], languages, config)
+    tags = {}
+    for side, (codes, scores) in zip(sides, found):
+        tags[f"{side}_lang"], tags[f"{side}_lang_score"] = codes, scores
+    if not config.detect_prompt_language:  # the prompt's known language, with no score
+        tags["prompt_lang"], tags["prompt_lang_score"] = batch.column("lang"), pa.nulls(batch.num_rows, pa.float64())
+    return tags
 
 
 def _content_hash(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch) -> pa.Array:
@@ -108,52 +143,66 @@ def _content_hash(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch) -> pa.A
         con.unregister("texts")
 
 
-def tag_batch(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch, languages: list[str],
-              config: TagConfig) -> pa.RecordBatch:
-    chosen_lang, chosen_score = _detect(batch.column("chosen_text"), languages, config)
-    rejected_lang, rejected_score = _detect(batch.column("rejected_text"), languages, config)
-    if config.detect_prompt_language:
-        prompt_lang, prompt_score = _detect(batch.column("prompt_text"), languages, config)
-    else:
-        prompt_lang, prompt_score = batch.column("lang"), pa.nulls(batch.num_rows, pa.float64())
-    tags = {
-        "prompt_lang": prompt_lang,
-        "prompt_lang_score": prompt_score,
-        "chosen_lang": chosen_lang,
-        "chosen_lang_score": chosen_score,
-        "rejected_lang": rejected_lang,
-        "rejected_lang_score": rejected_score,
+def _other_tags(con: duckdb.DuckDBPyConnection, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+    return {
+        "pair_id": batch.column("pair_id"),
         "chosen_chars": pc.cast(pc.utf8_length(batch.column("chosen_text")), pa.int64()),
         "rejected_chars": pc.cast(pc.utf8_length(batch.column("rejected_text")), pa.int64()),
         "content_hash": _content_hash(con, batch),
     }
-    keep = [n for n in batch.schema.names if n not in TAG_COLUMNS.names]
-    arrays = [batch.column(n) for n in keep] + [tags[n] for n in TAG_COLUMNS.names]
-    schema = pa.schema([batch.schema.field(n) for n in keep] + list(TAG_COLUMNS))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def tag_pairs(src: Path, dst: Path, config: TagConfig, languages: list[str]) -> StageStats:
-    """pairs_raw (PAIR_COLUMNS + FLAT_TEXT) -> the same rows plus TAG_COLUMNS. Tagging drops nothing."""
+    """pairs_raw -> pairs_tagged (TAGGED: pair_id + TAG_COLUMNS, one row per input row, same order).
+    Tagging drops nothing."""
     src, dst = Path(src), Path(dst)
     if not languages:
         raise LidrError("tag: no languages given for language ID")
-    pf = open_table(src, pa.schema([*PAIR_COLUMNS, *FLAT_TEXT]), "pairs_raw")
-    in_schema = pf.schema_arrow
-    keep = [in_schema.field(n) for n in in_schema.names if n not in TAG_COLUMNS.names]
-    out_schema = pa.schema(keep + list(TAG_COLUMNS))
+    pf = open_table(src, _TAG_INPUT, "pairs_raw")
     stats = StageStats("tag")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path(dst)
     con = duckdb.connect()
+    pending: deque = deque()
+
+    def write_first() -> None:
+        language_job, other = pending.popleft()
+        tags = {**language_job.result(), **other}
+        writer.write_batch(pa.RecordBatch.from_arrays([tags[n] for n in TAGGED.names], schema=TAGGED))
+
     try:
-        with parquet_writer(tmp, out_schema) as writer:
-            for batch in pf.iter_batches(batch_size=config.batch_rows):
-                writer.write_batch(tag_batch(con, batch, list(languages), config))
+        # Language ID (in worker processes, see langid.py) runs on a helper thread while this one reads the
+        # next batch and hashes it, so neither waits for the other.
+        with ThreadPoolExecutor(1) as language_id, parquet_writer(tmp, TAGGED) as writer:
+            for batch in pf.iter_batches(batch_size=config.batch_rows, columns=_TAG_INPUT.names):
+                pending.append((language_id.submit(_language_tags, batch, list(languages), config),
+                                _other_tags(con, batch)))
                 stats.rows_in += batch.num_rows
+                if len(pending) > 1:
+                    write_first()
+            while pending:
+                write_first()
         os.replace(tmp, dst)
     finally:
         con.close()
         tmp.unlink(missing_ok=True)
     stats.kept = stats.rows_in
     return stats.check()
+
+
+def load_tags(path: Path, raw: pq.ParquetFile) -> pa.Table:
+    """pairs_tagged, whole (narrow: ~150 bytes a row), checked to have one row per row of `raw`."""
+    tags = open_table(path, TAGGED, "pairs_tagged").read(columns=TAGGED.names)
+    if tags.num_rows != raw.metadata.num_rows:
+        raise LidrError(f"{path}: {tags.num_rows} tagged rows for {raw.metadata.num_rows} pairs; the tags were made "
+                        "from another pairs table (rerun the tag stage)")
+    return tags
+
+
+def tags_of(tags: pa.Table, start: int, batch: pa.RecordBatch) -> pa.Table:
+    """The tag rows of `batch`, which starts at row `start` of pairs_raw; checked by pair_id."""
+    part = tags.slice(start, batch.num_rows)
+    if not part.column("pair_id").combine_chunks().equals(batch.column("pair_id")):
+        raise LidrError(f"pairs_tagged rows {start}..{start + batch.num_rows - 1} do not match pairs_raw by pair_id; "
+                        "the tags were made from another pairs table (rerun the tag stage)")
+    return part

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from postprocess_rows import make_pair, write_pairs
 
 from lidr_data.errors import LidrError
 from lidr_data.stages.dedup import DedupConfig, dedup_pairs, optimal_bands, shingle_hashes
+from lidr_data.stages.filter import FILTERED
 from lidr_data.stages.schema import DROP_COLUMNS, PAIR_COLUMNS, TAG_COLUMNS
 from lidr_data.stages.tag import TagConfig, tag_pairs
 
@@ -29,13 +31,23 @@ JA_OTHER = ("火山は、地下のマグマが地表に噴き出してできる�
 
 def run(tmp_path, rows, config=None):
     write_pairs(rows, tmp_path / "raw.parquet")
-    tag_pairs(tmp_path / "raw.parquet", tmp_path / "filtered.parquet", TagConfig(), ["en", "ja", "fr"])
-    stats = dedup_pairs(tmp_path / "filtered.parquet", tmp_path / "pairs.parquet", tmp_path / "dropped.parquet",
-                        config or DedupConfig())
+    tag_pairs(tmp_path / "raw.parquet", tmp_path / "tagged.parquet", TagConfig(), ["en", "ja", "fr"])
+    keep_all(tmp_path / "tagged.parquet", tmp_path / "filtered.parquet")
+    stats = dedup_pairs(tmp_path / "raw.parquet", tmp_path / "tagged.parquet", tmp_path / "filtered.parquet",
+                        tmp_path / "pairs.parquet", tmp_path / "dropped.parquet", config or DedupConfig())
     kept = pq.read_table(tmp_path / "pairs.parquet")
     dropped = pq.read_table(tmp_path / "dropped.parquet")
     assert stats.rows_in == len(rows) == kept.num_rows + dropped.num_rows
     return stats, kept, dropped
+
+
+def keep_all(tagged, dst, rows=None):
+    """A filter result keeping `rows` (default: every row) of the tagged table."""
+    pair_ids = pq.read_table(tagged, columns=["pair_id"]).column("pair_id")
+    rows = list(range(len(pair_ids))) if rows is None else rows
+    pq.write_table(pa.table({"row": pa.array(rows, pa.int64()),
+                             "pair_id": pair_ids.take(pa.array(rows, pa.int64()))},
+                            schema=FILTERED), dst)
 
 
 def row(i, prompt, chosen, rejected="Une autre réponse, plus courte et en français.", **kw):
@@ -151,3 +163,28 @@ def test_english_pairs_of_one_item_survive_for_every_pivot(tmp_path):
     assert dropped.column("prompt_id").to_pylist() == ["p1"]
     assert dropped.column("reason").to_pylist() == ["near_duplicate"]
     assert dropped.column("duplicate_of").to_pylist() == [kept.column("pair_id")[1].as_py()]
+
+
+def test_a_filter_table_with_foreign_rows_is_a_clear_error(tmp_path):
+    rows = [row(0, "Explain photosynthesis.", EN), row(1, "Explain volcanoes.", EN_OTHER)]
+    run(tmp_path, rows)
+    for bad in ([1, 0], [0, 2]):  # not increasing; past the end of pairs_raw
+        pq.write_table(pa.table({"row": pa.array(bad, pa.int64()), "pair_id": ["a", "b"]}, schema=FILTERED),
+                       tmp_path / "bad.parquet")
+        with pytest.raises(LidrError, match="not increasing rows of pairs_raw"):
+            dedup_pairs(tmp_path / "raw.parquet", tmp_path / "tagged.parquet", tmp_path / "bad.parquet",
+                        tmp_path / "p.parquet", tmp_path / "d.parquet", DedupConfig())
+    assert not (tmp_path / "p.parquet").exists()
+
+
+def test_only_the_rows_the_filter_kept_are_deduplicated_and_published(tmp_path):
+    rows = [row(0, "Explain photosynthesis.", EN), row(1, "Explain volcanoes.", EN_OTHER),
+            row(2, "Explain photosynthesis.", EN)]
+    write_pairs(rows, tmp_path / "raw.parquet")
+    tag_pairs(tmp_path / "raw.parquet", tmp_path / "tagged.parquet", TagConfig(), ["en", "ja", "fr"])
+    keep_all(tmp_path / "tagged.parquet", tmp_path / "filtered.parquet", rows=[1, 2])  # the filter dropped row 0
+    stats = dedup_pairs(tmp_path / "raw.parquet", tmp_path / "tagged.parquet", tmp_path / "filtered.parquet",
+                        tmp_path / "pairs.parquet", tmp_path / "dropped.parquet", DedupConfig())
+    # Row 2 copies row 0, which is gone already: row 2 is kept, not called a duplicate of a dropped row.
+    assert (stats.rows_in, stats.kept, stats.dropped) == (2, 2, {})
+    assert pq.read_table(tmp_path / "pairs.parquet").column("prompt_id").to_pylist() == ["p1", "p2"]

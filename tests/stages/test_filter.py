@@ -8,8 +8,8 @@ import pytest
 from postprocess_rows import make_pair, write_pairs
 
 from lidr_data.errors import LidrError
-from lidr_data.stages.filter import RULES, FilterConfig, filter_pairs
-from lidr_data.stages.schema import DROP_COLUMNS
+from lidr_data.stages.filter import FILTERED, RULES, FilterConfig, filter_pairs
+from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS
 from lidr_data.stages.tag import TagConfig, tag_pairs
 
 EN = "The river flows through the old town, past the market and the cathedral, before it reaches the sea."
@@ -40,10 +40,18 @@ FAILING = {
 def run(tmp_path, rows, config=None, dominant="en"):
     raw = write_pairs(rows, tmp_path / "raw.parquet")
     tag_pairs(raw, tmp_path / "tagged.parquet", TagConfig(), LANGS)
-    stats = filter_pairs(tmp_path / "tagged.parquet", tmp_path / "kept.parquet", tmp_path / "dropped.parquet",
+    stats = filter_pairs(raw, tmp_path / "tagged.parquet", tmp_path / "kept.parquet", tmp_path / "dropped.parquet",
                          config or FilterConfig(), dominant)
-    kept = pq.read_table(tmp_path / "kept.parquet")
     dropped = pq.read_table(tmp_path / "dropped.parquet")
+    # The kept table names rows of pairs_raw; it is read here as those rows, with their tags.
+    kept_rows = pq.read_table(tmp_path / "kept.parquet")
+    assert kept_rows.schema == FILTERED
+    full = pq.read_table(raw)
+    tags = pq.read_table(tmp_path / "tagged.parquet")
+    for f in TAG_COLUMNS:
+        full = full.append_column(f, tags.column(f.name))
+    kept = full.take(kept_rows.column("row"))
+    assert kept.column("pair_id").equals(kept_rows.column("pair_id"))
     assert stats.rows_in == len(rows) == kept.num_rows + dropped.num_rows
     assert stats.kept == kept.num_rows and sum(stats.dropped.values()) == dropped.num_rows
     return stats, kept, dropped
@@ -59,7 +67,7 @@ def test_all_rules_fire_with_their_names_and_good_rows_survive(tmp_path):
     assert set(dropped.column("stage").to_pylist()) == {"filter"}
     assert dropped.column("duplicate_of").null_count == dropped.num_rows
     assert dropped.schema.names[-3:] == DROP_COLUMNS.names
-    assert kept.schema == pq.read_schema(tmp_path / "tagged.parquet")
+    assert dropped.schema.names == [*PAIR_COLUMNS.names, *FLAT_TEXT.names, *TAG_COLUMNS.names, *DROP_COLUMNS.names]
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -133,3 +141,20 @@ def test_empty_input_writes_empty_tables(tmp_path):
 def test_config_validation_names_the_field(kwargs, message):
     with pytest.raises(LidrError, match=message):
         FilterConfig(**kwargs)
+
+
+def test_tags_of_another_pairs_table_are_a_clear_error(tmp_path):
+    rows = [good(prompt_id=f"p{i}") for i in range(3)]
+    run(tmp_path, rows)
+    # Fewer rows than pairs_raw, then as many rows but another pair order: both are refused, and no table is left.
+    write_pairs(rows[:2], tmp_path / "other.parquet")
+    tag_pairs(tmp_path / "other.parquet", tmp_path / "short_tags.parquet", TagConfig(), LANGS)
+    with pytest.raises(LidrError, match="2 tagged rows for 3 pairs"):
+        filter_pairs(tmp_path / "raw.parquet", tmp_path / "short_tags.parquet", tmp_path / "k.parquet",
+                     tmp_path / "d.parquet", FilterConfig(), "en")
+    write_pairs(rows[::-1], tmp_path / "reversed.parquet")
+    tag_pairs(tmp_path / "reversed.parquet", tmp_path / "reversed_tags.parquet", TagConfig(), LANGS)
+    with pytest.raises(LidrError, match="do not match pairs_raw by pair_id"):
+        filter_pairs(tmp_path / "raw.parquet", tmp_path / "reversed_tags.parquet", tmp_path / "k.parquet",
+                     tmp_path / "d.parquet", FilterConfig(), "en")
+    assert not (tmp_path / "k.parquet").exists() and not (tmp_path / "d.parquet").exists()

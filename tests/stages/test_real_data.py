@@ -68,7 +68,8 @@ def run(tmp_path_factory):
     pq.write_table(pairs_raw, d / "pairs_raw.parquet")
     tag_stats = tag_pairs(d / "pairs_raw.parquet", d / "tagged.parquet", TagConfig(), ["en", "fr", "de", "es", "ru"])
     return {"dir": d, "failed_ids": failed_ids, "translations": translations, "t_stats": t_stats,
-            "tag_stats": tag_stats, "tagged": pq.read_table(d / "tagged.parquet")}
+            "tag_stats": tag_stats, "tagged": pq.read_table(d / "tagged.parquet"),
+            "translation_ok": pairs_raw.column("translation_ok").to_pylist()}
 
 
 def test_translation_errors_become_failures_not_text(run):
@@ -82,7 +83,7 @@ def test_translation_errors_become_failures_not_text(run):
 def test_languages_detected_on_real_text(run):
     t = run["tagged"]
     assert run["tag_stats"].rows_in == t.num_rows == 1000
-    ok = t.column("translation_ok").to_pylist()
+    ok = run["translation_ok"]  # tags are row-aligned with pairs_raw
     chosen = [lang for lang, good in zip(t.column("chosen_lang").to_pylist(), ok) if good]
     rejected = t.column("rejected_lang").to_pylist()
     # French on the 922 extracted translations, English on the 1,000 answers (a few code-only or very short
@@ -99,7 +100,7 @@ def test_languages_detected_on_real_text(run):
 def test_filter_drops_exactly_the_78_failures_as_translation_failed(run):
     d = run["dir"]
     # The rejected side is an English stand-in for the French answer, so the language rule is off here.
-    stats = filter_pairs(d / "tagged.parquet", d / "kept.parquet", d / "dropped.parquet",
+    stats = filter_pairs(d / "pairs_raw.parquet", d / "tagged.parquet", d / "kept.parquet", d / "dropped.parquet",
                          FilterConfig(wrong_language=False), "en")
     dropped = pq.read_table(d / "dropped.parquet")
     failed = {pid for pid, reason in zip(dropped.column("prompt_id").to_pylist(), dropped.column("reason").to_pylist())
@@ -108,14 +109,16 @@ def test_filter_drops_exactly_the_78_failures_as_translation_failed(run):
     assert stats.dropped["translation_failed"] == 78
     assert stats.rows_in == 1000 == stats.kept + sum(stats.dropped.values())
     # Dedup finishes the run: the published table has no flat text and the identity holds.
-    d_stats = dedup_pairs(d / "kept.parquet", d / "pairs.parquet", d / "dedup_dropped.parquet", DedupConfig())
+    d_stats = dedup_pairs(d / "pairs_raw.parquet", d / "tagged.parquet", d / "kept.parquet", d / "pairs.parquet",
+                          d / "dedup_dropped.parquet", DedupConfig())
     assert d_stats.rows_in == stats.kept == d_stats.kept + sum(d_stats.dropped.values())
     assert "chosen_text" not in pq.read_schema(d / "pairs.parquet").names
 
 
 def test_language_rule_catches_the_english_stand_in_answers(run):
     d = run["dir"]
-    stats = filter_pairs(d / "tagged.parquet", d / "kept2.parquet", d / "dropped2.parquet", FilterConfig(), "en")
+    stats = filter_pairs(d / "pairs_raw.parquet", d / "tagged.parquet", d / "kept2.parquet", d / "dropped2.parquet",
+                         FilterConfig(), "en")
     assert stats.dropped["translation_failed"] == 78
     # Every remaining pair has an English "French answer": each one is dropped by a rule, mostly the language one.
     assert stats.kept <= 10

@@ -10,7 +10,7 @@ import pytest
 from postprocess_rows import make_pair, write_pairs
 
 from lidr_data.errors import LidrError
-from lidr_data.stages.schema import FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS
+from lidr_data.stages.schema import TAG_COLUMNS
 from lidr_data.stages.tag import TagConfig, tag_pairs
 
 EN = "The river flows through the old town, past the market and the cathedral, before it reaches the sea."
@@ -31,7 +31,9 @@ def test_tags_languages_lengths_and_hash(tmp_path):
             make_pair("Where does the river go?", EN, JA, lang="en", direction="to_dominant", pivot_lang="ja")]
     stats, out = _tag(tmp_path, rows)
     assert (stats.rows_in, stats.kept, stats.dropped) == (2, 2, {})
-    assert out.schema.names == [*PAIR_COLUMNS.names, *FLAT_TEXT.names, *TAG_COLUMNS.names]
+    # One row per pairs_raw row, in its order: pair_id and the tags (the texts are not copied).
+    assert out.schema.names == ["pair_id", *TAG_COLUMNS.names]
+    assert out.column("pair_id").to_pylist() == [r["pair_id"] for r in rows]
     assert out.column("chosen_lang").to_pylist() == ["fr", "en"]
     assert out.column("rejected_lang").to_pylist() == ["de", "ja"]
     assert all(s >= 0.5 for s in out.column("chosen_lang_score").to_pylist())
@@ -63,10 +65,10 @@ def test_failed_translation_and_blank_sides_are_unknown_not_errors(tmp_path):
     assert h[0] != h[1] and all(len(x) == 32 for x in h)
 
 
-def test_retagging_replaces_tag_columns_and_streams_batches(tmp_path):
+def test_batches_stream_in_order_whatever_their_size(tmp_path):
     rows = [make_pair(f"Question {i}?", FR if i % 2 else EN, DE, lang="fr", prompt_id=f"p{i}") for i in range(7)]
     _, first = _tag(tmp_path, rows, TagConfig(batch_rows=3))
-    again = tag_pairs(tmp_path / "tagged.parquet", tmp_path / "tagged2.parquet", TagConfig(batch_rows=2), LANGS)
+    again = tag_pairs(tmp_path / "pairs_raw.parquet", tmp_path / "tagged2.parquet", TagConfig(batch_rows=2), LANGS)
     second = pq.read_table(tmp_path / "tagged2.parquet")
     assert again.rows_in == 7 and second.schema.names == first.schema.names
     assert second.column("chosen_lang").to_pylist() == ["en", "fr"] * 3 + ["en"]
@@ -91,7 +93,8 @@ def test_unknown_language_code_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize(("kwargs", "field"), [({"prefix_chars": 0}, "tag.prefix_chars"),
                                                ({"min_score": 1.5}, "tag.min_score"),
-                                               ({"batch_rows": 0}, "tag.batch_rows")])
+                                               ({"batch_rows": 0}, "tag.batch_rows"),
+                                               ({"quick_chars": 0}, "tag.quick_chars")])
 def test_config_validation_names_the_field(kwargs, field):
     with pytest.raises(LidrError, match=field):
         TagConfig(**kwargs)
