@@ -212,8 +212,14 @@ def run_toolkit(raw: Path, out: Path) -> dict:
                         out / "dropped_dedup.parquet", DedupConfig())
     times["dedup"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
+    from lidr_data import langid
+
+    if langid._pool.cache_info().currsize:  # end the language-ID workers so that their peak RSS is on record
+        langid._pool().shutdown(wait=True)
     return {"times": times, "kept": stats.kept,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            # language-ID worker processes (forked; ru_maxrss of the largest one)
+            "child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def toolkit_subprocess(raw: Path, out: Path) -> dict:
@@ -365,7 +371,8 @@ def main() -> None:
     tt = full["times"]
     print(f"toolkit  {args.pairs:>9,} pairs: {tt['total']:7.1f} s = {args.pairs / tt['total']:9,.0f} pairs/s  "
           f"(tag {tt['tag']:.1f} s, filter {tt['filter']:.1f} s, dedup+write {tt['dedup']:.1f} s), "
-          f"peak RSS {full['peak_rss_mb']:,.0f} MB, kept {full['kept']:,}")
+          f"peak RSS {full['peak_rss_mb']:,.0f} MB (+ language-ID workers, each <= {full['child_rss_mb']:,.0f} MB), "
+          f"kept {full['kept']:,}")
     print_scores("toolkit", planted, full["drops"], args.pairs)
 
     if args.baseline_pairs:

@@ -21,8 +21,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache, partial
 
 from lidr_data.errors import LidrError
@@ -125,7 +127,8 @@ def _fasttext_pass(prefixes: list[str], allowed: frozenset[str], min_score: floa
 
 
 def _workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """Cores this process may use; 1 off Linux (forking is unsafe on macOS and absent on Windows)."""
+    return len(os.sched_getaffinity(0)) if sys.platform == "linux" else 1
 
 
 @lru_cache(maxsize=1)
@@ -163,7 +166,11 @@ def detect_languages(
             size = -(-len(work) // workers)
             chunks = [work[k:k + size] for k in range(0, len(work), size)]
             one_pass = partial(_fasttext_pass, allowed=allowed, min_score=min_score, quick_chars=quick_chars)
-            found = [r for part in _pool().map(one_pass, chunks) for r in part]
+            try:
+                found = [r for part in _pool().map(one_pass, chunks) for r in part]
+            except BrokenProcessPool:  # a worker died (killed, out of memory): read here; a new pool next time
+                _pool.cache_clear()
+                found = one_pass(work)
         else:
             found = _fasttext_pass(work, allowed, min_score, quick_chars)
         recheck = []

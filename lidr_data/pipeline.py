@@ -45,6 +45,7 @@ OUTPUTS = {
     "dedup": "pairs.parquet",
 }
 
+GENERATING = ("respond", "translate")
 # Stages whose input is exactly the kept rows of the stage before (translate and pairs fan out).
 FEEDS = {"respond": "prompts", "tag": "pairs", "filter": "tag", "dedup": "filter"}
 
@@ -183,7 +184,11 @@ class Build:
             rerun = True
             self.state.pop(stage, None)
             start = time.perf_counter()
-            stats = stages[stage]()
+            if stage in GENERATING:  # these draw their own progress bars
+                stats = stages[stage]()
+            else:
+                with self.console.status(f"[bold]{stage}[/] …"):
+                    stats = stages[stage]()
             before = FEEDS.get(stage)
             if before and stats.rows_in != self.stats[before].kept:
                 raise AssertionError(f"stage {stage}: {stats.rows_in} rows in, but {before} kept "

@@ -98,3 +98,25 @@ def test_single_language_and_bad_codes():
     assert detect_languages(["Ceci est une phrase en français, assez longue pour être reconnue."], ["fr"])[0][0] == "fr"
     with pytest.raises(LidrError, match="'xx'"):
         detect_languages(["hello"], ["en", "xx"])
+
+
+def test_a_broken_worker_pool_falls_back_to_this_process(monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    texts = [t for _, t in _prompts(20)]
+    one = detect_languages(texts, LANGS)
+
+    class Broken:
+        def map(self, *args):
+            raise BrokenProcessPool("a worker died")
+
+    cleared = []
+    broken = lambda: Broken()  # noqa: E731
+    broken.cache_clear = lambda: cleared.append(1)
+    monkeypatch.setattr(langid, "_workers", lambda: 2)
+    monkeypatch.setattr(langid, "PARALLEL_MIN", 10)
+    monkeypatch.setattr(langid, "_pool", broken)
+    again = detect_languages(texts, LANGS)
+    assert [c for c, _ in again] == [c for c, _ in one]
+    assert [s for _, s in again] == pytest.approx([s for _, s in one], abs=1e-9)
+    assert cleared  # the next call starts a new pool

@@ -223,8 +223,8 @@ def _sketch(texts: pa.Array, config: DedupConfig) -> tuple[np.ndarray, np.ndarra
 
 def _sketches(pf: pq.ParquetFile, rows: np.ndarray, config: DedupConfig) -> Iterator[tuple[np.ndarray, ...]]:
     """(row ids, (lang, pivot) group hashes, MinHash signatures) of the rows where `rows` is true that have a
-    shingle, batch by batch in order. Batches are sketched on two threads: polars, numpy and rensa release the
-    GIL for most of the work (1.9x on 2 cores), while this thread reads the next batches."""
+    shingle, batch by batch in order. Batches are sketched on worker threads (polars, numpy and rensa release
+    the GIL for most of the work: 1.9x on 2 cores) while the next ones are read ahead."""
     with ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 1))) as pool:
         pending: deque = deque()
         start = 0
