@@ -184,7 +184,8 @@ def filter_pairs(raw: Path, tagged: Path, kept_dst: Path, dropped_dst: Path, con
                 rows = pa.array(np.arange(stats.rows_in, stats.rows_in + batch.num_rows, dtype=np.int64))
                 kept = pa.RecordBatch.from_arrays([rows.filter(kept_mask), batch.column("pair_id").filter(kept_mask)],
                                                   schema=FILTERED)
-                kept_w.write_batch(kept)
+                if kept.num_rows:
+                    kept_w.write_batch(kept)
                 stats.rows_in += batch.num_rows
                 stats.kept += kept.num_rows
                 if kept.num_rows < batch.num_rows:

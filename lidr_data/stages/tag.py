@@ -5,7 +5,7 @@ language of chosen and rejected (and of the prompt, when asked), character lengt
 are not copied: the filter and dedup stages read pairs_raw and this table side by side (`load_tags`), so the
 long text columns are written once, into the published table. pairs_raw is streamed batch by batch; language ID
 (the cost to beat) reads a bounded prefix of each text, skips null/blank texts (failed translations), and reads
-each distinct prefix once per batch (the dominant pairs of several pivot languages share their rejected answer).
+each distinct prefix once per batch (the English pairs of several pivot languages share their chosen answer).
 """
 
 from __future__ import annotations
