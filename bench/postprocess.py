@@ -37,6 +37,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lidr_data.stages.tables import write_parquet_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "stages"))
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -129,12 +131,14 @@ def build_corpus(n: int, path: Path, seed: int, chunk: int = 50_000) -> dict[str
     """Write `n` pairs_raw rows to `path`; return {prompt_id: planted defect} for the defective rows."""
     from postprocess_rows import RAW_SCHEMA, make_pair
 
+    from lidr_data.stages.tables import ROW_GROUP_ROWS, parquet_writer
+
     rng = random.Random(seed)
     prompts, answers = _load_texts()
     pools = _sentence_pools(answers)
     planted: dict[str, str] = {}
     other = {lang: [x for x in ("en", "es", "ru", "de", "fr") if x != lang] for lang in LANGS}
-    with pq.ParquetWriter(path, RAW_SCHEMA) as writer:
+    with parquet_writer(path, RAW_SCHEMA) as writer:  # written as the pairs stage writes pairs_raw
         for start in range(0, n, chunk):
             size = min(chunk, n - start)
             kinds = []
@@ -187,7 +191,7 @@ def build_corpus(n: int, path: Path, seed: int, chunk: int = 50_000) -> dict[str
                 else:
                     clean_idx.append(len(rows))
                 rows.append(row)
-            writer.write_table(pa.Table.from_pylist(rows, schema=RAW_SCHEMA))
+            writer.write_table(pa.Table.from_pylist(rows, schema=RAW_SCHEMA), row_group_size=ROW_GROUP_ROWS)
     return planted
 
 
@@ -354,7 +358,7 @@ def main() -> None:
 
     t = time.perf_counter()
     raw, meta = work / "pairs_raw.parquet", work / "planted.json"
-    key = {"pairs": args.pairs, "seed": args.seed, "version": 2}
+    key = {"pairs": args.pairs, "seed": args.seed, "version": 3}
     if raw.is_file() and meta.is_file() and json.loads(meta.read_text())["key"] == key:
         planted = json.loads(meta.read_text())["planted"]  # same corpus as a previous run in this folder
     else:
@@ -378,7 +382,7 @@ def main() -> None:
     if args.baseline_pairs:
         m = min(args.baseline_pairs, args.pairs)
         sub = work / "subset.parquet"
-        pq.write_table(pq.read_table(raw).slice(0, m), sub)
+        write_parquet_atomic(pq.read_table(raw).slice(0, m), sub)
         sub_planted = {p: k for p, k in planted.items() if int(p[1:]) < m}
         small = toolkit_subprocess(sub, work / "toolkit-subset")
         base = run_baseline(sub, work / "baseline")

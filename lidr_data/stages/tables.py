@@ -15,13 +15,27 @@ import pyarrow.parquet as pq
 
 from lidr_data.stages.schema import DROP_COLUMNS
 
+# Dictionary-encode only the short categorical columns: on unique texts a dictionary is pure cost.
+_DICT_COLUMNS = ("lang", "direction", "pivot_lang", "generator_model", "generator_revision", "chosen_finish_reason",
+                 "rejected_finish_reason", "prompt_lang", "chosen_lang", "rejected_lang", "stage", "reason")
+ROW_GROUP_ROWS = 10_000  # the stages read their input in batches of this size
+
+
+def parquet_writer(path: str | Path, schema: pa.Schema, final: bool = False) -> pq.ParquetWriter:
+    """Stage tables use LZ4: pyarrow reads it ~2.7x faster than snappy here (filter and dedup read all of
+    pairs_raw, tag and dedup its texts); the published table uses snappy, the most widely read codec."""
+    return pq.ParquetWriter(path, schema, compression="snappy" if final else "lz4",
+                            use_dictionary=[n for n in schema.names if n in _DICT_COLUMNS])
+
 
 def write_parquet_atomic(table: pa.Table, path: str | Path) -> Path:
-    """Write to a temporary file beside `path`, then rename: readers never see a half-written table."""
+    """Write a stage table to a temporary file beside `path`, then rename: readers never see a half-written
+    table."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
+    with parquet_writer(tmp, table.schema) as writer:
+        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
     os.replace(tmp, path)
     return path
 

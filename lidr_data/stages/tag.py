@@ -30,6 +30,7 @@ from lidr_data.langid import (
     detect_languages,
 )
 from lidr_data.stages.schema import FLAT_TEXT, TAG_COLUMNS, StageStats
+from lidr_data.stages.tables import parquet_writer
 
 SEP = "\x1f"  # unit separator: joins the three texts for the content hash
 TAGGED = pa.schema([("pair_id", pa.string()), *TAG_COLUMNS])  # the pairs_tagged table
@@ -82,18 +83,6 @@ def open_table(path: Path, required: pa.Schema, what: str) -> pq.ParquetFile:
 
 def tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-# Dictionary-encode only the short categorical columns: on unique texts a dictionary is pure cost.
-_DICT_COLUMNS = ("lang", "direction", "pivot_lang", "generator_model", "generator_revision", "chosen_finish_reason",
-                 "rejected_finish_reason", "prompt_lang", "chosen_lang", "rejected_lang", "stage", "reason")
-
-
-def parquet_writer(path: Path, schema: pa.Schema, final: bool = False) -> pq.ParquetWriter:
-    """Stage tables that the next stage reads at once use LZ4 (fastest write + read here); the published table
-    uses snappy, the most widely read codec."""
-    return pq.ParquetWriter(path, schema, compression="snappy" if final else "lz4",
-                            use_dictionary=[n for n in schema.names if n in _DICT_COLUMNS])
 
 
 def _detect(columns: list[pa.ChunkedArray | pa.Array], languages: list[str],
