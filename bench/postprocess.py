@@ -5,7 +5,8 @@ real parallel prompts and whose answers are stitched from real sentences (GPT-4-
 outputs, Llama-3 answers and their French translations, MGSM and prompt texts for zh/ja), each sentence
 checked by language ID first so that clean rows really are clean. Known numbers of defects are planted, one per
 defective row: translation failures, empty sides, truncated sides, wrong-language sides, exact duplicates and
-near duplicates (a copy with a couple of words changed and a different rejected side).
+near duplicates (a copy with a couple of words changed and a different rejected side). It is written the way
+the pairs stage writes pairs_raw (stages.tables.parquet_writer: LZ4, 10k-row row groups).
 
 It prints:
 - the toolkit (lidr_data.stages tag_pairs -> filter_pairs -> dedup_pairs, each writing Parquet), run in a
@@ -220,10 +221,20 @@ def run_toolkit(raw: Path, out: Path) -> dict:
 
     if langid._pool.cache_info().currsize:  # end the language-ID workers so that their peak RSS is on record
         langid._pool().shutdown(wait=True)
-    return {"times": times, "kept": stats.kept,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    return {"times": times, "kept": stats.kept, "peak_rss_mb": peak_rss_mb(),
             # language-ID worker processes (forked; ru_maxrss of the largest one)
             "child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec, so a worker started by
+    this (large) process would report the parent's peak as its own."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def toolkit_subprocess(raw: Path, out: Path) -> dict:
