@@ -37,6 +37,7 @@ DEFAULT_MIN_SCORE = 0.5
 # lists whose opening words are in the text's language), and fastText ran ~4x faster.
 DEFAULT_QUICK_CHARS = 60
 QUICK_MIN_SCORE = 0.9
+LINGUA_LONG = 300  # characters: from here on lingua's low-accuracy mode is as accurate (see _lingua)
 PARALLEL_MIN = 4000  # texts; fewer are read in this process (starting workers costs more than it saves)
 # fastText confuses short Chinese with Japanese (and reads them slowly: a paragraph is one long "word"), so
 # text in Chinese characters is decided by script: kana means Japanese, Han without kana means Chinese.
@@ -60,7 +61,7 @@ def _by_script(prefix: str, allowed: frozenset[str]) -> tuple[str, float] | None
 
 
 @lru_cache(maxsize=8)
-def _detector(languages: tuple[str, ...]):
+def _detector(languages: tuple[str, ...], low_accuracy: bool = False):
     from lingua import IsoCode639_1, LanguageDetectorBuilder
 
     codes = []
@@ -72,7 +73,8 @@ def _detector(languages: tuple[str, ...]):
     if len(codes) < 2:  # lingua needs two candidates; English is a neutral second one
         codes.append(IsoCode639_1.EN if codes[0] != IsoCode639_1.EN else IsoCode639_1.FR)
     # Lazy model loading: only the languages lingua is actually asked about get loaded (preloading 7 costs ~6 s).
-    return LanguageDetectorBuilder.from_iso_codes_639_1(*codes).build()
+    builder = LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
+    return (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
 
 
 @lru_cache(maxsize=1)
@@ -89,15 +91,21 @@ def _fasttext_predict():
 
 
 def _lingua(prefixes: list[str], languages: tuple[str, ...], min_score: float) -> list[tuple[str, float]]:
-    detector = _detector(languages)
-    results: list[tuple[str, float]] = []
-    for values in detector.compute_language_confidence_values_in_parallel(prefixes):
-        if not values:
-            results.append((UNKNOWN, 0.0))
+    # Prefixes of LINGUA_LONG characters or more go to lingua's low-accuracy mode (trigram models only), which
+    # loads in 0.07 s instead of ~1.1 s. On 29,827 real texts (8,869 of >= 300 characters) the wrong / unknown
+    # counts were the same as with the full models, after fastText (334 / 134) and for lingua alone (387 / 301).
+    # Short texts need the full models: low-accuracy mode for all gave 383 / 84 after fastText, 660 / 123 alone.
+    results: list[tuple[str, float]] = [(UNKNOWN, 0.0)] * len(prefixes)
+    for low_accuracy in (True, False):
+        idx = [i for i, p in enumerate(prefixes) if (len(p) >= LINGUA_LONG) == low_accuracy]
+        if not idx:
             continue
-        best = values[0]
-        code = best.language.iso_code_639_1.name.lower()
-        results.append((code, best.value) if best.value >= min_score else (UNKNOWN, best.value))
+        detector = _detector(languages, low_accuracy)
+        for i, values in zip(idx, detector.compute_language_confidence_values_in_parallel([prefixes[i] for i in idx])):
+            if values:
+                best = values[0]
+                code = best.language.iso_code_639_1.name.lower()
+                results[i] = (code, best.value) if best.value >= min_score else (UNKNOWN, best.value)
     return results
 
 

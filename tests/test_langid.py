@@ -120,3 +120,14 @@ def test_a_broken_worker_pool_falls_back_to_this_process(monkeypatch):
     assert [c for c, _ in again] == [c for c, _ in one]
     assert [s for _, s in again] == pytest.approx([s for _, s in one], abs=1e-9)
     assert cleared  # the next call starts a new pool
+
+
+def test_lingua_reads_long_prefixes_with_its_light_models(monkeypatch):
+    long_fr = "La rivière traverse la vieille ville et passe devant le marché avant d'atteindre la mer. " * 5
+    short_de = "Der Fluss fließt durch die Altstadt."
+    modes, real = [], langid._detector
+    monkeypatch.setattr(langid, "_detector", lambda langs, low=False: modes.append(low) or real(langs, low))
+    monkeypatch.setattr(langid, "_fasttext_predict", lambda: None)  # lingua answers everything
+    found = detect_languages([long_fr, short_de], ["en", "fr", "de"])
+    assert [c for c, _ in found] == ["fr", "de"]
+    assert True in modes and False in modes  # the 300-character prefix used the light models, the short one not
