@@ -32,8 +32,8 @@ import pyarrow.parquet as pq
 from lidr_data.errors import LidrError
 from lidr_data.stages.filter import FILTERED, count_reasons, with_drop_columns, with_tags
 from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
-from lidr_data.stages.tables import WriteBehind, parquet_writer, read_ahead
-from lidr_data.stages.tag import load_tags, open_table, tags_of, tmp_path
+from lidr_data.stages.tables import WriteBehind, open_table, parquet_writer, read_ahead, tmp_path
+from lidr_data.stages.tag import load_tags, tags_of
 
 # One token per character in scripts without spaces; otherwise a run of non-space, non-punctuation characters.
 _NOSPACE = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}"

@@ -31,8 +31,8 @@ import pyarrow.compute as pc
 
 from lidr_data.errors import LidrError
 from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
-from lidr_data.stages.tables import parquet_writer, read_ahead
-from lidr_data.stages.tag import load_tags, open_table, tags_of, tmp_path
+from lidr_data.stages.tables import open_table, parquet_writer, read_ahead, tmp_path
+from lidr_data.stages.tag import load_tags, tags_of
 
 BATCH_ROWS = 10_000  # rows per streamed batch: bounds memory whatever the table size
 FILTERED = pa.schema([("row", pa.int64()), ("pair_id", pa.string())])  # row: the pair's row number in pairs_raw

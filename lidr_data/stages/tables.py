@@ -1,4 +1,5 @@
-"""Small table helpers shared by the stages: atomic Parquet writes, drop tables, read-ahead and write-behind."""
+"""Stage table I/O shared by the stages: opening and writing Parquet (atomically), drop tables, read-ahead
+and write-behind."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lidr_data.errors import LidrError
 from lidr_data.stages.schema import DROP_COLUMNS
 
 # Dictionary-encode only the short categorical columns: on unique texts a dictionary is pure cost.
@@ -28,12 +30,32 @@ def parquet_writer(path: str | Path, schema: pa.Schema, final: bool = False) -> 
                             use_dictionary=[n for n in schema.names if n in _DICT_COLUMNS])
 
 
+def open_table(path: Path, required: pa.Schema, what: str) -> pq.ParquetFile:
+    """Open a stage table for streaming; a missing file or column is a one-line LidrError."""
+    path = Path(path)
+    if not path.is_file():
+        raise LidrError(f"{path}: {what} table not found")
+    try:
+        # pre_buffer=False: with it, iter_batches keeps every batch read so far alive (memory grows with the file).
+        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise LidrError(f"{path}: not a readable Parquet file ({e})") from None
+    missing = [n for n in required.names if n not in pf.schema_arrow.names]
+    if missing:
+        raise LidrError(f"{path}: {what} table lacks column(s) {', '.join(missing)}")
+    return pf
+
+
+def tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
 def write_parquet_atomic(table: pa.Table, path: str | Path) -> Path:
     """Write a stage table to a temporary file beside `path`, then rename: readers never see a half-written
     table."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = tmp_path(path)
     with parquet_writer(tmp, table.schema) as writer:
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
     os.replace(tmp, path)

@@ -30,7 +30,7 @@ from lidr_data.langid import (
     detect_languages,
 )
 from lidr_data.stages.schema import FLAT_TEXT, TAG_COLUMNS, StageStats
-from lidr_data.stages.tables import parquet_writer
+from lidr_data.stages.tables import open_table, parquet_writer, tmp_path
 
 SEP = "\x1f"  # unit separator: joins the three texts for the content hash
 TAGGED = pa.schema([("pair_id", pa.string()), *TAG_COLUMNS])  # the pairs_tagged table
@@ -63,26 +63,6 @@ class TagConfig:
             raise LidrError(f"tag.min_score must be between 0 and 1, got {self.min_score!r}")
         if not isinstance(self.batch_rows, int) or self.batch_rows < 1:
             raise LidrError(f"tag.batch_rows must be an integer >= 1, got {self.batch_rows!r}")
-
-
-def open_table(path: Path, required: pa.Schema, what: str) -> pq.ParquetFile:
-    """Open a stage table for streaming; a missing file or column is a one-line LidrError."""
-    path = Path(path)
-    if not path.is_file():
-        raise LidrError(f"{path}: {what} table not found")
-    try:
-        # pre_buffer=False: with it, iter_batches keeps every batch read so far alive (memory grows with the file).
-        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
-    except Exception as e:  # pyarrow raises several types for corrupt files
-        raise LidrError(f"{path}: not a readable Parquet file ({e})") from None
-    missing = [n for n in required.names if n not in pf.schema_arrow.names]
-    if missing:
-        raise LidrError(f"{path}: {what} table lacks column(s) {', '.join(missing)}")
-    return pf
-
-
-def tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 def _detect(columns: list[pa.ChunkedArray | pa.Array], languages: list[str],
