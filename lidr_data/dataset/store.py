@@ -14,6 +14,7 @@ The local store is a plain folder: `<store>/<dataset name>/<version>/{data/, REA
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -78,6 +79,17 @@ def read_manifest(version_dir: Path) -> dict:
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not safe_relpath(rel):
             raise LidrError(f"{path}: malformed manifest (bad entry for file {rel!r})")
     return manifest
+
+
+def content_id(manifest: dict) -> str:
+    """A version's content id: the sha256 of its canonical manifest (sorted keys, no whitespace, UTF-8).
+
+    The manifest lists every file's sha256, so the id pins the data, the card and every recorded setting. It is
+    kept where the manifest cannot change it silently (the store's index, the Hub tag message, a training run's
+    `train_manifest.json`) and keys every cache of a loaded version.
+    """
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def safe_relpath(rel: str) -> bool:

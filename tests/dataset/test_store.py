@@ -84,3 +84,14 @@ def test_cli_materialize_and_local_publish(run_dir: Path, tmp_path: Path, capsys
     assert str(published.resolve()) in card and "# demo-lidr · release-1" in card
     assert main(["publish", str(v), "--to", str(other), "--version", "release-1"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_content_id_is_canonical_and_sees_every_field():
+    from lidr_data.dataset.store import content_id
+
+    m = {"name": "x", "version": "iter-1", "files": {"a": {"sha256": "0" * 64}}, "generator": {"model": "m"}}
+    same_reordered = {"generator": {"model": "m"}, "files": {"a": {"sha256": "0" * 64}}, "version": "iter-1", "name": "x"}
+    assert content_id(m) == content_id(same_reordered)
+    assert len(content_id(m)) == 64
+    forged = {**m, "generator": {"model": "other"}}
+    assert content_id(forged) != content_id(m)
