@@ -269,9 +269,13 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
         return stats
 
     def stage_prompts() -> StageStats:
-        prompts, drops, stats = load_prompts(recipe.prompts, recipe.all_languages)
+        prompts, drops, stats = load_prompts(recipe.prompts, recipe.all_languages,
+                                             warn=lambda m: run.console.print(f"[yellow]prompts: {m}[/]",
+                                                                              highlight=False))
         if stats.kept == 0:
-            raise LidrError(f"{recipe.prompts.source}: no complete prompt item in {', '.join(recipe.all_languages)}")
+            reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items(), key=lambda kv: -kv[1]))
+            raise LidrError(f"{recipe.prompts.source}: no complete prompt item in {', '.join(recipe.all_languages)}"
+                            + (f" (dropped: {reasons})" if reasons else ""))
         for reason, n in stats.dropped.items():
             run.console.print(f"[yellow]prompts: {n} row(s) dropped: {reason}[/]")
         return save("prompts", prompts, drops, stats)

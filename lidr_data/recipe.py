@@ -83,9 +83,25 @@ class PromptsConfig:
     translation_task_id_field: str = _f("id", help="Id field in the translation_task_ids file.")
     translation_task_pattern: str | None = _f(
         None, help="Regular expression: dominant-language prompts that match it are translation tasks.")
+    check_language: bool = _f(
+        True, help="Identify each prompt's language (langid.py) and drop rows confidently in another of the "
+        "recipe's languages as `prompt_wrong_language` (e.g. a de.jsonl holding English), with a warning per file.")
+    language_min_score: float = _f(
+        0.95, help="Confidence at or above which a prompt identified as another language is dropped on its own.")
+    language_file_share: float = _f(
+        0.05, help="When at least this share of a file's judged prompts (and 3 or more) is identified as one "
+        "other language, every prompt identified as it is dropped, confident or not: the file is partly or "
+        "wholly in the wrong language. Short prompts get low confidences even when identified right.")
+    language_min_chars: int = _f(
+        20, help="Shorter prompts are not judged: language ID is unreliable on a few words.")
 
     def __post_init__(self) -> None:
         _require(bool(self.source), "source", "required (a folder of {lang}.jsonl files or a Hub dataset id)")
+        _require(0.0 <= self.language_min_score <= 1.0, "language_min_score",
+                 f"must be in [0, 1], got {self.language_min_score}")
+        _require(0.0 <= self.language_file_share <= 1.0, "language_file_share",
+                 f"must be in [0, 1], got {self.language_file_share}")
+        _require(self.language_min_chars >= 0, "language_min_chars", f"must be >= 0, got {self.language_min_chars}")
         _require(self.offset >= 0, "offset", f"must be >= 0, got {self.offset}")
         _require(self.limit is None or self.limit >= 1, "limit", f"must be >= 1, got {self.limit}")
         if self.translation_task_pattern is not None:
