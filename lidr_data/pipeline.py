@@ -32,7 +32,7 @@ from lidr_data.generation.base import Generator
 from lidr_data.generation.cache import RequestCache
 from lidr_data.recipe import TINY_MODEL, Recipe, ResponsesImport, TranslationsImport, with_overrides
 from lidr_data.stages.schema import STAGES, StageStats
-from lidr_data.stages.tables import write_parquet_atomic
+from lidr_data.stages.tables import remove_stale_temps, write_parquet_atomic
 
 # What each stage writes (besides its drops).
 OUTPUTS = {
@@ -183,6 +183,8 @@ class Build:
                 continue
             rerun = True
             self.state.pop(stage, None)
+            for folder in (self.dir, self.dir / "dropped"):  # what a killed run of this stage left behind
+                remove_stale_temps(folder)
             start = time.perf_counter()
             if stage in GENERATING:  # these draw their own progress bars
                 stats = stages[stage]()
