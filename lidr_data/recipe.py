@@ -24,7 +24,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from lidr_data.errors import LidrError
-from lidr_data.generation import BACKENDS
+from lidr_data.generation import BACKENDS, check_backend_options
 from lidr_data.generation.base import SamplingParams
 from lidr_data.languages import check_language
 from lidr_data.stages.dedup import DedupConfig
@@ -238,6 +238,10 @@ class Recipe:
                  f"required; letters, digits, '.', '_' and '-' only (it names a folder), got {self.name!r}")
         _require(bool(self.model), "model", "required")
         _require(self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        try:
+            check_backend_options(self.backend, self.backend_options)
+        except LidrError as e:
+            raise LidrError(f"backend_options: {e}") from None
         check_language(self.dominant_lang, "dominant_lang")
         _require(bool(self.languages), "languages", "at least one non-dominant language is needed")
         for i, code in enumerate(self.languages):
@@ -255,7 +259,39 @@ class Recipe:
         return _plain(dataclasses.asdict(self))
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+        """The recipe as YAML, with secret-looking values redacted (see `redact_secrets`): this is what run
+        folders, manifests and cards hold."""
+        return yaml.safe_dump(redact_secrets(self.to_dict()), sort_keys=False, allow_unicode=True, width=100)
+
+
+REDACTED = "<redacted>"
+# Secret-looking names, by their parts: api_key, hf_token, client_secret, password, apiKey ... but not
+# max_new_tokens or key_field.
+_SECRET_NAME = re.compile(r"(?:^|[_\W])(?:api_?key|key|token|secret|passw(?:or)?d|pwd|credentials?|auth|bearer)"
+                          r"(?:$|[_\W])", re.IGNORECASE)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_URL_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^/@\s]+@")
+
+
+def redact_secrets(obj: Any) -> Any:
+    """`obj` with the values under secret-looking names (*key*, *token*, *secret*, *password*, ...) replaced by
+    "<redacted>" and passwords inside URLs removed. A `*_env` option naming an environment variable stays: the
+    name is not the secret."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            name = str(k)
+            if (_SECRET_NAME.search(re.sub(r"([a-z])([A-Z])", r"\1_\2", name)) and v not in (None, "")
+                    and not (name.lower().endswith("_env") and isinstance(v, str) and _ENV_NAME.fullmatch(v))):
+                out[k] = REDACTED
+            else:
+                out[k] = redact_secrets(v)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [redact_secrets(v) for v in obj]
+    if isinstance(obj, str) and "@" in obj:
+        return _URL_PASSWORD.sub(rf"\1{REDACTED}@", obj)
+    return obj
 
 
 def _plain(value: Any) -> Any:

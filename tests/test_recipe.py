@@ -133,3 +133,19 @@ def test_translation_template_fills_names_and_leaves_other_braces():
     r = parse_recipe({**MINIMAL, "translation": {"template": "From {source_lang} to {target_lang} {json}: "
                                                              "<{tag}>{text}</{tag}>", "tag": "out"}})
     assert r.translation.user_message("hola {x}", "es", "de") == "From Spanish to German {json}: <out>hola {x}</out>"
+
+
+def test_redact_secrets_by_name_parts_and_in_urls():
+    from lidr_data.recipe import redact_secrets
+
+    got = redact_secrets({
+        "api_key": "sk-1", "apiKey": "sk-2", "hf_token": "hf_3", "password": "p", "client_secret": "s",
+        "nested": [{"access_token": "t"}], "api_key_env": "OPENAI_API_KEY", "token_env": "sk-not-a-name",
+        "max_new_tokens": 512, "author": "me", "base_url": "https://user:pw@host/v1", "empty_token": None,
+    })
+    assert got == {
+        "api_key": "<redacted>", "apiKey": "<redacted>", "hf_token": "<redacted>", "password": "<redacted>",
+        "client_secret": "<redacted>", "nested": [{"access_token": "<redacted>"}], "api_key_env": "OPENAI_API_KEY",
+        "token_env": "<redacted>", "max_new_tokens": 512, "author": "me", "base_url": "https://user:<redacted>@host/v1",
+        "empty_token": None,
+    }

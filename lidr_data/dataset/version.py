@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -40,7 +39,6 @@ SCHEMA_VERSION = 1
 ALL, DROPPED = "all", "dropped"
 SHARD_ROWS = 250_000  # rows per Parquet shard (a few hundred MB of text at most)
 ROW_GROUP_ROWS = 10_000
-_SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|apikey|token|secret|password|auth)($|[_-])", re.IGNORECASE)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -52,16 +50,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _redact(obj):
-    """Recipe values under secret-looking keys never reach a manifest or card (env var *names* are fine)."""
-    if isinstance(obj, dict):
-        return {
-            k: ("<redacted>" if _SECRET_KEY.search(str(k)) and not str(k).lower().endswith("_env")
-                and v not in (None, "") else _redact(v))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [_redact(v) for v in obj]
-    return obj
+    """Recipe values under secret-looking keys never reach a manifest or card (env var *names* are fine); run
+    folders written before recipe.yaml was redacted at the source go through the same rule."""
+    from lidr_data.recipe import redact_secrets
+
+    return redact_secrets(obj)
 
 
 class _ShardWriter:
