@@ -144,3 +144,22 @@ def test_run_folder_recipe_has_no_secret_values(tmp_path, monkeypatch):
     written = yaml.safe_load((tmp_path / "w" / "runs" / "x" / "iter-1" / "recipe.yaml").read_text())
     assert written["backend_options"] == {"base_url": "http://me:<redacted>@127.0.0.1:9/v1", "api_key_env": "MY_KEY"}
     assert _files_holding(tmp_path / "w", "SECRET") == []
+
+
+@pytest.mark.slow
+def test_build_that_keeps_no_pair_writes_no_version_unless_allowed(tiny_model_dir, tmp_path, capsys):
+    import yaml
+
+    recipe = yaml.safe_load(Path(DEMO).read_text())
+    recipe["filters"] = {"truncated": False, "wrong_language": False, "length_ratio": True,
+                         "min_length_ratio": 1000.0, "max_length_ratio": 1001.0}  # no pair passes
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    args = ["build", str(path), "--model", str(tiny_model_dir), "--workdir", str(tmp_path / "w"), "--limit", "2",
+            "--langs", "es", "--no-progress"]
+    assert main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no pairs to materialize (every row was dropped: filter/length_ratio" in err and "--allow-empty" in err
+    assert not (tmp_path / "w" / "store" / "demo" / "iter-1").exists()
+    assert main([*args, "--allow-empty"]) == 0
+    assert main(["verify", str(tmp_path / "w" / "store" / "demo" / "iter-1")]) == 0
