@@ -129,7 +129,8 @@ def _read_language(cfg: PromptsConfig, lang: str, order: dict[str, int], need: i
         if need is not None and len(order) >= need and found >= need - cfg.offset:
             break  # every wanted id is here: the rest of the file cannot change the selection
     if out.rows == 0:
-        raise LidrError(f"{label}: no prompts in this file (it is empty); every item would miss {lang!r}")
+        what = "no prompts in this file (it is empty)" if Path(label).is_file() else f"no rows for {lang!r}"
+        raise LidrError(f"{label}: {what}; every item would miss {lang!r}")
     return out
 
 
