@@ -176,6 +176,8 @@ class Build:
     def run(self, stages: dict[str, Callable[[], StageStats]]) -> None:
         settings = stage_settings(self.recipe)
         fingerprint, rerun = "", False
+        for folder in (self.dir, self.dir / "dropped"):  # temporary tables of a killed run (its pid is gone)
+            remove_stale_temps(folder)
         for stage in STAGES:
             fingerprint = _hash([fingerprint, settings[stage]])
             if not rerun and self.finished(stage, fingerprint):
@@ -183,8 +185,6 @@ class Build:
                 continue
             rerun = True
             self.state.pop(stage, None)
-            for folder in (self.dir, self.dir / "dropped"):  # what a killed run of this stage left behind
-                remove_stale_temps(folder)
             start = time.perf_counter()
             if stage in GENERATING:  # these draw their own progress bars
                 stats = stages[stage]()

@@ -207,4 +207,5 @@ def test_stage_start_removes_temporary_tables_of_a_killed_run(first_run, tmp_pat
     (run_dir / "pairs_tagged.parquet").unlink()  # the killed tag never finished
     build(demo_recipe(tiny_model_dir), workdir=workdir, limit=3, langs=["es", "de"], progress=False)
     assert not any(p.exists() for p in stale)
+    assert loads == []  # tag reran from the tables on disk: no model call
     assert (run_dir / f".pairs_tagged.parquet.part-{live}").exists()  # a live writer's file stays
