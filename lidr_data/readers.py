@@ -19,7 +19,7 @@ BOM = b"\xef\xbb\xbf"
 PARQUET_BATCH_ROWS = 4096
 
 
-def _decode(data: bytes, where: str, line_start: int = 1) -> str:
+def decode_utf8(data: bytes, where: str, line_start: int = 1) -> str:
     """`data` as UTF-8, or a LidrError 'WHERE:LINE: not valid UTF-8 (byte 0x.. at column N)'."""
     try:
         return data.decode("utf-8")
@@ -59,7 +59,7 @@ def iter_records(path: str | Path, columns: Sequence[str] | None = None) -> Iter
             for lineno, raw in enumerate(f, 1):
                 if lineno == 1 and raw.startswith(BOM):
                     raw = raw[len(BOM):]
-                line = _decode(raw, str(path), lineno)
+                line = decode_utf8(raw, str(path), lineno)
                 if not line.strip():
                     continue
                 try:
@@ -72,7 +72,7 @@ def iter_records(path: str | Path, columns: Sequence[str] | None = None) -> Iter
         return
     if path.suffix == ".json":
         data = path.read_bytes()
-        text = _decode(data[len(BOM):] if data.startswith(BOM) else data, str(path))
+        text = decode_utf8(data[len(BOM):] if data.startswith(BOM) else data, str(path))
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as e:

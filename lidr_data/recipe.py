@@ -27,6 +27,7 @@ from lidr_data.errors import LidrError
 from lidr_data.generation import BACKENDS, check_backend_options
 from lidr_data.generation.base import SamplingParams
 from lidr_data.languages import check_language
+from lidr_data.readers import BOM, decode_utf8
 from lidr_data.stages.dedup import DedupConfig
 from lidr_data.stages.filter import FilterConfig
 from lidr_data.stages.tag import TagConfig
@@ -400,8 +401,10 @@ def load_recipe(path: str | Path) -> Recipe:
     path = resolve_path(path)
     if not path.is_file():
         raise LidrError(f"{path}: recipe file not found")
+    raw = path.read_bytes()
+    text = decode_utf8(raw[len(BOM):] if raw.startswith(BOM) else raw, str(path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -149,3 +149,15 @@ def test_redact_secrets_by_name_parts_and_in_urls():
         "token_env": "<redacted>", "max_new_tokens": 512, "author": "me", "base_url": "https://user:<redacted>@host/v1",
         "empty_token": None,
     }
+
+
+def test_recipe_file_encoding_errors_name_line_and_byte_and_bom_crlf_load(tmp_path):
+    from lidr_data.recipe import load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_bytes(b"name: x\nmodel: m\nlanguages: [es]\nprompts: {source: caf\xe9}\n")
+    with pytest.raises(LidrError) as err:
+        load_recipe(path)
+    assert str(err.value) == f"{path}:4: not valid UTF-8 (byte 0xe9 at column 22)"
+    path.write_bytes(b"\xef\xbb\xbfname: x\r\nmodel: m\r\nlanguages: [es]\r\nprompts: {source: p}\r\n")
+    assert load_recipe(path).name == "x"

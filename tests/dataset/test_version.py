@@ -248,6 +248,7 @@ def test_empty_dropped_config_is_not_listed_and_every_listed_config_loads(run_di
     assert json.loads(capsys.readouterr().out) == [{"n": 0}]
 
 
+@pytest.mark.slow
 def test_manifest_and_hub_card_hold_no_absolute_local_path(run_dir: Path, store: Path, tmp_path: Path):
     import re
 
