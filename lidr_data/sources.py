@@ -1,8 +1,11 @@
 """Prompt sources: parallel prompts (one text per language per item id) from a folder of per-language files
 or a Hub dataset, aligned by id, with translation-task flags.
 
-Bad files are errors naming the file, row and field (a malformed line, a missing field, a duplicate id); items
-that are incomplete (an id missing, or empty, in some language) are dropped with a reason at stage `prompts`.
+Bad files are errors naming the file, row and field (a malformed line, bytes that are not UTF-8, a missing field,
+a duplicate id, an empty file). Rows that cannot be used are dropped with a reason at stage `prompts`:
+`null_text`, `empty_text`, `prompt_wrong_language` (identified as another of the recipe's languages, see
+`PromptsConfig.check_language`), and `missing_in:<langs>` for the other languages of such an item, or of an item
+whose id some language lacks.
 """
 
 from __future__ import annotations
