@@ -32,7 +32,7 @@ from lidr_data.generation.base import Generator
 from lidr_data.generation.cache import RequestCache
 from lidr_data.recipe import TINY_MODEL, Recipe, ResponsesImport, TranslationsImport, with_overrides
 from lidr_data.stages.schema import STAGES, StageStats
-from lidr_data.stages.tables import write_parquet_atomic
+from lidr_data.stages.tables import remove_stale_temps, write_parquet_atomic
 
 # What each stage writes (besides its drops).
 OUTPUTS = {
@@ -176,6 +176,8 @@ class Build:
     def run(self, stages: dict[str, Callable[[], StageStats]]) -> None:
         settings = stage_settings(self.recipe)
         fingerprint, rerun = "", False
+        for folder in (self.dir, self.dir / "dropped"):  # temporary tables of a killed run (its pid is gone)
+            remove_stale_temps(folder)
         for stage in STAGES:
             fingerprint = _hash([fingerprint, settings[stage]])
             if not rerun and self.finished(stage, fingerprint):
@@ -269,9 +271,13 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
         return stats
 
     def stage_prompts() -> StageStats:
-        prompts, drops, stats = load_prompts(recipe.prompts, recipe.all_languages)
+        prompts, drops, stats = load_prompts(recipe.prompts, recipe.all_languages,
+                                             warn=lambda m: run.console.print(f"[yellow]prompts: {m}[/]",
+                                                                              highlight=False))
         if stats.kept == 0:
-            raise LidrError(f"{recipe.prompts.source}: no complete prompt item in {', '.join(recipe.all_languages)}")
+            reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items(), key=lambda kv: -kv[1]))
+            raise LidrError(f"{recipe.prompts.source}: no complete prompt item in {', '.join(recipe.all_languages)}"
+                            + (f" (dropped: {reasons})" if reasons else ""))
         for reason, n in stats.dropped.items():
             run.console.print(f"[yellow]prompts: {n} row(s) dropped: {reason}[/]")
         return save("prompts", prompts, drops, stats)

@@ -24,9 +24,10 @@ from typing import Any, Literal, Union
 import yaml
 
 from lidr_data.errors import LidrError
-from lidr_data.generation import BACKENDS
+from lidr_data.generation import BACKENDS, check_backend_options
 from lidr_data.generation.base import SamplingParams
 from lidr_data.languages import check_language
+from lidr_data.readers import BOM, decode_utf8
 from lidr_data.stages.dedup import DedupConfig
 from lidr_data.stages.filter import FilterConfig
 from lidr_data.stages.tag import TagConfig
@@ -83,9 +84,25 @@ class PromptsConfig:
     translation_task_id_field: str = _f("id", help="Id field in the translation_task_ids file.")
     translation_task_pattern: str | None = _f(
         None, help="Regular expression: dominant-language prompts that match it are translation tasks.")
+    check_language: bool = _f(
+        True, help="Identify each prompt's language (langid.py) and drop rows confidently in another of the "
+        "recipe's languages as `prompt_wrong_language` (e.g. a de.jsonl holding English), with a warning per file.")
+    language_min_score: float = _f(
+        0.95, help="Confidence at or above which a prompt identified as another language is dropped on its own.")
+    language_file_share: float = _f(
+        0.05, help="When at least this share of a file's judged prompts (and 3 or more) is identified as one "
+        "other language, every prompt identified as it is dropped, confident or not: the file is partly or "
+        "wholly in the wrong language. Short prompts get low confidences even when identified right.")
+    language_min_chars: int = _f(
+        20, help="Shorter prompts are not judged: language ID is unreliable on a few words.")
 
     def __post_init__(self) -> None:
         _require(bool(self.source), "source", "required (a folder of {lang}.jsonl files or a Hub dataset id)")
+        _require(0.0 <= self.language_min_score <= 1.0, "language_min_score",
+                 f"must be in [0, 1], got {self.language_min_score}")
+        _require(0.0 <= self.language_file_share <= 1.0, "language_file_share",
+                 f"must be in [0, 1], got {self.language_file_share}")
+        _require(self.language_min_chars >= 0, "language_min_chars", f"must be >= 0, got {self.language_min_chars}")
         _require(self.offset >= 0, "offset", f"must be >= 0, got {self.offset}")
         _require(self.limit is None or self.limit >= 1, "limit", f"must be >= 1, got {self.limit}")
         if self.translation_task_pattern is not None:
@@ -222,6 +239,10 @@ class Recipe:
                  f"required; letters, digits, '.', '_' and '-' only (it names a folder), got {self.name!r}")
         _require(bool(self.model), "model", "required")
         _require(self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        try:
+            check_backend_options(self.backend, self.backend_options)
+        except LidrError as e:
+            raise LidrError(f"backend_options: {e}") from None
         check_language(self.dominant_lang, "dominant_lang")
         _require(bool(self.languages), "languages", "at least one non-dominant language is needed")
         for i, code in enumerate(self.languages):
@@ -239,7 +260,39 @@ class Recipe:
         return _plain(dataclasses.asdict(self))
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+        """The recipe as YAML, with secret-looking values redacted (see `redact_secrets`): this is what run
+        folders, manifests and cards hold."""
+        return yaml.safe_dump(redact_secrets(self.to_dict()), sort_keys=False, allow_unicode=True, width=100)
+
+
+REDACTED = "<redacted>"
+# Secret-looking names, by their parts: api_key, hf_token, client_secret, password, apiKey ... but not
+# max_new_tokens or key_field.
+_SECRET_NAME = re.compile(r"(?:^|[_\W])(?:api_?key|key|token|secret|passw(?:or)?d|pwd|credentials?|auth|bearer)"
+                          r"(?:$|[_\W])", re.IGNORECASE)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_URL_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^/@\s]+@")
+
+
+def redact_secrets(obj: Any) -> Any:
+    """`obj` with the values under secret-looking names (*key*, *token*, *secret*, *password*, ...) replaced by
+    "<redacted>" and passwords inside URLs removed. A `*_env` option naming an environment variable stays: the
+    name is not the secret."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            name = str(k)
+            if (_SECRET_NAME.search(re.sub(r"([a-z])([A-Z])", r"\1_\2", name)) and v not in (None, "")
+                    and not (name.lower().endswith("_env") and isinstance(v, str) and _ENV_NAME.fullmatch(v))):
+                out[k] = REDACTED
+            else:
+                out[k] = redact_secrets(v)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [redact_secrets(v) for v in obj]
+    if isinstance(obj, str) and "@" in obj:
+        return _URL_PASSWORD.sub(rf"\1{REDACTED}@", obj)
+    return obj
 
 
 def _plain(value: Any) -> Any:
@@ -348,8 +401,10 @@ def load_recipe(path: str | Path) -> Recipe:
     path = resolve_path(path)
     if not path.is_file():
         raise LidrError(f"{path}: recipe file not found")
+    raw = path.read_bytes()
+    text = decode_utf8(raw[len(BOM):] if raw.startswith(BOM) else raw, str(path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

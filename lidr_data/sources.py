@@ -1,20 +1,26 @@
 """Prompt sources: parallel prompts (one text per language per item id) from a folder of per-language files
 or a Hub dataset, aligned by id, with translation-task flags.
 
-Bad files are errors naming the file, row and field (a malformed line, a missing field, a duplicate id); items
-that are incomplete (an id missing, or empty, in some language) are dropped with a reason at stage `prompts`.
+Bad files are errors naming the file, row and field (a malformed line, bytes that are not UTF-8, a missing field,
+a duplicate id, an empty file). Rows that cannot be used are dropped with a reason at stage `prompts`:
+`null_text`, `empty_text`, `prompt_wrong_language` (identified as another of the recipe's languages, see
+`PromptsConfig.check_language`), and `missing_in:<langs>` for the other languages of such an item, or of an item
+whose id some language lacks.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
 from lidr_data.errors import LidrError
-from lidr_data.readers import SUFFIXES, read_records, row_location
+from lidr_data.langid import UNKNOWN
+from lidr_data.readers import SUFFIXES, iter_records, read_records, row_location
 from lidr_data.recipe import PromptsConfig, resolve_path
 from lidr_data.stages.schema import PROMPTS, StageStats
 from lidr_data.stages.tables import drop_table
@@ -32,8 +38,8 @@ def _language_file(folder: Path, lang: str) -> Path:
     return found[0]
 
 
-def _hub_rows(cfg: PromptsConfig, lang: str) -> tuple[list[dict], Callable[[int], str], str]:
-    """Rows of one language from a Hub dataset (or a local folder in the Hub layout)."""
+def _hub_rows(cfg: PromptsConfig, lang: str) -> tuple[Iterator[tuple[str, dict]], str]:
+    """(location, row) of one language from a Hub dataset (or a local folder in the Hub layout), read lazily."""
     try:
         import datasets
     except ImportError as e:  # pragma: no cover - datasets is a core dependency
@@ -49,46 +55,86 @@ def _hub_rows(cfg: PromptsConfig, lang: str) -> tuple[list[dict], Callable[[int]
             raise LidrError(f"prompts.source {cfg.source!r} is no folder here, and loading it as a Hub dataset "
                             f"failed ({why})") from e
         raise LidrError(f"cannot load prompt dataset {label}: {why}") from e
-    rows = ds.to_list()
-    index = list(range(len(rows)))  # positions in the dataset, for error messages
-    if cfg.lang_field:
-        if rows and cfg.lang_field not in rows[0]:
-            raise LidrError(f"{label}: no field {cfg.lang_field!r} (prompts.lang_field)")
-        index = [i for i, r in enumerate(rows) if r.get(cfg.lang_field) == lang]
-        rows = [rows[i] for i in index]
-    return rows, lambda i: f"{label} row {index[i]}", label
+    if cfg.lang_field and ds.num_rows and cfg.lang_field not in ds.column_names:
+        raise LidrError(f"{label}: no field {cfg.lang_field!r} (prompts.lang_field)")
+
+    def rows() -> Iterator[tuple[str, dict]]:
+        # Row by row from the memory-mapped table: a --limit run holds only what it selects.
+        for i, row in enumerate(ds):
+            if not cfg.lang_field or row.get(cfg.lang_field) == lang:
+                yield f"{label} row {i}", row
+
+    return rows(), label
 
 
-def _read_language(cfg: PromptsConfig, lang: str) -> tuple[list[tuple[str, str]], str]:
-    """[(id, text)] of one language in file order, and the source label."""
+def _source_label(label: str) -> str:
+    """The `source` column: a prompt file as `<folder>/<file>` (never an absolute local path: the column is
+    published in the `dropped` config), a Hub dataset as its id."""
+    path = Path(label)
+    return f"{path.parent.name}/{path.name}" if path.is_absolute() or path.exists() else label
+
+
+@dataclass
+class _Language:
+    """What was read of one language: texts of the wanted ids, the file's label, and rows with a null text."""
+
+    label: str
+    texts: dict[str, str | None] = field(default_factory=dict)
+    rows: int = 0
+    null_at: list[str] = field(default_factory=list)
+
+
+def _open_language(cfg: PromptsConfig, lang: str) -> tuple[Iterator[tuple[str, dict]], str]:
     source = resolve_path(cfg.source)
     use_files = cfg.format == "files" or (cfg.format == "auto" and source.is_dir())
     if use_files:
         if not source.is_dir():
             raise LidrError(f"{source}: prompt folder not found (prompts.source)")
         path = _language_file(source, lang)
-        rows, where, label = read_records(path), (lambda i: row_location(path, i)), str(path)
-    elif cfg.format == "auto" and (source.exists() or str(cfg.source).startswith((".", "/", "~", "lidr:"))):
+        return iter_records(path, columns=[cfg.id_field, cfg.text_field]), str(path)
+    if cfg.format == "auto" and (source.exists() or str(cfg.source).startswith((".", "/", "~", "lidr:"))):
         raise LidrError(f"{source}: prompt folder not found (prompts.source)")
-    else:
-        rows, where, label = _hub_rows(cfg, lang)
-    items, seen = [], {}
-    for i, row in enumerate(rows):
+    return _hub_rows(cfg, lang)
+
+
+def _read_language(cfg: PromptsConfig, lang: str, order: dict[str, int], need: int | None) -> _Language:
+    """Read one language, adding ids to `order` (the union of ids, dominant language first) while it holds
+    fewer than `need` (None: all), and keeping the texts of the ids in `order` from position `cfg.offset` on.
+
+    With a limit, reading stops once every wanted id was found, so memory (and most of the time) follows the
+    selection, not the file; duplicate ids are then checked among the wanted ids only."""
+    rows, label = _open_language(cfg, lang)
+    out = _Language(label)
+    seen: dict[str, str] = {}
+    found = 0
+    for where, row in rows:
+        out.rows += 1
         if cfg.id_field not in row or row[cfg.id_field] is None:
-            raise LidrError(f"{where(i)}: missing field {cfg.id_field!r} (prompts.id_field)")
+            raise LidrError(f"{where}: missing field {cfg.id_field!r} (prompts.id_field)")
         if cfg.text_field not in row:
-            raise LidrError(f"{where(i)}: missing field {cfg.text_field!r} (prompts.text_field)")
+            raise LidrError(f"{where}: missing field {cfg.text_field!r} (prompts.text_field)")
         pid, text = row[cfg.id_field], row[cfg.text_field]
         if not isinstance(pid, (str, int)) or isinstance(pid, bool):
-            raise LidrError(f"{where(i)}: field {cfg.id_field!r} must be a string or an integer, got {pid!r}")
+            raise LidrError(f"{where}: field {cfg.id_field!r} must be a string or an integer, got {pid!r}")
         if text is not None and not isinstance(text, str):
-            raise LidrError(f"{where(i)}: field {cfg.text_field!r} must be a string, got {type(text).__name__}")
+            raise LidrError(f"{where}: field {cfg.text_field!r} must be a string, got {type(text).__name__}")
         pid = str(pid)
-        if pid in seen:
-            raise LidrError(f"{where(i)}: duplicate id {pid!r} (first seen at {seen[pid]})")
-        seen[pid] = where(i)
-        items.append((pid, text or ""))
-    return items, label
+        if need is None or pid in seen or pid in order or len(order) < need:
+            if pid in seen:
+                raise LidrError(f"{where}: duplicate id {pid!r} (first seen at {seen[pid]})")
+            seen[pid] = where
+            position = order.setdefault(pid, len(order))
+            if position >= cfg.offset:
+                out.texts[pid] = text
+                found += 1
+                if text is None:
+                    out.null_at.append(where)
+        if need is not None and len(order) >= need and found >= need - cfg.offset:
+            break  # every wanted id is here: the rest of the file cannot change the selection
+    if out.rows == 0:
+        what = "no prompts in this file (it is empty)" if Path(label).is_file() else f"no rows for {lang!r}"
+        raise LidrError(f"{label}: {what}; every item would miss {lang!r}")
+    return out
 
 
 def translation_task_ids(cfg: PromptsConfig) -> set[str]:
@@ -106,40 +152,90 @@ def translation_task_ids(cfg: PromptsConfig) -> set[str]:
     return ids
 
 
-def load_prompts(cfg: PromptsConfig, languages: list[str]) -> tuple[pa.Table, pa.Table, StageStats]:
-    """(prompts, dropped, stats) for `languages` (the dominant one first: its file order orders the items)."""
-    per_lang = {lang: _read_language(cfg, lang) for lang in languages}
+def load_prompts(cfg: PromptsConfig, languages: list[str],
+                 warn: Callable[[str], None] | None = None) -> tuple[pa.Table, pa.Table, StageStats]:
+    """(prompts, dropped, stats) for `languages` (the dominant one first: its file order orders the items).
 
-    order = list(dict.fromkeys(pid for lang in languages for pid, _ in per_lang[lang][0]))
-    selected = order[cfg.offset:]
-    if cfg.limit is not None:
-        selected = selected[: cfg.limit]
-    position = {pid: i for i, pid in enumerate(selected)}
-    texts = {lang: {pid: t for pid, t in per_lang[lang][0] if pid in position} for lang in languages}
+    An item is kept when its text is present in every language (and, with `cfg.check_language`, is not
+    confidently identified as another of `languages`); the rows of other items are dropped with a reason.
+    `warn` receives one line per finding a user should see (null texts, files in another language)."""
+    need = cfg.offset + cfg.limit if cfg.limit is not None else None
+    order: dict[str, int] = {}
+    per_lang = {lang: _read_language(cfg, lang, order, need) for lang in languages}
+    selected = list(order)[cfg.offset:need]
+    texts = {lang: per_lang[lang].texts for lang in languages}
+    notes = warn or (lambda _message: None)
+
+    status: dict[tuple[str, str], str] = {}  # (id, lang) -> drop reason of that row itself
+    for lang in languages:
+        info = per_lang[lang]
+        for pid, text in info.texts.items():
+            if text is None:
+                status[(pid, lang)] = "null_text"
+            elif not text.strip():
+                status[(pid, lang)] = "empty_text"
+        if info.null_at:
+            notes(f"{info.null_at[0]}: field {cfg.text_field!r} is null (prompts.text_field); "
+                  f"{len(info.null_at)} row(s) of {info.label} like it dropped as null_text")
+    if cfg.check_language:
+        _check_languages(cfg, languages, per_lang, selected, status, notes)
 
     dominant = languages[0]
     flagged = translation_task_ids(cfg)
     pattern = re.compile(cfg.translation_task_pattern) if cfg.translation_task_pattern else None
+    sources = {lang: _source_label(per_lang[lang].label) for lang in languages}
 
     kept, dropped, reasons = [], [], []
     for pid in selected:
-        present = [lang for lang in languages if texts[lang].get(pid, "").strip()]
-        missing = [lang for lang in languages if lang not in present]
-        is_task = pid in flagged or bool(
-            pattern and pattern.search(texts[dominant].get(pid, "")))
+        ok = [lang for lang in languages if pid in texts[lang] and (pid, lang) not in status]
+        missing = [lang for lang in languages if lang not in ok]
+        is_task = pid in flagged or bool(pattern and pattern.search(texts[dominant].get(pid) or ""))
         for lang in languages:
             if pid not in texts[lang]:
                 continue
-            row = {"prompt_id": pid, "lang": lang, "text": texts[lang][pid], "source": per_lang[lang][1],
+            row = {"prompt_id": pid, "lang": lang, "text": texts[lang][pid] or "", "source": sources[lang],
                    "is_translation_task": is_task}
             if not missing:
                 kept.append(row)
             else:
                 dropped.append(row)
-                reasons.append("empty_text" if lang not in present else f"missing_in:{','.join(missing)}")
+                reasons.append(status.get((pid, lang)) or f"missing_in:{','.join(missing)}")
     prompts = pa.Table.from_pylist(kept, schema=PROMPTS)
     drops = drop_table(pa.Table.from_pylist(dropped, schema=PROMPTS), STAGE, reasons)
     stats = StageStats(STAGE, rows_in=len(kept) + len(dropped), kept=len(kept))
     for r in reasons:
         stats.dropped[r] = stats.dropped.get(r, 0) + 1
     return prompts, drops, stats.check()
+
+
+def _check_languages(cfg: PromptsConfig, languages: list[str], per_lang: dict[str, _Language],
+                     selected: list[str], status: dict[tuple[str, str], str],
+                     notes: Callable[[str], None]) -> None:
+    """Mark rows whose text is confidently another of `languages` as `prompt_wrong_language`, and say per file
+    which share of its items that was (a `de.jsonl` holding English shows up as one line, not as bad pairs)."""
+    from lidr_data.langid import detect_languages
+
+    keys = [(pid, lang) for lang in languages for pid in selected
+            if pid in per_lang[lang].texts and (pid, lang) not in status
+            and len(per_lang[lang].texts[pid].strip()) >= cfg.language_min_chars]
+    if not keys:
+        return
+    found = detect_languages([per_lang[lang].texts[pid] for pid, lang in keys], languages)
+    judged = Counter(lang for _, lang in keys)
+    other = Counter((lang, code) for (_, lang), (code, _) in zip(keys, found) if code not in (lang, UNKNOWN))
+    wrong: dict[str, Counter] = {}
+    for (pid, lang), (code, score) in zip(keys, found):
+        if code in (lang, UNKNOWN):
+            continue
+        # One prompt needs a confident answer (real files hold a few mixed ones, e.g. a Chinese question about
+        # an English sentence); many prompts of a file read as the same other language settle it together.
+        n = other[(lang, code)]
+        if score >= cfg.language_min_score or (n >= 3 and n >= cfg.language_file_share * judged[lang]):
+            status[(pid, lang)] = "prompt_wrong_language"
+            wrong.setdefault(lang, Counter())[code] += 1
+    for lang, codes in wrong.items():
+        total = sum(1 for pid in selected if pid in per_lang[lang].texts)
+        n = sum(codes.values())
+        detected = ", ".join(f"{code} {k}" for code, k in codes.most_common())
+        notes(f"{per_lang[lang].label}: {n} of {total} item(s) ({100 * n / total:.1f}%) are not in {lang!r} "
+              f"(detected: {detected}); dropped as prompt_wrong_language (prompts.check_language)")

@@ -183,3 +183,29 @@ def test_every_request_failing_still_completes_with_reasons(tiny_model_dir, tmp_
     assert dropped.filter(pl.col("stage") == "respond")["error"].str.contains("exceeds the model context").all()
     build(recipe, workdir=tmp_path, limit=2, langs=["de"], progress=False)
     assert loads[1].calls == 4  # failed requests are not cached: a rerun retries them
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stage_start_removes_temporary_tables_of_a_killed_run(first_run, tmp_path, tiny_model_dir, loads):
+    # What `kill -9` during tag (and filter) leaves: temporary tables named after the dead process.
+    import os
+
+    workdir, run_dir = copy_run(first_run, tmp_path)
+    dead, live = _dead_pid(), os.getppid()
+    stale = [run_dir / f".pairs_tagged.parquet.part-{dead}", run_dir / "dropped" / f".filter.parquet.part-{dead}",
+             run_dir / f".stats.json.tmp-{dead}"]
+    for p in [*stale, run_dir / f".pairs_tagged.parquet.part-{live}"]:
+        p.write_bytes(b"PAR1 half a table")
+    (run_dir / "pairs_tagged.parquet").unlink()  # the killed tag never finished
+    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=3, langs=["es", "de"], progress=False)
+    assert not any(p.exists() for p in stale)
+    assert loads == []  # tag reran from the tables on disk: no model call
+    assert (run_dir / f".pairs_tagged.parquet.part-{live}").exists()  # a live writer's file stays

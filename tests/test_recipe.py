@@ -133,3 +133,31 @@ def test_translation_template_fills_names_and_leaves_other_braces():
     r = parse_recipe({**MINIMAL, "translation": {"template": "From {source_lang} to {target_lang} {json}: "
                                                              "<{tag}>{text}</{tag}>", "tag": "out"}})
     assert r.translation.user_message("hola {x}", "es", "de") == "From Spanish to German {json}: <out>hola {x}</out>"
+
+
+def test_redact_secrets_by_name_parts_and_in_urls():
+    from lidr_data.recipe import redact_secrets
+
+    got = redact_secrets({
+        "api_key": "sk-1", "apiKey": "sk-2", "hf_token": "hf_3", "password": "p", "client_secret": "s",
+        "nested": [{"access_token": "t"}], "api_key_env": "OPENAI_API_KEY", "token_env": "sk-not-a-name",
+        "max_new_tokens": 512, "author": "me", "base_url": "https://user:pw@host/v1", "empty_token": None,
+    })
+    assert got == {
+        "api_key": "<redacted>", "apiKey": "<redacted>", "hf_token": "<redacted>", "password": "<redacted>",
+        "client_secret": "<redacted>", "nested": [{"access_token": "<redacted>"}], "api_key_env": "OPENAI_API_KEY",
+        "token_env": "<redacted>", "max_new_tokens": 512, "author": "me", "base_url": "https://user:<redacted>@host/v1",
+        "empty_token": None,
+    }
+
+
+def test_recipe_file_encoding_errors_name_line_and_byte_and_bom_crlf_load(tmp_path):
+    from lidr_data.recipe import load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_bytes(b"name: x\nmodel: m\nlanguages: [es]\nprompts: {source: caf\xe9}\n")
+    with pytest.raises(LidrError) as err:
+        load_recipe(path)
+    assert str(err.value) == f"{path}:4: not valid UTF-8 (byte 0xe9 at column 22)"
+    path.write_bytes(b"\xef\xbb\xbfname: x\r\nmodel: m\r\nlanguages: [es]\r\nprompts: {source: p}\r\n")
+    assert load_recipe(path).name == "x"

@@ -157,3 +157,138 @@ def test_real_alpagasus_prompts_with_translation_task_list():
     listed = {json.loads(line)["id"] for line in ids_file.read_text().splitlines() if line.strip()}
     flagged = {r["prompt_id"] for r in prompts.to_pylist() if r["is_translation_task"]}
     assert flagged == listed & set(prompts.column("prompt_id").to_pylist()) and flagged
+
+
+# -- issue 10, item 6: prompt files as users really have them
+
+def test_invalid_utf8_names_file_line_byte_and_column(tmp_path):
+    d = folder(tmp_path, langs=("en",))
+    (d / "es.jsonl").write_bytes(b'{"id": "p0", "instruction": "hola"}\n{"id": "p1", "instruction": "ma\xf1ana"}\n')
+    with pytest.raises(LidrError) as err:
+        load_prompts(PromptsConfig(source=str(d)), ["en", "es"])
+    assert str(err.value) == f"{d / 'es.jsonl'}:2: not valid UTF-8 (byte 0xf1 at column 32)"
+    (d / "es.json").unlink(missing_ok=True)
+    (d / "es.jsonl").unlink()
+    (d / "es.json").write_bytes(b'[{"id": "p0",\n "instruction": "caf\xe9"}]')
+    with pytest.raises(LidrError, match=r"es.json:2: not valid UTF-8 \(byte 0xe9 at column 21\)"):
+        load_prompts(PromptsConfig(source=str(d)), ["en", "es"])
+
+
+def test_invalid_utf8_is_a_one_line_cli_error(tmp_path, capsys):
+    from lidr_data.cli import main
+
+    d = folder(tmp_path, langs=("en", "es"))
+    (d / "de.jsonl").write_bytes(b'{"id": "p0", "instruction": "\xff"}\n')
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: r\nmodel: lidr:tiny-model\nlanguages: [es, de]\nprompts: {{source: {d}}}\n"
+                      f"workdir: {tmp_path / 'work'}\n")
+    assert main(["build", str(recipe), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "de.jsonl:1: not valid UTF-8 (byte 0xff at column 30)" in err and "Traceback" not in err
+
+
+def test_byte_order_mark_and_crlf_are_accepted(tmp_path):
+    d = folder(tmp_path, langs=("en",))
+    (d / "es.jsonl").write_bytes(b"\xef\xbb\xbf" + b"".join(
+        f'{{"id": "p{i}", "instruction": "es prompt {i}"}}\r\n'.encode() for i in range(4)))
+    (d / "de.json").write_bytes(b"\xef\xbb\xbf[\r\n" + b",\r\n".join(
+        f'{{"id": "p{i}", "instruction": "de prompt {i}"}}'.encode() for i in range(4)) + b"\r\n]\r\n")
+    prompts, drops, _ = load_prompts(PromptsConfig(source=str(d)), ["en", "es", "de"])
+    assert prompts.num_rows == 12 and drops.num_rows == 0
+    got = {(r["prompt_id"], r["lang"]): r["text"] for r in prompts.to_pylist()}
+    assert got[("p0", "es")] == "es prompt 0" and got[("p3", "de")] == "de prompt 3"
+
+
+def test_empty_language_file_is_named(tmp_path):
+    d = folder(tmp_path, langs=("en", "fr"))
+    (d / "de.jsonl").write_text("\n\n")
+    with pytest.raises(LidrError) as err:
+        load_prompts(PromptsConfig(source=str(d)), ["en", "de", "fr"])
+    assert str(err.value).startswith(f"{d / 'de.jsonl'}: no prompts in this file (it is empty)")
+
+
+def test_null_instruction_is_dropped_as_null_text_and_named(tmp_path):
+    d = folder(tmp_path, langs=("en",))
+    write_jsonl(d / "es.jsonl", [{"id": f"p{i}", "instruction": None if i == 2 else f"es {i}"} for i in range(4)])
+    notes = []
+    prompts, drops, stats = load_prompts(PromptsConfig(source=str(d)), ["en", "es"], warn=notes.append)
+    reasons = {(r["prompt_id"], r["lang"]): r["reason"] for r in drops.to_pylist()}
+    assert reasons == {("p2", "es"): "null_text", ("p2", "en"): "missing_in:es"}
+    assert stats.dropped == {"null_text": 1, "missing_in:es": 1}
+    assert notes == [f"{d / 'es.jsonl'}:3: field 'instruction' is null (prompts.text_field); 1 row(s) of "
+                     f"{d / 'es.jsonl'} like it dropped as null_text"]
+
+
+ENGLISH = ["Give three tips for staying healthy and fit.", "Describe the structure of an atom in detail.",
+           "Write a short story about a robot learning to paint.", "Explain why the sky is blue during the day.",
+           "List five famous landmarks in Europe and their cities."]
+GERMAN = ["Gib drei Tipps, um gesund und fit zu bleiben.", "Beschreibe den Aufbau eines Atoms im Detail.",
+          "Schreibe eine kurze Geschichte über einen Roboter, der malen lernt.",
+          "Erkläre, warum der Himmel tagsüber blau ist.", "Nenne fünf berühmte Sehenswürdigkeiten in Europa."]
+
+
+def test_file_in_another_language_is_dropped_with_a_warning(tmp_path):
+    d = tmp_path / "p"
+    d.mkdir()
+    write_jsonl(d / "en.jsonl", [{"id": f"p{i}", "instruction": t} for i, t in enumerate(ENGLISH)])
+    write_jsonl(d / "de.jsonl", [{"id": f"p{i}", "instruction": t} for i, t in enumerate(ENGLISH)])  # not German
+    notes = []
+    prompts, drops, stats = load_prompts(PromptsConfig(source=str(d)), ["en", "de"], warn=notes.append)
+    assert prompts.num_rows == 0
+    assert stats.dropped == {"prompt_wrong_language": 5, "missing_in:de": 5}
+    assert {r["reason"] for r in drops.to_pylist() if r["lang"] == "de"} == {"prompt_wrong_language"}
+    assert len(notes) == 1 and notes[0].startswith(f"{d / 'de.jsonl'}: 5 of 5 item(s) (100.0%) are not in 'de' "
+                                                   "(detected: en 5)")
+    # the right file passes; the check can be switched off
+    write_jsonl(d / "de.jsonl", [{"id": f"p{i}", "instruction": t} for i, t in enumerate(GERMAN)])
+    assert load_prompts(PromptsConfig(source=str(d)), ["en", "de"])[2].kept == 10
+    write_jsonl(d / "de.jsonl", [{"id": f"p{i}", "instruction": t} for i, t in enumerate(ENGLISH)])
+    assert load_prompts(PromptsConfig(source=str(d), check_language=False), ["en", "de"])[2].kept == 10
+
+
+def test_real_prompt_files_lose_no_item_to_the_language_check():
+    base = require_shared_data("prompts")
+    langs = ["en", "ar", "de", "es", "fr", "it", "ja", "ko", "ru", "th", "zh"]
+    notes = []
+    _, _, stats = load_prompts(PromptsConfig(source=str(base / "alpagasus-0-1000")), langs, warn=notes.append)
+    assert stats.kept == 11000 and notes == []
+
+
+def test_limit_reads_only_what_it_selects(tmp_path):
+    # Lines after the selection are never parsed: a broken tail does not matter, and memory follows --limit.
+    import tracemalloc
+
+    d = tmp_path / "p"
+    d.mkdir()
+    n = 50_000
+    for lang in ("en", "es", "de"):
+        with (d / f"{lang}.jsonl").open("w") as f:
+            for i in range(n):
+                f.write(json.dumps({"id": f"p{i}", "instruction": f"{lang} prompt number {i} " + "x" * 200}) + "\n")
+            f.write("{not json\n")
+    tracemalloc.start()
+    prompts, drops, stats = load_prompts(PromptsConfig(source=str(d), offset=10, limit=5, check_language=False),
+                                           ["en", "es", "de"])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert sorted(set(prompts.column("prompt_id").to_pylist())) == [f"p{i}" for i in range(10, 15)]
+    assert stats.kept == 15 and drops.num_rows == 0
+    assert peak < 2_000_000  # the three files hold ~33 MB of text
+    with pytest.raises(LidrError, match=r"en.jsonl:50001: malformed JSON"):
+        load_prompts(PromptsConfig(source=str(d)), ["en", "es", "de"])
+
+
+def test_limit_with_ids_in_another_order_still_aligns(tmp_path):
+    d = tmp_path / "p"
+    d.mkdir()
+    write_jsonl(d / "en.jsonl", [{"id": f"p{i}", "instruction": f"en {i}"} for i in range(20)])
+    write_jsonl(d / "de.jsonl", [{"id": f"p{i}", "instruction": f"de {i}"} for i in reversed(range(20))])
+    prompts, _, stats = load_prompts(PromptsConfig(source=str(d), limit=3), ["en", "de"])
+    got = {(r["prompt_id"], r["lang"]): r["text"] for r in prompts.to_pylist()}
+    assert stats.kept == 6 and got[("p2", "de")] == "de 2" and got[("p0", "en")] == "en 0"
+
+
+def test_source_column_is_no_absolute_path(tmp_path):
+    d = folder(tmp_path)
+    prompts, _, _ = load_prompts(PromptsConfig(source=str(d)), ["en", "es"])
+    assert set(prompts.column("source").to_pylist()) == {"prompts/en.jsonl", "prompts/es.jsonl"}

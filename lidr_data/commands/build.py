@@ -21,6 +21,8 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                    help="name of the dataset version written to WORKDIR/store/ (default: iter-<N>)")
     p.add_argument("--force", action="store_true", help="replace an existing version of that name")
     p.add_argument("--no-materialize", action="store_true", help="stop at the run folder; write no version")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="write the version even when every pair was dropped (refused otherwise, exit 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -90,7 +92,8 @@ def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -
                             "new version, or --force to replace it")
         console.print(f"dataset version [bold]{existing}[/] is up to date")
         return existing
-    version = materialize(run_dir, store, version=args.version, force=args.force, progress=not args.no_progress)
+    version = materialize(run_dir, store, version=args.version, force=args.force, progress=not args.no_progress,
+                          allow_empty=args.allow_empty)
     console.print(f"dataset version: [bold]{version}[/] (try `lidr inspect {version}` or "
                   f"`lidr sql {version} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)")
     return version

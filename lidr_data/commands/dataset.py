@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", type=Path, default=None, help="WORKDIR (default: $LIDR_WORKDIR or .)")
     p.add_argument("--version", default=None, help="version name (default: iter-<N>)")
     p.add_argument("--force", action="store_true", help="replace an existing version of the same name")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="write the version even when the run kept no pair (refused otherwise, exit 2)")
     p.set_defaults(func=run_materialize)
 
     p = sub.add_parser(
@@ -52,7 +54,7 @@ def run_materialize(args: argparse.Namespace) -> int:
     from lidr_data.dataset.version import materialize
 
     store = args.store or default_store(args.workdir)
-    path = materialize(args.run_dir, store, version=args.version, force=args.force)
+    path = materialize(args.run_dir, store, version=args.version, force=args.force, allow_empty=args.allow_empty)
     Console().print(f"materialized [bold]{path}[/]")
     return 0
 

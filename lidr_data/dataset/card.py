@@ -37,12 +37,25 @@ def size_category(n: int) -> str:
     return "n>1B"
 
 
+def config_rows(manifest: dict, name: str) -> int:
+    counts = manifest["counts"]
+    if name == "all":
+        return counts.get("pairs", 0)
+    if name == "dropped":
+        return counts.get("dropped", 0)
+    return counts.get("by_language", {}).get(name, 0)
+
+
 def hub_metadata(manifest: dict) -> str:
-    """The YAML front matter (between --- lines) the Hub and `datasets` read."""
+    """The YAML front matter (between --- lines) the Hub and `datasets` read.
+
+    Only configs with rows are listed: `datasets` cannot load an empty split ("Instruction "train" corresponds
+    to no data"), so an empty `dropped` (or, with --allow-empty, `all`) stays in the manifest and on disk for
+    `lidr sql`, and out of the card's configs."""
     langs = sorted(c for c in manifest["configs"] if c not in ("all", "dropped"))
     configs = []
     for name in ["all", *langs, "dropped"]:
-        if name not in manifest["configs"]:
+        if name not in manifest["configs"] or not config_rows(manifest, name):
             continue
         entry = {"config_name": name, "data_files": [{"split": "train", "path": f"data/{name}/*.parquet"}]}
         if name == "all":
@@ -50,7 +63,7 @@ def hub_metadata(manifest: dict) -> str:
         configs.append(entry)
     meta = {
         "license": manifest.get("license") or "unknown",
-        "language": langs,
+        "language": langs or _recipe_languages(manifest),
         "multilinguality": "multilingual" if len(langs) > 1 else "monolingual",
         "task_categories": ["text-generation"],
         "tags": ["dpo", "preference", "synthetic", "lidr", "multilingual"],
@@ -59,6 +72,13 @@ def hub_metadata(manifest: dict) -> str:
         "configs": configs,
     }
     return yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
+
+
+def _recipe_languages(manifest: dict) -> list[str]:
+    """The languages a version was built for (its pair configs name none when it holds no pairs)."""
+    recipe = manifest.get("recipe") or {}
+    langs = [manifest.get("dominant_lang"), *(recipe.get("languages") or [])]
+    return sorted({c for c in langs if isinstance(c, str) and c})
 
 
 def render_card(manifest: dict, location: str, revision: str | None = None) -> str:
@@ -85,6 +105,7 @@ def render_card(manifest: dict, location: str, revision: str | None = None) -> s
         rev_kw=f", revision={json.dumps(revision)}" if is_hub else "",
         duckdb_path=(f"hf://datasets/{location}@{revision}" if is_hub else location),
         recipe_yaml=recipe_yaml,
+        config_rows=lambda name: config_rows(manifest, name),
         fmt_pct=lambda x: "n/a" if x is None else f"{100 * x:.1f}%",
         fmt_num=lambda x: "n/a" if x is None else f"{x:,.0f}",
         fmt_ratio=lambda x: "n/a" if x is None else f"{x:.2f}",

@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +40,6 @@ SCHEMA_VERSION = 1
 ALL, DROPPED = "all", "dropped"
 SHARD_ROWS = 250_000  # rows per Parquet shard (a few hundred MB of text at most)
 ROW_GROUP_ROWS = 10_000
-_SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|apikey|token|secret|password|auth)($|[_-])", re.IGNORECASE)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -52,16 +51,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _redact(obj):
-    """Recipe values under secret-looking keys never reach a manifest or card (env var *names* are fine)."""
-    if isinstance(obj, dict):
-        return {
-            k: ("<redacted>" if _SECRET_KEY.search(str(k)) and not str(k).lower().endswith("_env")
-                and v not in (None, "") else _redact(v))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [_redact(v) for v in obj]
-    return obj
+    """Recipe values under secret-looking keys never reach a manifest or card (env var *names* are fine); run
+    folders written before recipe.yaml was redacted at the source go through the same rule."""
+    from lidr_data.recipe import redact_secrets
+
+    return redact_secrets(obj)
 
 
 class _ShardWriter:
@@ -260,6 +254,62 @@ def write_manifest(folder: Path, manifest: dict) -> None:
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _drop_summary(run: RunFolder) -> str:
+    """'every row was dropped: translation_failed 4, wrong_language 2' from the run's dropped table."""
+    if run.dropped is None or pq.ParquetFile(run.dropped).metadata.num_rows == 0:
+        return "the run dropped no row either: its prompts made no pair"
+    names = pq.read_schema(run.dropped).names
+    cols = [c for c in ("stage", "reason") if c in names]
+    counts = Counter(tuple(r) for r in zip(*(pq.read_table(run.dropped, columns=cols).column(c).to_pylist()
+                                            for c in cols)))
+    return "every row was dropped: " + ", ".join(f"{'/'.join(map(str, k))} {n}" for k, n in counts.most_common())
+
+
+_LOCAL_PATH_KEYS = {("workdir",), ("output",), ("model",), ("prompts", "source"), ("prompts", "translation_task_ids"),
+                    ("imports", "responses", "path"), ("imports", "translations", "path")}
+
+
+def _portable(value: object, workdir: Path) -> object:
+    """A local path as it may be published: relative to the work folder when inside it, else its last part.
+    Hub ids (`org/name`), packaged paths (`lidr:...`) and relative paths pass unchanged."""
+    if not isinstance(value, str) or not value.startswith(("/", "~")):
+        return value
+    path = Path(value).expanduser()
+    try:
+        return path.resolve().relative_to(workdir.resolve()).as_posix() or "."
+    except ValueError:
+        return path.name or value
+
+
+def _run_workdir(run_path: Path) -> Path:
+    """WORKDIR of a run folder WORKDIR/runs/<name>/iter-<N> (the run's own parent otherwise)."""
+    path = run_path.resolve()
+    return path.parents[2] if len(path.parents) > 2 and path.parents[1].name == "runs" else path.parent
+
+
+def portable_paths(recipe: dict, run_path: Path) -> tuple[dict, str]:
+    """(recipe, source_run) with no absolute local path: manifests and cards are published (issue 10)."""
+    workdir = _run_workdir(run_path)
+
+    def walk(obj: object, keys: tuple[str, ...]) -> object:
+        if isinstance(obj, dict):
+            return {k: walk(v, (*keys, str(k))) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [walk(v, keys) for v in obj]
+        if keys == ("workdir",) and isinstance(obj, str):
+            return Path(obj).expanduser().name or obj
+        return _portable(obj, workdir) if keys in _LOCAL_PATH_KEYS else obj
+
+    return walk(recipe, ()), str(_portable(str(run_path.resolve()), workdir))
+
+
+def _portable_generator(generator: dict, run_path: Path) -> dict:
+    workdir = _run_workdir(run_path)
+    out = dict(generator, model=_portable(generator.get("model"), workdir))
+    out["all"] = [[_portable(m, workdir), r] for m, r in generator.get("all", [])]
+    return out
+
+
 def temp_dir_name(version: str) -> str:
     """`.tmp-<pid>-<random>-<version>`: the pid tells a later run whether the writer is still alive."""
     return f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{version}"
@@ -303,14 +353,19 @@ def materialize(
     force: bool = False,
     shard_rows: int = SHARD_ROWS,
     progress: bool = True,
+    allow_empty: bool = False,
 ) -> Path:
     """Turn a finished run folder into the immutable version `<store>/<name>/<version>` and return its path.
 
     `version` defaults to `iter-<N>` (N = the recipe's iteration). An existing version is never overwritten
-    unless `force` is set, and then the replacement is announced on stderr.
+    unless `force` is set, and then the replacement is announced on stderr. A run without pairs is refused
+    (naming its drop reasons) unless `allow_empty`.
     """
     run = RunFolder.open(run_dir)
     schema = run.check_schema()
+    if not allow_empty and pq.ParquetFile(run.pairs).metadata.num_rows == 0:
+        raise LidrError(f"{run.path}: no pairs to materialize ({_drop_summary(run)}); fix the cause, or pass "
+                        "--allow-empty to write an empty version")
     name = _dataset_name(run)
     iteration = _iteration(run)
     final = version_path(run_dir, store, version)
@@ -356,7 +411,7 @@ def materialize(
         counts = compute_stats(all_files, [tmp / p for p in configs.get(DROPPED, [])])
         if counts["pairs"] != pf.metadata.num_rows:  # a guard on the writer, not on the input
             raise LidrError(f"internal error: wrote {counts['pairs']} pairs, read {pf.metadata.num_rows}")
-        recipe = _redact(run.recipe)
+        recipe, run_label = portable_paths(_redact(run.recipe), run.path)
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "name": name,
@@ -365,7 +420,7 @@ def materialize(
             "parent": _parent(dataset_dir, iteration, version),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "lidr_data_version": __version__,
-            "generator": _generator(all_files, run.recipe),
+            "generator": _portable_generator(_generator(all_files, run.recipe), run.path),
             "license": str(run.recipe.get("license") or "unknown"),
             "dominant_lang": run.recipe.get("dominant_lang") or run.recipe.get("dominant_language") or "en",
             "configs": configs,
@@ -373,7 +428,7 @@ def materialize(
             "quality": counts["quality"],
             "stage_stats": run.stats,
             "recipe": recipe,
-            "source_run": str(run.path.resolve()),
+            "source_run": run_label,
             "source_pairs_sha256": sha256_file(run.pairs),  # lets `lidr build` see a version is up to date
             "files": {},
         }

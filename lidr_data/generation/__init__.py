@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 
 from lidr_data.errors import LidrError
 from lidr_data.generation.base import Completion, Generator, Request, SamplingParams
 
 BACKENDS = ("transformers", "openai", "vllm")
 
-__all__ = ["BACKENDS", "Completion", "Generator", "Request", "SamplingParams", "load_generator"]
+__all__ = ["BACKENDS", "Completion", "Generator", "Request", "SamplingParams", "check_backend_options",
+           "load_generator"]
 
 
-def load_generator(backend: str, model: str, **options) -> Generator:
-    """Create a backend by name. Options are the backend's constructor arguments (batch_size, revision, ...)."""
+def _backend_class(backend: str) -> type[Generator]:
     if backend == "transformers":
         from lidr_data.generation.transformers_backend import TransformersGenerator as cls
     elif backend == "openai":
@@ -22,10 +23,22 @@ def load_generator(backend: str, model: str, **options) -> Generator:
         from lidr_data.generation.vllm_backend import VLLMGenerator as cls
     else:
         raise LidrError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return cls
+
+
+def check_backend_options(backend: str, options: Mapping[str, object]) -> None:
+    """Refuse option names the backend does not take (checked when a recipe loads, before anything is written:
+    a misplaced secret such as `api_key:` must not reach a run folder before the error)."""
+    cls = _backend_class(backend)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "model"}
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise LidrError(
             f"unknown option(s) {', '.join(unknown)} for backend {backend!r}; it accepts {', '.join(sorted(accepted))}"
         )
-    return cls(model, **options)
+
+
+def load_generator(backend: str, model: str, **options) -> Generator:
+    """Create a backend by name. Options are the backend's constructor arguments (batch_size, revision, ...)."""
+    check_backend_options(backend, options)
+    return _backend_class(backend)(model, **options)

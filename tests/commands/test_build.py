@@ -100,3 +100,66 @@ def test_demo_runs_offline_and_says_the_model_is_random(tmp_path, capsys):
     assert pairs.height > 0 and set(pairs["direction"]) == {"to_dominant", "from_dominant"}
     assert main(["demo", "--workdir", str(tmp_path), "--no-progress"]) == 0
     assert "dedup: done earlier" in capsys.readouterr().out
+
+
+def _files_holding(folder: Path, needle: str) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+
+
+def test_refused_recipe_writes_nothing_and_no_secret(tmp_path, capsys):
+    # A key put where it does not belong: refused before the run folder (and its recipe.yaml) exists.
+    prompts = tmp_path / "p"
+    shutil.copytree(ROOT / "lidr_data" / "assets" / "demo-prompts", prompts)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: x\nmodel: /nonexistent-model\nlanguages: [de]\nprompts: {{source: {prompts}}}\n"
+                      "backend_options: {api_key: sk-SECRET-4242, batch_size: 2}\n")
+    work = tmp_path / "w"
+    assert main(["build", str(recipe), "--workdir", str(work), "--no-progress"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "backend_options: unknown option(s) api_key for backend 'transformers'" in err
+    assert "sk-SECRET-4242" not in err
+    assert not work.exists()
+
+
+def test_run_folder_recipe_has_no_secret_values(tmp_path, monkeypatch):
+    # Accepted options whose values are secrets (a password in the endpoint URL) or names of the variable
+    # holding one: the first is redacted in the run folder's recipe.yaml, the second (not a secret) is kept.
+    import yaml
+
+    from lidr_data.pipeline import build
+    from lidr_data.recipe import load_recipe
+
+    prompts = tmp_path / "p"
+    shutil.copytree(ROOT / "lidr_data" / "assets" / "demo-prompts", prompts)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: x\nmodel: m\nbackend: openai\nlanguages: [de]\nprompts: {{source: {prompts}}}\n"
+                      "backend_options: {base_url: 'http://me:pw-SECRET-77@127.0.0.1:9/v1', api_key_env: MY_KEY}\n")
+
+    def stop(*a, **k):  # no endpoint is needed: the recipe is written before the first model call
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(generation, "load_generator", stop)
+    with pytest.raises(RuntimeError, match="stop here"):
+        build(load_recipe(recipe), workdir=tmp_path / "w", progress=False)
+    written = yaml.safe_load((tmp_path / "w" / "runs" / "x" / "iter-1" / "recipe.yaml").read_text())
+    assert written["backend_options"] == {"base_url": "http://me:<redacted>@127.0.0.1:9/v1", "api_key_env": "MY_KEY"}
+    assert _files_holding(tmp_path / "w", "SECRET") == []
+
+
+@pytest.mark.slow
+def test_build_that_keeps_no_pair_writes_no_version_unless_allowed(tiny_model_dir, tmp_path, capsys):
+    import yaml
+
+    recipe = yaml.safe_load(Path(DEMO).read_text())
+    recipe["filters"] = {"truncated": False, "wrong_language": False, "length_ratio": True,
+                         "min_length_ratio": 1000.0, "max_length_ratio": 1001.0}  # no pair passes
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    args = ["build", str(path), "--model", str(tiny_model_dir), "--workdir", str(tmp_path / "w"), "--limit", "2",
+            "--langs", "es", "--no-progress"]
+    assert main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no pairs to materialize (every row was dropped: filter/length_ratio" in err and "--allow-empty" in err
+    assert not (tmp_path / "w" / "store" / "demo" / "iter-1").exists()
+    assert main([*args, "--allow-empty"]) == 0
+    assert main(["verify", str(tmp_path / "w" / "store" / "demo" / "iter-1")]) == 0

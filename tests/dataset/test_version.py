@@ -179,3 +179,104 @@ def test_killed_materialize_leaves_no_version(tmp_path: Path, store: Path):
     assert [p.name for p in dataset_dir.iterdir() if not p.name.startswith(".tmp-")] == []
     v = materialize(run, store, progress=False)
     assert verify(v).ok and [p.name for p in dataset_dir.iterdir()] == ["iter-1"]
+
+
+# -- issue 10, item 7: nothing local, secret or empty is published
+
+def _empty_pairs(run: Path) -> None:
+    """Move every pair of a synthetic run into `dropped` (reason wrong_language): a build that kept nothing."""
+    import pyarrow as pa
+
+    pairs, dropped = pq.read_table(run / "pairs.parquet"), pq.read_table(run / "dropped.parquet")
+    moved = pairs.append_column("stage", pa.array(["filter"] * pairs.num_rows)) \
+        .append_column("reason", pa.array(["wrong_language"] * pairs.num_rows)) \
+        .append_column("duplicate_of", pa.nulls(pairs.num_rows, pa.string()))
+    pq.write_table(pa.concat_tables([dropped, moved.select(dropped.schema.names).cast(dropped.schema)]),
+                   run / "dropped.parquet")
+    pq.write_table(pairs.slice(0, 0), run / "pairs.parquet")
+
+
+def _card_configs(version: Path) -> list[str]:
+    meta = yaml.safe_load((version / "README.md").read_text().split("---")[1])
+    return [c["config_name"] for c in meta["configs"]]
+
+
+def _load(version: Path, config: str, cache: Path):
+    import datasets
+
+    return datasets.load_dataset(str(version), config, split="train", cache_dir=str(cache))
+
+
+def test_zero_pairs_are_refused_naming_the_drop_reasons(run_dir: Path, store: Path, capsys):
+    _empty_pairs(run_dir)
+    with pytest.raises(LidrError, match=r"no pairs to materialize \(every row was dropped: filter/wrong_language"
+                                         r" \d+, .*--allow-empty"):
+        materialize(run_dir, store, progress=False)
+    assert not (store / "demo-lidr").exists() or not any((store / "demo-lidr").iterdir())
+    assert main(["materialize", str(run_dir), "--store", str(store)]) == 2
+    assert "no pairs to materialize" in capsys.readouterr().err
+
+
+def test_allow_empty_version_loads_every_config_its_card_lists(run_dir: Path, store: Path, tmp_path: Path):
+    _empty_pairs(run_dir)
+    assert main(["materialize", str(run_dir), "--store", str(store), "--allow-empty"]) == 0
+    version = store / "demo-lidr" / "iter-1"
+    assert verify(version).ok
+    meta = yaml.safe_load((version / "README.md").read_text().split("---")[1])
+    assert meta["language"] == ["de", "en", "es", "fr"]  # the recipe's languages, not []
+    assert _card_configs(version) == ["dropped"]  # `all` is empty: datasets cannot load an empty split
+    dropped = pq.read_table(run_dir / "dropped.parquet").num_rows
+    assert _load(version, "dropped", tmp_path / "cache").num_rows == dropped
+    assert "This version holds no pairs" in (version / "README.md").read_text()
+
+
+def test_empty_dropped_config_is_not_listed_and_every_listed_config_loads(run_dir: Path, store: Path,
+                                                                          tmp_path: Path, capsys):
+    from lidr_data.pipeline import merge_drops
+
+    (run_dir / "dropped.parquet").unlink()
+    merge_drops([], run_dir / "dropped.parquet")  # what a build that dropped nothing writes
+    version = materialize(run_dir, store, progress=False)
+    listed = _card_configs(version)
+    assert "dropped" not in listed and "all" in listed
+    counts = read_manifest(version)["counts"]
+    for config in listed:
+        expected = counts["pairs"] if config == "all" else counts["by_language"][config]
+        assert _load(version, config, tmp_path / "cache").num_rows == expected > 0
+    capsys.readouterr()
+    assert main(["sql", str(version), "SELECT count(*) AS n FROM dropped", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 0}]
+
+
+@pytest.mark.slow
+def test_manifest_and_hub_card_hold_no_absolute_local_path(run_dir: Path, store: Path, tmp_path: Path):
+    import re
+
+    from servers.hub_server import HubServer
+
+    work = run_dir.parents[2]
+    recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    recipe.update(workdir=str(work), model="/home/alice/models/M0")
+    recipe["prompts"] = {"source": "/home/alice/data/prompts", "translation_task_ids": str(work / "tasks.jsonl")}
+    recipe["imports"] = {"responses": [{"path": "~/answers.jsonl"}], "translations": []}
+    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    version = materialize(run_dir, store, progress=False)
+    m = read_manifest(version)
+    assert m["source_run"] == "runs/demo-lidr/iter-1"
+    assert m["recipe"]["workdir"] == "work" and m["recipe"]["model"] == "M0"
+    assert m["recipe"]["prompts"] == {"source": "prompts", "translation_task_ids": "tasks.jsonl"}
+    assert m["recipe"]["imports"]["responses"] == [{"path": "answers.jsonl"}]
+
+    token = "hf_TestTokenDoNotLeak0123456789"
+    with HubServer(token=token, upload_mode="regular") as hub:
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+        env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"), HF_TOKEN=token, HF_HUB_DISABLE_XET="1")
+        out = subprocess.run([sys.executable, "-m", "lidr_data.cli", "publish", str(version), "--to", "acme/x"],
+                             capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        files = hub.repos["acme/x"].commits[-1]["files"]
+    home = os.path.expanduser("~")
+    for rel, data in files.items():
+        for local in (str(tmp_path), "/home/alice", home):
+            assert local.encode() not in data, (rel, local)
+    assert not re.search(rb"(?m)(^|[\s\"'`(])/(home|root|tmp|Users)/", files["README.md"] + files["manifest.json"])
