@@ -175,6 +175,26 @@ def _publish_local(src_dir: Path, store: Path, version: str, force: bool) -> str
     return str(final)
 
 
+def stale_files(existing: set[str], adds: list[str]) -> list[str]:
+    """Files of main to delete in a publish commit: all but what the commit adds and the Hub's `.gitattributes`."""
+    return sorted(set(existing) - set(adds) - {".gitattributes"})
+
+
+def check_operations(ops: list, what: str) -> None:
+    """Refuse a commit that adds and deletes the same path (or deletes a folder holding an added file): the
+    Hub applies both and the tagged tree silently lacks the file."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    added = {op.path_in_repo for op in ops if isinstance(op, CommitOperationAdd)}
+    clashes = set()
+    for op in ops:
+        if isinstance(op, CommitOperationDelete):
+            folder = op.path_in_repo.rstrip("/") + "/"
+            clashes |= {a for a in added if a == op.path_in_repo or (op.is_folder and a.startswith(folder))}
+    if clashes:
+        raise LidrError(f"{what}: refusing a commit that adds and deletes {', '.join(sorted(clashes))}")
+
+
 def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force: bool) -> str:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from rich.console import Console
@@ -192,14 +212,16 @@ def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force
         if tag_exists and not force:
             raise LidrError(f"{what}: the tag {version!r} already exists (versions are immutable; --force replaces it)")
         existing = set(with_retries(what, lambda: api.list_repo_files(repo_id, repo_type="dataset")))
-        keep = set(manifest["files"]) | {".gitattributes"}
+        adds = sorted(set(manifest["files"]) | {CARD, MANIFEST})
+        # main becomes exactly this version: delete what main holds minus everything this commit writes.
+        deletes = stale_files(existing, adds)
 
         def operations() -> list:
-            ops: list = [CommitOperationAdd(rel, str(src_dir / rel)) for rel in sorted(manifest["files"])
-                         if rel not in (CARD, MANIFEST)]
+            ops: list = [CommitOperationAdd(rel, str(src_dir / rel)) for rel in adds if rel not in (CARD, MANIFEST)]
             ops.append(CommitOperationAdd(CARD, card.encode("utf-8")))
             ops.append(CommitOperationAdd(MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")))
-            ops += [CommitOperationDelete(rel) for rel in sorted(existing - keep)]
+            ops += [CommitOperationDelete(rel) for rel in deletes]
+            check_operations(ops, what)
             return ops
 
         commit = with_retries(what, lambda: api.create_commit(
@@ -207,6 +229,11 @@ def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force
             commit_message=f"lidr-data: {manifest['name']} {version}",
             commit_description=f"{manifest['counts']['pairs']} pairs; manifest.json lists every file with its sha256.",
         ))
+        # Tag only a commit whose tree holds the whole version (the tag is what readers pin).
+        committed = set(with_retries(what, lambda: api.list_repo_files(repo_id, repo_type="dataset",
+                                                                       revision=commit.oid)))
+        if missing := [rel for rel in adds if rel not in committed]:
+            raise LidrError(f"{what}: commit {commit.oid} lacks {', '.join(missing[:3])}; not tagged")
         if tag_exists:
             Console(stderr=True).print(f"[yellow]--force: moving existing tag {version} of {repo_id}[/]")
             with_retries(what, lambda: api.delete_tag(repo_id, tag=version, repo_type="dataset"))
