@@ -142,7 +142,7 @@ def test_private_repo_missing_revision_and_no_token(version_dir: Path, tmp_path:
         assert lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/p", "--private").returncode == 0
         assert hub.repos["acme/p"].private is True
         out = lidr(hub, tmp_path, "verify", "acme/p@iter-7")
-        assert out.returncode == 2 and "acme/p@iter-7: revision not found" in out.stderr
+        assert out.returncode == 2 and "revision iter-7 not found in acme/p; versions: iter-1" in out.stderr
         out = lidr(hub, tmp_path, "verify", "acme/nothing@iter-1")
         assert out.returncode == 2 and "not found" in out.stderr
         out = lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/q", token=None)
@@ -237,3 +237,57 @@ def test_publish_deletes_only_what_the_commit_does_not_write():
         check_operations(ops + [CommitOperationDelete("manifest.json")], "acme/d@iter-2")
     with pytest.raises(LidrError, match=r"adds and deletes data/all/a.parquet"):
         check_operations(ops + [CommitOperationDelete("data/all/", is_folder=True)], "acme/d@iter-2")
+
+
+def test_transport_errors_of_the_hub_client_are_retried():
+    import httpx2
+
+    from lidr_data.dataset import hub
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise httpx2.ConnectError("connection refused")  # what huggingface_hub 2.x raises
+        return "ok"
+
+    assert hub.with_retries("x", flaky, retries=3) == "ok" and len(calls) == 3
+
+
+OTHER = "hf_SomeoneElsesToken000000000000000"
+
+
+@pytest.mark.slow
+def test_read_errors_tell_a_missing_revision_from_a_missing_repo_and_from_access(version_dir: Path, tmp_path: Path):
+    with HubServer(token=TOKEN, readers={OTHER}) as hub:
+        for tag in ("iter-1", "iter-10", "iter-2"):
+            out = lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/p", "--private", "--version", tag)
+            assert out.returncode == 0, out.stderr
+        # A revision that does not exist: named, with the versions there are (natural order), for every reader.
+        for args in (("verify", "acme/p@iter-9"), ("sql", "acme/p@iter-9", "SELECT 1"), ("inspect", "acme/p@iter-9")):
+            out = lidr(hub, tmp_path, *args)
+            assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == \
+                "error: revision iter-9 not found in acme/p; versions: iter-1, iter-2, iter-10", out.stderr
+        out = lidr(hub, tmp_path, "verify", "acme/p@" + "0" * 40)
+        assert out.returncode == 2 and f"commit {'0' * 40} not found in acme/p; versions: iter-1" in out.stderr
+        # A repository that does not exist, with a token and without.
+        for args in (("verify", "acme/nothing@iter-1"), ("versions", "acme/nothing")):
+            out = lidr(hub, tmp_path, *args)
+            assert out.returncode == 2, out.stderr
+            assert "error: dataset repository acme/nothing not found, or the Hub token in use has no access to it" \
+                in out.stderr and "revision" not in out.stderr
+        # A valid token without access to the private repository: the Hub answers as for a missing one.
+        out = lidr(hub, tmp_path, "verify", "acme/p@iter-1", token=OTHER)
+        assert out.returncode == 2 and "dataset repository acme/p not found, or the Hub token in use has no access" \
+            in out.stderr
+        out = lidr(hub, tmp_path, "versions", "acme/p", token=OTHER)
+        assert out.returncode == 2 and "acme/p not found, or the Hub token in use has no access" in out.stderr
+        # No token at all, and a token the Hub rejects.
+        out = lidr(hub, tmp_path, "verify", "acme/p@iter-1", token=None)  # this server: 401 without an error code
+        assert out.returncode == 2 and "acme/p@iter-1: not authorized (HTTP 401)" in out.stderr
+        assert "`hf auth login` or set HF_TOKEN" in out.stderr
+        out = lidr(hub, tmp_path, "verify", "acme/p@iter-1", token="hf_Wrong00000000000000000000000000")
+        assert out.returncode == 2 and "acme/p@iter-1: the Hub rejected the token (HTTP 401)" in out.stderr
+        for out_text in (out.stdout, out.stderr):
+            assert "Traceback" not in out_text and TOKEN not in out_text and "hf_Wrong" not in out_text
