@@ -2,7 +2,9 @@
 
 Hub publishing is one `create_commit` holding the data files, the card and the manifest, then `create_tag`
 named after the version: a reader never sees half a version, and `org/name@<version>` pins it. Files of an
-earlier version that the new one lacks are deleted in the same commit, so `main` is always exactly one version.
+earlier version that the new one lacks are deleted in the same commit, so `main` is always exactly one version;
+a commit that would add and delete one path is refused, and a commit whose tree lacks part of the version is not
+tagged. Reads tell a missing revision (naming the versions there are) from a missing repository or a token problem.
 Transient failures (connection errors, 429, 5xx) are retried with backoff. The token is whatever
 `huggingface_hub` finds (HF_TOKEN, `hf auth login`); it is never passed through our messages or files.
 """

@@ -199,6 +199,8 @@ def test_every_iteration_published_to_one_repo_keeps_its_manifest(store: Path, t
             assert f'revision="{tag}"' in files["README.md"].decode(), rev
             out = lidr(hub, tmp_path, "verify", f"acme/iters@{rev}")
             assert out.returncode == 0 and "hashes and counts match" in out.stdout, (rev, out.stdout + out.stderr)
+            out = lidr(hub, tmp_path, "sql", f"acme/iters@{rev}", "SELECT count(*) AS n FROM pairs", "--format", "csv")
+            assert out.returncode == 0 and out.stdout.split()[-1] == str(local["counts"]["pairs"]), (rev, out.stderr)
 
         out = lidr(hub, tmp_path, "versions", "acme/iters")
         assert out.returncode == 0, out.stderr
