@@ -2,7 +2,9 @@
 
 Hub publishing is one `create_commit` holding the data files, the card and the manifest, then `create_tag`
 named after the version: a reader never sees half a version, and `org/name@<version>` pins it. Files of an
-earlier version that the new one lacks are deleted in the same commit, so `main` is always exactly one version.
+earlier version that the new one lacks are deleted in the same commit, so `main` is always exactly one version;
+a commit that would add and delete one path is refused, and a commit whose tree lacks part of the version is not
+tagged. Reads tell a missing revision (naming the versions there are) from a missing repository or a token problem.
 Transient failures (connection errors, 429, 5xx) are retried with backoff. The token is whatever
 `huggingface_hub` finds (HF_TOKEN, `hf auth login`); it is never passed through our messages or files.
 """
@@ -33,10 +35,21 @@ def _status(exc: BaseException) -> int | None:
     return getattr(response, "status_code", None)
 
 
-def _is_transient(exc: BaseException) -> bool:
-    import httpx
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    # huggingface_hub 2.x talks through `httpx2`, whose errors are not httpx's: retry both.
+    import importlib
 
-    if isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)):
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module in ("httpx", "httpx2"):
+        try:
+            found.append(importlib.import_module(module).TransportError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, _transport_errors()):
         return True
     return _status(exc) in TRANSIENT_STATUS
 
@@ -78,36 +91,97 @@ def _hub_error(exc: BaseException, what: str) -> LidrError:
     return LidrError(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
+def _token_set() -> bool:
+    """Whether huggingface_hub has a token to send (HF_TOKEN or a stored login); the token itself is not read out."""
+    from huggingface_hub import get_token
+
+    return get_token() is not None
+
+
+def _repo_missing(repo_id: str) -> LidrError:
+    # The Hub answers alike for a missing repository and a private one the caller cannot see (by design).
+    if _token_set():
+        return LidrError(f"dataset repository {repo_id} not found, or the Hub token in use has no access to it")
+    return LidrError(f"dataset repository {repo_id} not found (if it is private: `hf auth login` or set HF_TOKEN)")
+
+
+def _read_error(exc: BaseException, repo_id: str, what: str) -> LidrError:
+    """A one-line message for a failed read; a rejected token and a missing repository are told apart."""
+    from huggingface_hub import errors
+
+    if isinstance(exc, errors.RepositoryNotFoundError) or (
+        isinstance(exc, errors.RemoteEntryNotFoundError) and "/refs" in str(getattr(exc.response, "url", ""))
+    ):  # some Hub-protocol servers answer a refs request for an unknown repository with 404 EntryNotFound
+        return _repo_missing(repo_id)
+    if _status(exc) == 401 and _token_set():
+        return LidrError(f"{what}: the Hub rejected the token (HTTP 401); check HF_TOKEN or `hf auth login`")
+    return _hub_error(exc, what)
+
+
+def _tag_key(name: str) -> list:
+    """Natural order: iter-2 before iter-10."""
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name)]
+
+
+def _list_refs(repo_id: str):
+    from huggingface_hub import HfApi
+
+    try:
+        return with_retries(repo_id, lambda: HfApi().list_repo_refs(repo_id, repo_type="dataset"))
+    except Exception as e:  # noqa: BLE001 (mapped to one line)
+        raise _read_error(e, repo_id, repo_id) from None
+
+
+def _missing_revision(exc: BaseException, repo_id: str, revision: str | None) -> LidrError:
+    """After a failed download: is it the revision (list the versions), the repository, or access?
+
+    Servers differ in how they answer an unknown revision (the Hub: 404 RevisionNotFound; some mirrors: the same
+    answer as for an unknown repository), so the repository's refs decide.
+    """
+    what = f"{repo_id}@{revision or 'main'}"
+    refs = _list_refs(repo_id)  # raises the repository / access error when the repository is not readable
+    rev = revision or "main"
+    names = {r.name for r in refs.tags} | {r.name for r in refs.branches}
+    is_commit = bool(re.fullmatch(r"[0-9a-f]{40}", rev))
+    if rev in names or (is_commit and any(r.target_commit == rev for r in [*refs.tags, *refs.branches])):
+        return _hub_error(exc, what)
+    tags = sorted((t.name for t in refs.tags), key=_tag_key)
+    kind = "commit" if is_commit else "revision"
+    return LidrError(f"{kind} {rev} not found in {repo_id}; versions: {', '.join(tags) or 'none (no tags)'}")
+
+
 def download(repo_id: str, revision: str | None) -> Path:
     """Fetch a Hub version into the Hub cache (or find it there) and return the local snapshot folder."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import errors, snapshot_download
 
     what = f"{repo_id}@{revision or 'main'}"
     try:
         return Path(with_retries(what, lambda: snapshot_download(repo_id, repo_type="dataset", revision=revision)))
     except LidrError:
         raise
+    except (errors.RevisionNotFoundError, errors.RepositoryNotFoundError) as e:
+        raise _missing_revision(e, repo_id, revision) from None
     except Exception as e:  # noqa: BLE001 (mapped to one line)
-        raise _hub_error(e, what) from None
+        raise _read_error(e, repo_id, what) from None
 
 
 def hub_versions(repo_id: str) -> list[tuple[str, dict]]:
-    """(reference, manifest) for every tag of a Hub dataset whose tree holds a manifest."""
-    from huggingface_hub import HfApi, hf_hub_download
+    """(reference, manifest) for every tag of a Hub dataset whose tree holds a manifest, oldest first."""
+    from huggingface_hub import errors, hf_hub_download
 
-    api = HfApi()
-    try:
-        refs = with_retries(repo_id, lambda: api.list_repo_refs(repo_id, repo_type="dataset"))
-    except Exception as e:  # noqa: BLE001
-        raise _hub_error(e, repo_id) from None
-    out = []
-    for tag in sorted(refs.tags, key=lambda t: t.name):
+    found = []
+    for tag in _list_refs(repo_id).tags:
+        what = f"{repo_id}@{tag.name}"
         try:
-            path = hf_hub_download(repo_id, MANIFEST, repo_type="dataset", revision=tag.name)
-        except Exception:  # noqa: BLE001 (a tag without a manifest is not a version)
+            path = with_retries(what, lambda t=tag.name: hf_hub_download(repo_id, MANIFEST, repo_type="dataset",
+                                                                          revision=t))
+        except errors.RemoteEntryNotFoundError:  # a tag without a manifest is not a version (e.g. a hand-made tag)
             continue
-        out.append((f"{repo_id}@{tag.name}", read_manifest(Path(path).parent)))
-    return out
+        except Exception as e:  # noqa: BLE001 (mapped to one line)
+            raise _read_error(e, repo_id, what) from None
+        manifest = read_manifest(Path(path).parent)
+        found.append((str(manifest.get("created_at", "")), _tag_key(tag.name), what, manifest))
+    return [(what, manifest) for _, _, what, manifest in sorted(found)]
 
 
 def staged_manifest(src_dir: Path, version: str, location: str, revision: str | None) -> tuple[dict, str]:
@@ -175,6 +249,26 @@ def _publish_local(src_dir: Path, store: Path, version: str, force: bool) -> str
     return str(final)
 
 
+def stale_files(existing: set[str], adds: list[str]) -> list[str]:
+    """Files of main to delete in a publish commit: all but what the commit adds and the Hub's `.gitattributes`."""
+    return sorted(set(existing) - set(adds) - {".gitattributes"})
+
+
+def check_operations(ops: list, what: str) -> None:
+    """Refuse a commit that adds and deletes the same path (or deletes a folder holding an added file): the
+    Hub applies both and the tagged tree silently lacks the file."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    added = {op.path_in_repo for op in ops if isinstance(op, CommitOperationAdd)}
+    clashes = set()
+    for op in ops:
+        if isinstance(op, CommitOperationDelete):
+            folder = op.path_in_repo.rstrip("/") + "/"
+            clashes |= {a for a in added if a == op.path_in_repo or (op.is_folder and a.startswith(folder))}
+    if clashes:
+        raise LidrError(f"{what}: refusing a commit that adds and deletes {', '.join(sorted(clashes))}")
+
+
 def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force: bool) -> str:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from rich.console import Console
@@ -192,14 +286,16 @@ def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force
         if tag_exists and not force:
             raise LidrError(f"{what}: the tag {version!r} already exists (versions are immutable; --force replaces it)")
         existing = set(with_retries(what, lambda: api.list_repo_files(repo_id, repo_type="dataset")))
-        keep = set(manifest["files"]) | {".gitattributes"}
+        adds = sorted(set(manifest["files"]) | {CARD, MANIFEST})
+        # main becomes exactly this version: delete what main holds minus everything this commit writes.
+        deletes = stale_files(existing, adds)
 
         def operations() -> list:
-            ops: list = [CommitOperationAdd(rel, str(src_dir / rel)) for rel in sorted(manifest["files"])
-                         if rel not in (CARD, MANIFEST)]
+            ops: list = [CommitOperationAdd(rel, str(src_dir / rel)) for rel in adds if rel not in (CARD, MANIFEST)]
             ops.append(CommitOperationAdd(CARD, card.encode("utf-8")))
             ops.append(CommitOperationAdd(MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")))
-            ops += [CommitOperationDelete(rel) for rel in sorted(existing - keep)]
+            ops += [CommitOperationDelete(rel) for rel in deletes]
+            check_operations(ops, what)
             return ops
 
         commit = with_retries(what, lambda: api.create_commit(
@@ -207,6 +303,11 @@ def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force
             commit_message=f"lidr-data: {manifest['name']} {version}",
             commit_description=f"{manifest['counts']['pairs']} pairs; manifest.json lists every file with its sha256.",
         ))
+        # Tag only a commit whose tree holds the whole version (the tag is what readers pin).
+        committed = set(with_retries(what, lambda: api.list_repo_files(repo_id, repo_type="dataset",
+                                                                       revision=commit.oid)))
+        if missing := [rel for rel in adds if rel not in committed]:
+            raise LidrError(f"{what}: commit {commit.oid} lacks {', '.join(missing[:3])}; not tagged")
         if tag_exists:
             Console(stderr=True).print(f"[yellow]--force: moving existing tag {version} of {repo_id}[/]")
             with_retries(what, lambda: api.delete_tag(repo_id, tag=version, repo_type="dataset"))

@@ -22,9 +22,11 @@ import pyarrow.parquet as pq
 import pytest
 from servers.hub_server import HubServer
 
+from lidr_data.dataset.hub import check_operations, stale_files
 from lidr_data.dataset.store import read_manifest
 from lidr_data.dataset.synthetic import make_run
 from lidr_data.dataset.version import materialize
+from lidr_data.errors import LidrError
 
 TOKEN = "hf_TestTokenDoNotLeak0123456789"
 
@@ -140,9 +142,154 @@ def test_private_repo_missing_revision_and_no_token(version_dir: Path, tmp_path:
         assert lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/p", "--private").returncode == 0
         assert hub.repos["acme/p"].private is True
         out = lidr(hub, tmp_path, "verify", "acme/p@iter-7")
-        assert out.returncode == 2 and "acme/p@iter-7: revision not found" in out.stderr
+        assert out.returncode == 2 and "revision iter-7 not found in acme/p; versions: iter-1" in out.stderr
         out = lidr(hub, tmp_path, "verify", "acme/nothing@iter-1")
         assert out.returncode == 2 and "not found" in out.stderr
         out = lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/q", token=None)
         assert out.returncode == 2 and "not authorized" in out.stderr and "Traceback" not in out.stderr
         assert "acme/q" not in hub.repos
+
+
+LOAD_ROWS = """
+import json, sys
+from datasets import load_dataset
+out = {}
+for rev, config in json.loads(sys.argv[1]):
+    ds = load_dataset("acme/iters", config, split="train", revision=rev)
+    out[f"{rev} {config}"] = sorted(zip(ds["pair_id"], ds["iteration"]))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_every_iteration_published_to_one_repo_keeps_its_manifest(store: Path, tmp_path: Path):
+    """Three iterations, then a --force republish of the newest, to one repository: every tag and main is a
+    whole version (issue 15: the second publish's commit added and deleted manifest.json)."""
+    langs = {1: ("de", "fr", "es"), 2: ("de", "fr"), 3: ("de",)}  # fewer languages: stale files must go
+    runs = tmp_path / "runs" / "demo-lidr"
+    versions = {f"iter-{i}": materialize(make_run(runs / f"iter-{i}", n_prompts=3 + i, langs=langs[i], iteration=i,
+                                                  seed=i), store, progress=False) for i in (1, 2, 3)}
+    with HubServer(token=TOKEN) as hub:
+        for folder in versions.values():
+            out = lidr(hub, tmp_path, "publish", str(folder), "--to", "acme/iters")
+            assert out.returncode == 0, out.stderr
+            assert "About to delete a file" not in out.stderr
+        # iter-3 rebuilt (other content) and republished over its tag.
+        rebuilt = make_run(runs / "iter-3b", n_prompts=7, langs=("de", "es"), iteration=3, seed=9)
+        versions["iter-3"] = materialize(rebuilt, store, version="iter-3", force=True, progress=False)
+        out = lidr(hub, tmp_path, "publish", str(versions["iter-3"]), "--to", "acme/iters", "--force")
+        assert out.returncode == 0, out.stderr
+
+        repo = hub.repos["acme/iters"]
+        assert len(repo.commits) == 1 + 4 and set(repo.tags) == set(versions)
+        for commit in repo.commits[1:]:  # no commit of ours both adds and deletes a path
+            ops = [(o["key"], o["value"]["path"]) for o in commit["operations"] if o["key"] != "header"]
+            added = {p for k, p in ops if k in ("file", "lfsFile")}
+            assert not added & {p for k, p in ops if k.startswith("deleted")}, ops
+        expected = {**{tag: tag for tag in versions}, "main": "iter-3"}
+        for rev, tag in expected.items():
+            local = read_manifest(versions[tag])
+            files = repo.resolve(rev)["files"]
+            assert set(files) == set(local["files"]) | {"manifest.json", ".gitattributes"}, rev
+            published = json.loads(files["manifest.json"])
+            assert published["version"] == tag and published["counts"] == local["counts"], rev
+            for rel in local["files"]:
+                if rel != "README.md":
+                    assert files[rel] == (versions[tag] / rel).read_bytes(), (rev, rel)
+            assert f'revision="{tag}"' in files["README.md"].decode(), rev
+            out = lidr(hub, tmp_path, "verify", f"acme/iters@{rev}")
+            assert out.returncode == 0 and "hashes and counts match" in out.stdout, (rev, out.stdout + out.stderr)
+            out = lidr(hub, tmp_path, "sql", f"acme/iters@{rev}", "SELECT count(*) AS n FROM pairs", "--format", "csv")
+            assert out.returncode == 0 and out.stdout.split()[-1] == str(local["counts"]["pairs"]), (rev, out.stderr)
+
+        out = lidr(hub, tmp_path, "versions", "acme/iters")
+        assert out.returncode == 0, out.stderr
+        rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+                for line in out.stdout.splitlines() if "acme/iters@" in line}
+        assert list(rows) == [f"acme/iters@{tag}" for tag in versions]  # oldest first
+        for tag in versions:  # columns: pairs, dropped, languages, iter, parent, created
+            m = read_manifest(versions[tag])
+            assert rows[f"acme/iters@{tag}"][0] == f"{m['counts']['pairs']:,}"
+            assert rows[f"acme/iters@{tag}"][4] == ("—" if tag == "iter-1" else f"iter-{int(tag[-1]) - 1}")
+
+        # The card's snippet path: datasets.load_dataset by Hub id, config and revision returns that version's rows.
+        wanted = [(rev, cfg) for rev, tag in expected.items() for cfg in ("all", "de")]
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+        env.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, HF_HOME=str(tmp_path / "hf-ds"), HF_HUB_DISABLE_XET="1",
+                   HF_HUB_DISABLE_PROGRESS_BARS="1")
+        got = subprocess.run([sys.executable, "-c", LOAD_ROWS, json.dumps(wanted)], capture_output=True, text=True,
+                             env=env, cwd=tmp_path, timeout=300)
+        assert got.returncode == 0, got.stderr[-2000:]
+        loaded = json.loads(got.stdout.splitlines()[-1])
+        for rev, cfg in wanted:
+            table = pq.read_table(versions[expected[rev]] / "data" / cfg, columns=["pair_id", "iteration"])
+            rows_local = sorted(zip(table["pair_id"].to_pylist(), table["iteration"].to_pylist()))
+            assert [tuple(r) for r in loaded[f"{rev} {cfg}"]] == rows_local, (rev, cfg)
+
+
+def test_publish_deletes_only_what_the_commit_does_not_write():
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    main = {".gitattributes", "README.md", "manifest.json", "data/all/a.parquet", "data/es/a.parquet"}
+    adds = ["README.md", "data/all/a.parquet", "manifest.json"]
+    assert stale_files(main, adds) == ["data/es/a.parquet"]
+    ops = [CommitOperationAdd(p, b"x") for p in adds] + [CommitOperationDelete(p) for p in stale_files(main, adds)]
+    check_operations(ops, "acme/d@iter-2")  # a clean commit passes
+    with pytest.raises(LidrError, match=r"acme/d@iter-2: refusing a commit that adds and deletes manifest.json"):
+        check_operations(ops + [CommitOperationDelete("manifest.json")], "acme/d@iter-2")
+    with pytest.raises(LidrError, match=r"adds and deletes data/all/a.parquet"):
+        check_operations(ops + [CommitOperationDelete("data/all/", is_folder=True)], "acme/d@iter-2")
+
+
+def test_transport_errors_of_the_hub_client_are_retried():
+    import httpx2
+
+    from lidr_data.dataset import hub
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise httpx2.ConnectError("connection refused")  # what huggingface_hub 2.x raises
+        return "ok"
+
+    assert hub.with_retries("x", flaky, retries=3) == "ok" and len(calls) == 3
+
+
+OTHER = "hf_SomeoneElsesToken000000000000000"
+
+
+@pytest.mark.slow
+def test_read_errors_tell_a_missing_revision_from_a_missing_repo_and_from_access(version_dir: Path, tmp_path: Path):
+    with HubServer(token=TOKEN, readers={OTHER}) as hub:
+        for tag in ("iter-1", "iter-10", "iter-2"):
+            out = lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/p", "--private", "--version", tag)
+            assert out.returncode == 0, out.stderr
+        # A revision that does not exist: named, with the versions there are (natural order), for every reader.
+        for args in (("verify", "acme/p@iter-9"), ("sql", "acme/p@iter-9", "SELECT 1"), ("inspect", "acme/p@iter-9")):
+            out = lidr(hub, tmp_path, *args)
+            assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == \
+                "error: revision iter-9 not found in acme/p; versions: iter-1, iter-2, iter-10", out.stderr
+        out = lidr(hub, tmp_path, "verify", "acme/p@" + "0" * 40)
+        assert out.returncode == 2 and f"commit {'0' * 40} not found in acme/p; versions: iter-1" in out.stderr
+        # A repository that does not exist, with a token and without.
+        for args in (("verify", "acme/nothing@iter-1"), ("versions", "acme/nothing")):
+            out = lidr(hub, tmp_path, *args)
+            assert out.returncode == 2, out.stderr
+            assert "error: dataset repository acme/nothing not found, or the Hub token in use has no access to it" \
+                in out.stderr and "revision" not in out.stderr
+        # A valid token without access to the private repository: the Hub answers as for a missing one.
+        out = lidr(hub, tmp_path, "verify", "acme/p@iter-1", token=OTHER)
+        assert out.returncode == 2 and "dataset repository acme/p not found, or the Hub token in use has no access" \
+            in out.stderr
+        out = lidr(hub, tmp_path, "versions", "acme/p", token=OTHER)
+        assert out.returncode == 2 and "acme/p not found, or the Hub token in use has no access" in out.stderr
+        # No token at all, and a token the Hub rejects.
+        out = lidr(hub, tmp_path, "verify", "acme/p@iter-1", token=None)  # this server: 401 without an error code
+        assert out.returncode == 2 and "acme/p@iter-1: not authorized (HTTP 401)" in out.stderr
+        assert "`hf auth login` or set HF_TOKEN" in out.stderr
+        out = lidr(hub, tmp_path, "verify", "acme/p@iter-1", token="hf_Wrong00000000000000000000000000")
+        assert out.returncode == 2 and "acme/p@iter-1: the Hub rejected the token (HTTP 401)" in out.stderr
+        for out_text in (out.stdout, out.stderr):
+            assert "Traceback" not in out_text and TOKEN not in out_text and "hf_Wrong" not in out_text

@@ -18,7 +18,9 @@ Read path (snapshot_download / hf_hub_download):
 
 Everything received is recorded (`requests`, `commits`, `tags`) so tests can assert on it. `fail_next` scripts
 transient failures: {"commit": [503]} answers the next commit with 503 once. With `token` set, every request
-must carry `Authorization: Bearer <token>` (401 otherwise), as private repos and writes require on the Hub.
+must carry `Authorization: Bearer <token>` (401 otherwise), as private repos and writes require on the Hub. A wrong
+token gets the Hub's 401 "Invalid credentials in Authorization header"; a token in `readers` is valid but owns
+nothing: a private repo answers it 404 RepoNotFound, exactly as a missing repo does on the Hub.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ class Repo:
 
 
 class HubServer:
-    def __init__(self, token: str | None = None, upload_mode: str = "lfs"):
+    def __init__(self, token: str | None = None, upload_mode: str = "lfs", readers: set[str] | None = None):
         self.token = token
+        self.readers = set(readers or ())  # valid tokens without access to private repos
         self.upload_mode = upload_mode  # "lfs": .parquet files go through LFS (as on the Hub); "regular": all inline
         self.repos: dict[str, Repo] = {}
         self.lfs: dict[str, bytes] = {}
@@ -123,8 +126,12 @@ class HubServer:
                     hub.requests.append((method, path))
                     hub.auth_seen.append(self.headers.get("Authorization"))
                 presigned = path.startswith("/lfs-")  # like S3 presigned URLs: the href itself is the credential
-                if hub.token is not None and not presigned and self.headers.get("Authorization") != f"Bearer {hub.token}":
-                    return self._error(401, "Invalid credentials", head=method == "HEAD")
+                auth = self.headers.get("Authorization")
+                self.reader = auth is not None and auth.removeprefix("Bearer ") in hub.readers
+                if hub.token is not None and not presigned and auth != f"Bearer {hub.token}" and not self.reader:
+                    # The Hub's own wording for a rejected token (huggingface_hub tells it from a missing repo by it).
+                    message = "Invalid credentials in Authorization header" if auth else "Invalid credentials"
+                    return self._error(401, message, head=method == "HEAD")
                 for name, pattern, fn in ROUTES:
                     if name[0] != method and not (method == "HEAD" and name[0] == "GET"):
                         continue
@@ -156,8 +163,9 @@ class HubServer:
 
     def _repo(self, h, repo_id: str, head: bool = False) -> Repo | None:
         repo = self.repos.get(repo_id)
-        if repo is None:
+        if repo is None or (repo.private and getattr(h, "reader", False)):
             h._error(404, "Repository not found", head=head, extra={"X-Error-Code": "RepoNotFound"})
+            return None
         return repo
 
     def create_repo(self, h, m, body, q, head):
