@@ -38,12 +38,65 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first K prompt items")
     p.add_argument("--langs", nargs="+", type=_langs, default=None, metavar="LANG",
                    help="non-dominant languages, overriding the recipe (e.g. --langs es de or --langs es,de)")
-    p.add_argument("--responses", action="append", type=Path, default=[], metavar="FILE",
-                   help="answers made elsewhere (prompt_id, lang, text[, finish_reason, model]); not regenerated")
-    p.add_argument("--translations", action="append", type=Path, default=[], metavar="FILE",
-                   help="translations made elsewhere (prompt_id, src_lang, tgt_lang, text[, ok]); not regenerated")
+    p.add_argument("--responses", action="append", nargs="+", default=[], metavar=("FILE", "KEY=VALUE"),
+                   help="answers made elsewhere, not regenerated: a file (prompt_id, lang, text[, finish_reason, "
+                   "model]) then optional settings of the recipe's imports.responses entries, e.g. lang=en "
+                   "id_field=id text_field=response model=meta-llama/Meta-Llama-3-8B-Instruct "
+                   "failure_markers='[Translation Error]'")
+    p.add_argument("--translations", action="append", nargs="+", default=[], metavar=("FILE", "KEY=VALUE"),
+                   help="translations made elsewhere, not regenerated: a file (prompt_id, src_lang, tgt_lang, "
+                   "text[, ok]) then optional settings of imports.translations entries, e.g. src_lang=en tgt_lang=fr "
+                   "id_field=id text_field=en2fr_reponse failure_markers='Translation Error'")
+    p.add_argument("--imports", type=Path, default=None, metavar="YAML",
+                   help="a YAML file with `responses:` and `translations:` lists, as in a recipe's `imports:` "
+                   "section (added to the recipe's own imports)")
     add_build_options(p)
     p.set_defaults(func=run)
+
+
+def import_specs(kind: str, groups: list[list[str]]) -> list:
+    """`--responses FILE KEY=VALUE ...` -> ResponsesImport (and the same for translations), validated like the
+    recipe's `imports:` entries; values are YAML scalars, and a single failure marker may be given bare."""
+    import yaml
+
+    from lidr_data.errors import LidrError
+    from lidr_data.recipe import ResponsesImport, TranslationsImport, from_dict
+
+    cls = ResponsesImport if kind == "responses" else TranslationsImport
+    specs = []
+    for path, *settings in groups:
+        data: dict = {"path": path}
+        for item in settings:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise LidrError(f"--{kind} {path}: {item!r} is not KEY=VALUE (put the recipe before --{kind})")
+            parsed = yaml.safe_load(value) if value.strip() else value
+            if key == "failure_markers" and not isinstance(parsed, list):
+                parsed = [value]  # one marker, taken literally
+            data[key.replace("-", "_")] = parsed
+        specs.append(from_dict(cls, data, f"--{kind} {path}"))
+    return specs
+
+
+def read_imports_file(path: Path):
+    """An imports YAML (`responses:`/`translations:` lists, optionally under `imports:`) -> ImportsConfig."""
+    import yaml
+
+    from lidr_data.errors import LidrError
+    from lidr_data.recipe import ImportsConfig, from_dict
+
+    if not path.is_file():
+        raise LidrError(f"--imports {path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise LidrError(f"--imports {path}: malformed YAML ({getattr(e, 'problem', None) or e})") from None
+    if isinstance(data, dict) and set(data) == {"imports"}:
+        data = data["imports"]
+    try:
+        return from_dict(ImportsConfig, data, "imports")
+    except LidrError as e:
+        raise LidrError(f"{path}: {e}") from None
 
 
 def stats_table(stats: list[StageStats], title: str) -> Table:
@@ -103,8 +156,12 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     recipe = load_recipe(args.recipe)
     langs = [c for group in args.langs for c in group] if args.langs else None
+    responses, translations = import_specs("responses", args.responses), import_specs("translations", args.translations)
+    if args.imports is not None:
+        extra = read_imports_file(args.imports)
+        responses, translations = [*extra.responses, *responses], [*extra.translations, *translations]
     run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
-                    langs=langs, responses=args.responses, translations=args.translations,
+                    langs=langs, responses=responses, translations=translations,
                     progress=not args.no_progress, console=console)
     report(run_dir, console)
     materialize_run(run_dir, args, console)

@@ -100,3 +100,65 @@ def test_demo_runs_offline_and_says_the_model_is_random(tmp_path, capsys):
     assert pairs.height > 0 and set(pairs["direction"]) == {"to_dominant", "from_dominant"}
     assert main(["demo", "--workdir", str(tmp_path), "--no-progress"]) == 0
     assert "dedup: done earlier" in capsys.readouterr().out
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    import json
+
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_import_flags_map_fields_set_markers_and_attribute_answers(tiny_model_dir, tmp_path, capsys):
+    """A converted authors' file keeps their "Translation Error": it must never be published as an answer."""
+    answers = _jsonl(tmp_path / "answers.jsonl", [
+        {"id": "demo-0", "response": "Sleep at regular hours, keep the room dark and avoid late coffee."},
+        {"id": "demo-1", "response": "Air scatters blue light more than red light. So the sky looks blue."}])
+    to_es = _jsonl(tmp_path / "to_es.jsonl", [
+        {"id": "demo-0", "en2es": "Translation Error"},
+        {"id": "demo-1", "en2es": "El aire dispersa más la luz azul que la roja. Por eso el cielo se ve azul."}])
+    base = ["build", DEMO, "--model", str(tiny_model_dir), "--limit", "2", "--langs", "es", "--no-progress"]
+    assert main([*base, "--workdir", str(tmp_path / "a"),
+                 "--responses", str(answers), "lang=en", "id_field=id", "text_field=response",
+                 "model=meta-llama/Meta-Llama-3-8B-Instruct",
+                 "--translations", str(to_es), "src_lang=en", "tgt_lang=es", "id_field=id", "text_field=en2es"]) == 0
+    run_dir = tmp_path / "a" / "runs" / "demo" / "iter-1"
+    pairs, dropped = pl.read_parquet(run_dir / "pairs.parquet"), pl.read_parquet(run_dir / "dropped.parquet")
+    chosen = [c[0]["content"] for c in pairs["chosen"].to_list()]
+    sides = chosen + [r[0]["content"] for r in pairs["rejected"].to_list()]
+    assert "Translation Error" not in sides
+    failed = dropped.filter(pl.col("reason") == "translation_failed")
+    assert failed.select("prompt_id", "direction").rows() == [("demo-0", "from_dominant")]
+    assert "El aire dispersa" in " ".join(chosen)
+    # The imported English answers are chosen sides: attributed to the model named on the command line.
+    assert set(pairs["generator_model"]) == {"meta-llama/Meta-Llama-3-8B-Instruct"}
+    assert set(pairs["generator_revision"]) == {"imported"}
+    capsys.readouterr()
+
+    # A marker of one's own; answers with no model named are attributed to their file, not to the recipe's model.
+    _jsonl(to_es, [{"id": "demo-0", "en2es": "<<failed>>"}, {"id": "demo-1", "en2es": "Hola."}])
+    imports = tmp_path / "imports.yaml"
+    imports.write_text(f"imports:\n  responses:\n    - {{path: {answers}, lang: en, id_field: id, "
+                       f"text_field: response}}\n")
+    assert main([*base, "--workdir", str(tmp_path / "b"), "--imports", str(imports),
+                 "--translations", str(to_es), "src_lang=en", "tgt_lang=es", "id_field=id", "text_field=en2es",
+                 "failure_markers=<<failed>>"]) == 0
+    run_dir = tmp_path / "b" / "runs" / "demo" / "iter-1"
+    translations = pl.read_parquet(run_dir / "translations.parquet").filter(pl.col("src_lang") == "en")
+    assert translations.sort("prompt_id")["ok"].to_list() == [False, True]
+    assert set(pl.read_parquet(run_dir / "pairs.parquet")["generator_model"]) == {"imported:answers.jsonl"}
+    manifest = (tmp_path / "b" / "store" / "demo" / "iter-1" / "manifest.json").read_text()
+    assert '"model": "imported:answers.jsonl"' in manifest
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--responses", "a.jsonl", "lang"], "--responses a.jsonl: 'lang' is not KEY=VALUE"),
+    (["--responses", "a.jsonl", "colour=red"], "--responses a.jsonl.colour: unknown key"),
+    (["--translations", "t.jsonl", "src_lang=xx"], "src_lang: unknown language code 'xx'"),
+    (["--imports", "nowhere.yaml"], "--imports nowhere.yaml: file not found"),
+])
+def test_bad_import_flags_are_one_line_errors(tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", DEMO, "--workdir", str(tmp_path / "w"), "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in " ".join(err.split()) and "Traceback" not in err
