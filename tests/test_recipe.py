@@ -133,3 +133,16 @@ def test_translation_template_fills_names_and_leaves_other_braces():
     r = parse_recipe({**MINIMAL, "translation": {"template": "From {source_lang} to {target_lang} {json}: "
                                                              "<{tag}>{text}</{tag}>", "tag": "out"}})
     assert r.translation.user_message("hola {x}", "es", "de") == "From Spanish to German {json}: <out>hola {x}</out>"
+
+
+def test_license_is_a_recipe_field(tmp_path):
+    base = "name: x\nmodel: m\nlanguages: [es]\nprompts: {source: p}\n"
+    path = tmp_path / "r.yaml"
+    path.write_text(base + "license: cc-by-nc-4.0\n")
+    recipe = load_recipe(path)
+    assert recipe.license == "cc-by-nc-4.0" and "license: cc-by-nc-4.0" in recipe.to_yaml()
+    path.write_text(base)
+    assert load_recipe(path).license is None
+    path.write_text(base + "license: CC BY NC\n")
+    with pytest.raises(LidrError, match="license: a license id such as cc-by-4.0"):
+        load_recipe(path)

@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", type=Path, default=None, help="WORKDIR (default: $LIDR_WORKDIR or .)")
     p.add_argument("--version", default=None, help="version name (default: iter-<N>)")
     p.add_argument("--force", action="store_true", help="replace an existing version of the same name")
+    p.add_argument("--license", default=None,
+                   help="license id of the data for the card (e.g. cc-by-nc-4.0; default: the recipe's `license:`)")
     p.set_defaults(func=run_materialize)
 
     p = sub.add_parser(
@@ -34,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--version", default=None, help="tag/version name (default: the source's version)")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
     p.add_argument("--force", action="store_true", help="replace an existing tag/version of the same name")
+    p.add_argument("--license", default=None,
+                   help="license id written into the published card and manifest (default: the version's)")
     p.set_defaults(func=run_publish)
 
     p = sub.add_parser("versions", help="list the versions of a dataset with their counts")
@@ -52,7 +56,7 @@ def run_materialize(args: argparse.Namespace) -> int:
     from lidr_data.dataset.version import materialize
 
     store = args.store or default_store(args.workdir)
-    path = materialize(args.run_dir, store, version=args.version, force=args.force)
+    path = materialize(args.run_dir, store, version=args.version, force=args.force, license=args.license)
     Console().print(f"materialized [bold]{path}[/]")
     return 0
 
@@ -62,7 +66,8 @@ def run_publish(args: argparse.Namespace) -> int:
 
     from lidr_data.dataset.hub import publish
 
-    where = publish(args.src, args.dest, version=args.version, private=args.private, force=args.force)
+    where = publish(args.src, args.dest, version=args.version, private=args.private, force=args.force,
+                    license=args.license)
     Console().print(f"published [bold]{where}[/]")
     return 0
 

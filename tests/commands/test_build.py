@@ -149,6 +149,7 @@ def test_import_flags_map_fields_set_markers_and_attribute_answers(tiny_model_di
     assert set(pl.read_parquet(run_dir / "pairs.parquet")["generator_model"]) == {"imported:answers.jsonl"}
     manifest = (tmp_path / "b" / "store" / "demo" / "iter-1" / "manifest.json").read_text()
     assert '"model": "imported:answers.jsonl"' in manifest
+    assert '"license": "apache-2.0"' in manifest  # the recipe's `license:` reaches the card and manifest
 
 
 @pytest.mark.parametrize(("extra", "message"), [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,26 @@ def test_content_id_is_canonical_and_sees_every_field():
     assert len(content_id(m)) == 64
     forged = {**m, "generator": {"model": "other"}}
     assert content_id(forged) != content_id(m)
+
+
+def test_license_flags_set_the_card_and_manifest(run_dir: Path, tmp_path: Path, capsys):
+    import yaml
+
+    store = tmp_path / "s1"
+    assert main(["materialize", str(run_dir), "--store", str(store), "--license", "apache-2.0"]) == 0
+    v = store / "demo-lidr" / "iter-1"
+
+    def license_of(version: Path) -> tuple[str, str]:
+        card = (version / "README.md").read_text()
+        meta = yaml.safe_load(card.split("---")[1])
+        return meta["license"], json.loads((version / "manifest.json").read_text())["license"]
+
+    assert license_of(v) == ("apache-2.0", "apache-2.0")
+    assert "| license | apache-2.0 |" in (v / "README.md").read_text()
+    assert main(["publish", str(v), "--to", str(tmp_path / "s2"), "--license", "cc-by-4.0"]) == 0
+    published = tmp_path / "s2" / "demo-lidr" / "iter-1"
+    assert license_of(published) == ("cc-by-4.0", "cc-by-4.0") and main(["verify", str(published)]) == 0
+    capsys.readouterr()
+    assert main(["publish", str(v), "--to", str(tmp_path / "s3"), "--license", "CC BY 4.0"]) == 2
+    assert "license: a license id such as cc-by-4.0" in capsys.readouterr().err
+    assert not (tmp_path / "s3" / "demo-lidr" / "iter-1").exists()
