@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
+from lidr_data.commands.render import Column, TableData, add_format_argument, print_tables
 from lidr_data.stages.schema import StageStats
 
 
@@ -22,6 +22,8 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing version of that name")
     p.add_argument("--no-materialize", action="store_true", help="stop at the run folder; write no version")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_format_argument(p, what="table of rows in, kept and dropped per stage (csv/json: on stdout, the rest on "
+                        "stderr)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -99,25 +101,23 @@ def read_imports_file(path: Path):
         raise LidrError(f"{path}: {e}") from None
 
 
-def stats_table(stats: list[StageStats], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("stage", style="bold")
-    table.add_column("rows in", justify="right")
-    table.add_column("kept", justify="right")
-    table.add_column("dropped", justify="right")
-    table.add_column("dropped by reason")
+def stats_table(stats: list[StageStats], title: str) -> TableData:
+    rows = []
     for s in stats:
-        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(s.dropped.items(), key=lambda kv: -kv[1]) if n)
-        table.add_row(s.stage, f"{s.rows_in:,}", f"{s.kept:,}", f"{sum(s.dropped.values()):,}", reasons or "-")
-    return table
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(s.dropped.items(), key=lambda kv: -kv[1]) if n)
+        rows.append({"stage": s.stage, "rows_in": s.rows_in, "kept": s.kept, "dropped": sum(s.dropped.values()),
+                     "dropped_by_reason": reasons or "-"})
+    return TableData(title, [Column("stage"), Column("rows_in", "rows in", numeric=True), Column("kept", numeric=True),
+                             Column("dropped", numeric=True), Column("dropped_by_reason", "dropped by reason")], rows)
 
 
-def report(run_dir: Path, console: Console) -> None:
+def report(run_dir: Path, console: Console, fmt: str = "table", out: Console | None = None) -> None:
+    """The per-stage table (on `out`, default `console`, in `fmt`) and where the tables are (on `console`)."""
     from lidr_data.pipeline import read_stats
 
-    console.print(stats_table(read_stats(run_dir), f"lidr build: {run_dir}"))
+    print_tables([stats_table(read_stats(run_dir), f"lidr build: {run_dir}")], fmt, out or console)
     console.print(f"pairs: [bold]{run_dir / 'pairs.parquet'}[/] · every drop with its stage and reason: "
-                  f"[bold]{run_dir / 'dropped.parquet'}[/]")
+                  f"[bold]{run_dir / 'dropped.parquet'}[/]", soft_wrap=True)
 
 
 def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -> Path | None:
@@ -141,11 +141,11 @@ def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -
         if manifest.get("source_pairs_sha256") != sha256_file(run_dir / "pairs.parquet"):
             raise LidrError(f"version {existing} exists and was built from other pairs: use --version NAME for a "
                             "new version, or --force to replace it")
-        console.print(f"dataset version [bold]{existing}[/] is up to date")
+        console.print(f"dataset version [bold]{existing}[/] is up to date", soft_wrap=True)
         return existing
     version = materialize(run_dir, store, version=args.version, force=args.force, progress=not args.no_progress)
     console.print(f"dataset version: [bold]{version}[/] (try `lidr inspect {version}` or "
-                  f"`lidr sql {version} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)")
+                  f"`lidr sql {version} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)", soft_wrap=True)
     return version
 
 
@@ -153,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
     from lidr_data.pipeline import build
     from lidr_data.recipe import load_recipe
 
-    console = Console()
+    out = Console()
+    console = out if args.format == "table" else Console(stderr=True)  # csv/json: only the table on stdout
     recipe = load_recipe(args.recipe)
     langs = [c for group in args.langs for c in group] if args.langs else None
     responses, translations = import_specs("responses", args.responses), import_specs("translations", args.translations)
@@ -163,6 +164,6 @@ def run(args: argparse.Namespace) -> int:
     run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
                     langs=langs, responses=responses, translations=translations,
                     progress=not args.no_progress, console=console)
-    report(run_dir, console)
+    report(run_dir, console, args.format, out)
     materialize_run(run_dir, args, console)
     return 0

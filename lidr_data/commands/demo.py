@@ -41,13 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from lidr_data.pipeline import build
     from lidr_data.recipe import load_recipe
 
-    console = Console()
+    out = Console()
+    console = out if args.format == "table" else Console(stderr=True)  # csv/json: only the table on stdout
     console.print(Panel(NOTICE, title="lidr demo", border_style="yellow"))
     recipe = load_recipe(DEMO_RECIPE)
     run_dir = build(recipe, workdir=args.workdir, progress=not args.no_progress, console=console)
-    report(run_dir, console)
+    report(run_dir, console, args.format, out)
     materialize_run(run_dir, args, console)
     console.print(f"[yellow]Reminder:[/] the model was random; the recipe relaxed the text checks. Next: "
                   f"`lidr build recipes/quickstart.yaml` with a real model, or "
-                  f"`lidr build {Path('recipes/demo.yaml')}` to run this recipe yourself.")
+                  f"`lidr build {Path('recipes/demo.yaml')}` to run this recipe yourself.", soft_wrap=True)
     return 0

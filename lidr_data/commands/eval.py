@@ -7,11 +7,9 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
+from lidr_data.commands.render import Column, TableData, add_format_argument, print_tables
 from lidr_data.generation import BACKENDS
-
-console = Console()
 
 
 def _langs(text: str) -> tuple[str, ...]:
@@ -31,6 +29,7 @@ def _generation_args(p: argparse.ArgumentParser, max_new_tokens: int, repetition
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first K items per language")
     p.add_argument("--label", default=None, help="name of this model in tables (default: the model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_format_argument(p, what="results table (csv/json: on stdout, notes on stderr)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -86,6 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("runs", nargs="+", type=Path, help="results folders of `lidr eval mgsm` or `lidr eval winrate`")
     c.add_argument("--metric", default=None,
                    help="summary column to show (default: accuracy for MGSM, win_rate for win rate)")
+    add_format_argument(c, what="comparison tables")
     c.set_defaults(func=run_compare_cmd)
 
 
@@ -95,6 +95,16 @@ def _pct(value, digits: int = 1) -> str:
 
 def _num(value, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _is_avg(row: dict) -> bool:
+    return row.get("lang") == "avg"
+
+
+def _consoles(fmt: str) -> tuple[Console, Console]:
+    """(where the table goes, where notes go): notes go to stderr when stdout carries csv/json."""
+    out = Console()
+    return out, out if fmt == "table" else Console(stderr=True)
 
 
 def run_mgsm_cmd(args: argparse.Namespace) -> int:
@@ -110,15 +120,13 @@ def run_mgsm_cmd(args: argparse.Namespace) -> int:
         prompt_template=args.prompt_template, label=args.label,
     )
     summary, info = run_mgsm(cfg, progress=not args.no_progress)
-    table = Table(title=f"MGSM · {info['label']}")
-    for col in ("lang", "n", "accuracy %", "correct", "no answer", "off-target %", "unknown lang %", "truncated",
-                "errors"):
-        table.add_column(col, justify="left" if col == "lang" else "right")
-    for r in summary.iter_rows(named=True):
-        table.add_row(r["lang"], str(r["n"]), _pct(r["accuracy"]), str(r["correct"]), str(r["no_answer"]),
-                      _pct(r["off_target_rate"]), _pct(r["unknown_lang_rate"]), str(r["truncated"]), str(r["errors"]),
-                      style="bold" if r["lang"] == "avg" else None)
-    console.print(table)
+    out, console = _consoles(args.format)
+    print_tables([TableData(f"MGSM · {info['label']}", [
+        Column("lang"), Column("n", numeric=True), Column("accuracy", "accuracy %", True, _pct),
+        Column("correct", numeric=True), Column("no_answer", "no answer", numeric=True),
+        Column("off_target_rate", "off-target %", True, _pct),
+        Column("unknown_lang_rate", "unknown lang %", True, _pct), Column("truncated", numeric=True),
+        Column("errors", numeric=True)], summary.to_dicts(), bold=_is_avg)], args.format, out)
     if info["langid_unsupported"]:
         console.print(f"[yellow]language ID has no model for {', '.join(info['langid_unsupported'])}: "
                       "off-target rate not computed there[/]")
@@ -149,16 +157,16 @@ def run_winrate_cmd(args: argparse.Namespace) -> int:
         seed=args.seed, limit=args.limit, label=args.label,
     )
     summary, info = run_winrate(cfg, progress=not args.no_progress)
-    table = Table(title=f"win rate · {info['label']} vs {Path(info['reference']).name} · judge {info['judge']}")
-    for col in ("lang", "WR %", "± SE", "LC WR %", "win", "tie", "loss", "identical", "malformed", "errors",
-                "unmatched c/r", "matched by"):
-        table.add_column(col, justify="left" if col in ("lang", "matched by") else "right")
-    for r in summary.iter_rows(named=True):
-        table.add_row(r["lang"], _num(r["win_rate"]), _num(r["se"]), _num(r["lc_win_rate"]), str(r["wins"]),
-                      str(r["ties"]), str(r["losses"]), str(r["identical"]), str(r["malformed"]), str(r["errors"]),
-                      f"{r['unmatched_candidate']}/{r['unmatched_reference']}", r["matched_by"] or "",
-                      style="bold" if r["lang"] == "avg" else None)
-    console.print(table)
+    out, console = _consoles(args.format)
+    rows = [{**r, "unmatched": f"{r['unmatched_candidate']}/{r['unmatched_reference']}"} for r in summary.to_dicts()]
+    print_tables([TableData(
+        f"win rate · {info['label']} vs {Path(info['reference']).name} · judge {info['judge']}", [
+            Column("lang"), Column("win_rate", "WR %", True, _num), Column("se", "± SE", True, _num),
+            Column("lc_win_rate", "LC WR %", True, _num), Column("wins", "win", numeric=True),
+            Column("ties", "tie", numeric=True), Column("losses", "loss", numeric=True),
+            Column("identical", numeric=True), Column("malformed", numeric=True), Column("errors", numeric=True),
+            Column("unmatched", "unmatched c/r", numeric=True), Column("matched_by", "matched by")],
+        rows, bold=_is_avg)], args.format, out)
     for note in info["notes"]:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"results in [bold]{cfg.output}[/] (items, judgments, unmatched, summary .parquet)")
@@ -168,13 +176,10 @@ def run_winrate_cmd(args: argparse.Namespace) -> int:
 def run_compare_cmd(args: argparse.Namespace) -> int:
     from lidr_data.eval.compare import compare_runs
 
+    tables = []
     for task, metric, langs, columns in compare_runs(args.runs, args.metric):
-        table = Table(title=f"{task} · {metric}")
-        table.add_column("lang")
-        for label, _ in columns:
-            table.add_column(label, justify="right")
-        for lang in langs:
-            table.add_row(lang, *[cells.get(lang, "-") for _, cells in columns],
-                          style="bold" if lang == "avg" else None)
-        console.print(table)
+        cols = [Column("lang")] + [Column(label, numeric=True) for label, _ in columns]
+        rows = [{"lang": lang, **{label: cells.get(lang, "-") for label, cells in columns}} for lang in langs]
+        tables.append(TableData(f"{task} · {metric}", cols, rows, bold=_is_avg, name=f"{task}:{metric}"))
+    print_tables(tables, args.format, Console())
     return 0

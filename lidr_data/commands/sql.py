@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,46 +42,90 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_inspect)
 
 
-def _write_result(table, fmt: str, output: Path | None) -> None:
+def flatten_nested(table):
+    """Nested columns (lists, structs, maps: e.g. `prompt`, `chosen`) as JSON text, for formats that have no
+    nesting (CSV) or a terminal table."""
+    import pyarrow as pa
+
+    columns = []
+    for col in table.columns:
+        if pa.types.is_nested(col.type):
+            col = pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                            for v in col.to_pylist()], pa.string())
+        columns.append(col)
+    return pa.table(columns, names=table.column_names)
+
+
+def _encode(table, fmt: str) -> bytes:
+    """The whole result in `fmt`, made before anything is written (an error never leaves half an output)."""
     import pyarrow.csv as pacsv
+
+    if fmt == "csv":
+        buf = io.BytesIO()
+        try:
+            pacsv.write_csv(flatten_nested(table), buf)
+        except Exception as e:  # noqa: BLE001 (a column type CSV cannot hold: one line, not a traceback)
+            raise LidrError(f"--format csv cannot write this result ({str(e).splitlines()[0]}); "
+                            "use --format json or parquet") from None
+        return buf.getvalue()
+    return (json.dumps(table.to_pylist(), ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8")
+
+
+def _write_atomic(output: Path, write) -> None:
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_result(table, fmt: str, output: Path | None) -> None:
     import pyarrow.parquet as pq
 
     if fmt == "parquet":
         if output is None:
             raise LidrError("--format parquet needs --output FILE")
-        tmp = output.with_name(f".{output.name}.tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        tmp.replace(output)
+        _write_atomic(output, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
         return
-    if fmt == "csv":
+    if fmt in ("csv", "json"):
+        data = _encode(table, fmt)
         if output is None:
-            pacsv.write_csv(table, sys.stdout.buffer)
             sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
         else:
-            pacsv.write_csv(table, output)
+            _write_atomic(output, lambda tmp: tmp.write_bytes(data))
         return
-    if fmt == "json":
-        text = json.dumps(table.to_pylist(), ensure_ascii=False, indent=1, default=str) + "\n"
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            output.write_text(text, encoding="utf-8")
-        return
+    import pyarrow as pa
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console(file=open(output, "w", encoding="utf-8") if output else None, width=200 if output else None)
-    t = Table(show_lines=False)
-    for name in table.column_names:
-        t.add_column(name, overflow="fold", max_width=60)
-    for row in table.slice(0, TABLE_ROWS).to_pylist():
-        t.add_row(*["∅" if v is None else _cell(v) for v in row.values()])
-    console.print(t)
+    from lidr_data.commands.render import Column, TableData, print_tables
+
+    shown = flatten_nested(table.slice(0, TABLE_ROWS))
+    columns = [Column(name, numeric=pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or
+                      pa.types.is_decimal(f.type), fmt=_cell) for name, f in zip(shown.column_names, shown.schema)]
+    t = TableData("", columns, shown.to_pylist())
     more = table.num_rows - TABLE_ROWS
-    console.print(f"[dim]{table.num_rows:,} row(s)" + (f"; {more:,} not shown (use --format csv/json/parquet)" if more > 0 else "") + "[/]")
+    footer = f"{table.num_rows:,} row(s)" + (f"; {more:,} not shown (use --format csv/json/parquet)" if more > 0 else "")
+    if output is None:
+        console = Console()
+        print_tables([t], "table", console)
+        console.print(f"[dim]{footer}[/]", soft_wrap=True)
+        return
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            console = Console(file=f, width=200)
+            print_tables([t], "table", console)
+            console.print(footer, soft_wrap=True)
+
+    _write_atomic(output, write)
 
 
 def _cell(v) -> str:
+    if v is None:
+        return "∅"
     s = json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, (list, dict)) else str(v)
     return s if len(s) <= 200 else s[:199] + "…"
 
