@@ -56,6 +56,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def quiet_transformers() -> None:
+    """No transformers progress bars ("Loading weights", "Writing model shards"): the build draws its own."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # transformers is only needed by its backend
+        return
+    hf_logging.disable_progress_bar()
+
+
 def import_specs(kind: str, groups: list[list[str]]) -> list:
     """`--responses FILE KEY=VALUE ...` -> ResponsesImport (and the same for translations), validated like the
     recipe's `imports:` entries; values are YAML scalars, and a single failure marker may be given bare."""
@@ -155,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = Console()
     console = out if args.format == "table" else Console(stderr=True)  # csv/json: only the table on stdout
+    if args.no_progress:
+        quiet_transformers()
     recipe = load_recipe(args.recipe)
     langs = [c for group in args.langs for c in group] if args.langs else None
     responses, translations = import_specs("responses", args.responses), import_specs("translations", args.translations)

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from lidr_data.commands.build import add_build_options, materialize_run, report
+from lidr_data.commands.build import add_build_options, materialize_run, quiet_transformers, report
 
 DEMO_RECIPE = "lidr:assets/demo.yaml"
 
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from lidr_data.pipeline import build
     from lidr_data.recipe import load_recipe
 
+    quiet_transformers()  # a tiny model loads in no time; its bars would only clutter the demo's output
     out = Console()
     console = out if args.format == "table" else Console(stderr=True)  # csv/json: only the table on stdout
     console.print(Panel(NOTICE, title="lidr demo", border_style="yellow"))

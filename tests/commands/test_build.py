@@ -91,15 +91,83 @@ def test_malformed_prompt_line_stops_before_any_generation(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_runs_offline_and_says_the_model_is_random(tmp_path, capsys):
-    assert main(["demo", "--workdir", str(tmp_path), "--no-progress"]) == 0
-    out = " ".join(capsys.readouterr().out.split())
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()  # as in a fresh process (another test may have switched them off)
+    assert main(["demo", "--workdir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    out = " ".join(captured.out.split())
     assert "random tiny model" in out and "require_closing_tag: false" in out
+    # transformers' own bars ("Writing model shards", "Loading weights") stay out of the demo's output
+    assert "Loading weights" not in captured.err + captured.out and "model shards" not in captured.err
     run_dir = tmp_path / "runs" / "demo" / "iter-1"
     assert (tmp_path / "tiny-model" / "config.json").is_file()
     pairs = pl.read_parquet(run_dir / "pairs.parquet")
     assert pairs.height > 0 and set(pairs["direction"]) == {"to_dominant", "from_dominant"}
     assert main(["demo", "--workdir", str(tmp_path), "--no-progress"]) == 0
     assert "dedup: done earlier" in capsys.readouterr().out
+
+
+def readme_commands(section: str) -> list[list[str]]:
+    """The `lidr ...` lines of the README's code blocks under `section` (comments and [optional] parts removed)."""
+    import re
+    import shlex
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = text.split(section, 1)[1].split("\n### ", 1)[0]
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", body, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#\s.*$", "", re.sub(r"\[[^\]\"]*\]", "", line)).strip()
+            for part in line.split("&&"):
+                if part.strip().startswith("lidr "):
+                    lines.append(shlex.split(part)[1:])
+    return lines
+
+
+@pytest.mark.slow
+def test_readme_examples_run_on_the_version_the_demo_makes(tmp_path, capsys, monkeypatch):
+    setup = [c for c in readme_commands("## Set-up") if c[0] == "demo"]
+    assert setup == [["demo", "--workdir", "demo-run"]]
+    monkeypatch.chdir(tmp_path)
+    assert main([*setup[0], "--no-progress"]) == 0
+    examples = readme_commands("### Versions, the Hub, SQL")
+    local = [c for c in examples if not any("my-org/" in a for a in c)]
+    assert len(local) >= 5 and all(any(a.startswith("demo-run/store/demo") for a in c) for c in local)
+    for args in local:
+        capsys.readouterr()
+        assert main(args) == 0, args
+        assert "Traceback" not in capsys.readouterr().err
+    assert (tmp_path / "report.html").is_file()
+    # git ignores what the demo wrote in a checkout
+    import subprocess
+
+    ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "demo-run/store", "lidr-demo/runs",
+                              "lidr-work/store", "eval-results/x", "x/.lidr-cache/requests.sqlite"],
+                             capture_output=True, text=True).stdout.split()
+    assert len(ignored) == 5, ignored
+
+
+def test_help_lists_only_commands_that_exist(capsys):
+    from lidr_data.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+              if line.startswith("    ") and not line.startswith("     ")]
+    assert listed and set(listed) == set(sub.choices)
+    for name in listed:
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0
+    # Every `lidr X` the README shows is a command.
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    import re
+
+    mentioned = set(re.findall(r"`lidr ([a-z][a-z-]*)", text)) | set(re.findall(r"(?m)^lidr ([a-z][a-z-]*)", text))
+    assert mentioned and mentioned <= set(sub.choices), mentioned - set(sub.choices)
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:
