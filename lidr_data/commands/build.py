@@ -7,7 +7,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lidr_data.commands.render import Column, TableData, add_format_argument, print_tables
+from lidr_data.commands.render import (
+    Column,
+    TableData,
+    add_format_argument,
+    messages_to_stderr,
+    output_consoles,
+    print_tables,
+)
 from lidr_data.stages.schema import StageStats
 
 
@@ -162,8 +169,7 @@ def run(args: argparse.Namespace) -> int:
     from lidr_data.pipeline import build
     from lidr_data.recipe import load_recipe
 
-    out = Console()
-    console = out if args.format == "table" else Console(stderr=True)  # csv/json: only the table on stdout
+    out, console = output_consoles(args.format)
     if args.no_progress:
         quiet_transformers()
     recipe = load_recipe(args.recipe)
@@ -172,9 +178,10 @@ def run(args: argparse.Namespace) -> int:
     if args.imports is not None:
         extra = read_imports_file(args.imports)
         responses, translations = [*extra.responses, *responses], [*extra.translations, *translations]
-    run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
-                    langs=langs, responses=responses, translations=translations,
-                    progress=not args.no_progress, console=console)
-    report(run_dir, console, args.format, out)
-    materialize_run(run_dir, args, console)
+    with messages_to_stderr(args.format):
+        run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
+                        langs=langs, responses=responses, translations=translations,
+                        progress=not args.no_progress, console=console)
+        report(run_dir, console, args.format, out)
+        materialize_run(run_dir, args, console)
     return 0

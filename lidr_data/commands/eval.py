@@ -8,7 +8,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lidr_data.commands.render import Column, TableData, add_format_argument, print_tables
+from lidr_data.commands.render import (
+    Column,
+    TableData,
+    add_format_argument,
+    messages_to_stderr,
+    output_consoles,
+    print_tables,
+)
 from lidr_data.generation import BACKENDS
 
 
@@ -101,12 +108,6 @@ def _is_avg(row: dict) -> bool:
     return row.get("lang") == "avg"
 
 
-def _consoles(fmt: str) -> tuple[Console, Console]:
-    """(where the table goes, where notes go): notes go to stderr when stdout carries csv/json."""
-    out = Console()
-    return out, out if fmt == "table" else Console(stderr=True)
-
-
 def run_mgsm_cmd(args: argparse.Namespace) -> int:
     from lidr_data.commands.generate import parse_options
     from lidr_data.eval.mgsm import MgsmConfig, run_mgsm
@@ -119,8 +120,9 @@ def run_mgsm_cmd(args: argparse.Namespace) -> int:
         repetition_penalty=args.repetition_penalty, system_prompt=args.system_prompt,
         prompt_template=args.prompt_template, label=args.label,
     )
-    summary, info = run_mgsm(cfg, progress=not args.no_progress)
-    out, console = _consoles(args.format)
+    out, console = output_consoles(args.format)
+    with messages_to_stderr(args.format):  # progress bars
+        summary, info = run_mgsm(cfg, progress=not args.no_progress)
     print_tables([TableData(f"MGSM · {info['label']}", [
         Column("lang"), Column("n", numeric=True), Column("accuracy", "accuracy %", True, _pct),
         Column("correct", numeric=True), Column("no_answer", "no answer", numeric=True),
@@ -156,8 +158,9 @@ def run_winrate_cmd(args: argparse.Namespace) -> int:
         judge=args.judge, judge_model=args.judge_model, judge_options=judge_options, both_orders=args.both_orders,
         seed=args.seed, limit=args.limit, label=args.label,
     )
-    summary, info = run_winrate(cfg, progress=not args.no_progress)
-    out, console = _consoles(args.format)
+    out, console = output_consoles(args.format)
+    with messages_to_stderr(args.format):  # progress bars
+        summary, info = run_winrate(cfg, progress=not args.no_progress)
     rows = [{**r, "unmatched": f"{r['unmatched_candidate']}/{r['unmatched_reference']}"} for r in summary.to_dicts()]
     print_tables([TableData(
         f"win rate · {info['label']} vs {Path(info['reference']).name} · judge {info['judge']}", [

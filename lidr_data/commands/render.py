@@ -9,10 +9,12 @@ of the 80 columns rich assumes. `csv` and `json` print the raw values (full prec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +56,17 @@ class TableData:
     rows: list[dict] = field(default_factory=list)
     bold: Callable[[dict], bool] | None = None  # rows shown in bold (e.g. the average)
     name: str | None = None  # key of this table in json output (several tables)
+
+
+def output_consoles(fmt: str) -> tuple[Console, Console]:
+    """(the table's console, the messages' console): with csv/json, stdout carries only the table."""
+    out = Console(file=sys.stdout)  # bound now: stays on stdout inside `messages_to_stderr`
+    return out, out if fmt == "table" else Console(stderr=True)
+
+
+def messages_to_stderr(fmt: str) -> contextlib.AbstractContextManager:
+    """With csv/json, whatever else writes to stdout (progress bars of the stages) goes to stderr instead."""
+    return contextlib.nullcontext() if fmt == "table" else contextlib.redirect_stdout(sys.stderr)
 
 
 def print_tables(tables: Sequence[TableData], fmt: str = "table", console: Console | None = None) -> None:

@@ -208,9 +208,15 @@ def test_import_flags_map_fields_set_markers_and_attribute_answers(tiny_model_di
     imports = tmp_path / "imports.yaml"
     imports.write_text(f"imports:\n  responses:\n    - {{path: {answers}, lang: en, id_field: id, "
                        f"text_field: response}}\n")
+    base = [a for a in base if a != "--no-progress"]  # progress on: stdout must still hold only the JSON table
     assert main([*base, "--workdir", str(tmp_path / "b"), "--imports", str(imports),
                  "--translations", str(to_es), "src_lang=en", "tgt_lang=es", "id_field=id", "text_field=en2es",
-                 "failure_markers=<<failed>>"]) == 0
+                 "failure_markers=<<failed>>", "--format", "json"]) == 0
+    import json
+
+    stages = json.loads(capsys.readouterr().out)
+    assert [s["stage"] for s in stages] == ["prompts", "respond", "translate", "pairs", "tag", "filter", "dedup"]
+    assert stages[-2]["dropped_by_reason"] == "translation_failed 1"
     run_dir = tmp_path / "b" / "runs" / "demo" / "iter-1"
     translations = pl.read_parquet(run_dir / "translations.parquet").filter(pl.col("src_lang") == "en")
     assert translations.sort("prompt_id")["ok"].to_list() == [False, True]

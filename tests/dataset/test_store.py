@@ -119,3 +119,22 @@ def test_license_flags_set_the_card_and_manifest(run_dir: Path, tmp_path: Path, 
     assert main(["publish", str(v), "--to", str(tmp_path / "s3"), "--license", "CC BY 4.0"]) == 2
     assert "license: a license id such as cc-by-4.0" in capsys.readouterr().err
     assert not (tmp_path / "s3" / "demo-lidr" / "iter-1").exists()
+
+
+def test_card_names_every_generator_when_answers_were_imported(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    run = make_run(tmp_path / "work" / "runs" / "demo-lidr" / "iter-1", n_prompts=6)
+    table = pq.read_table(run / "pairs.parquet")
+    models = ["imported:answers.jsonl" if i % 2 else m for i, m in enumerate(table["generator_model"].to_pylist())]
+    revisions = ["imported" if i % 2 else r for i, r in enumerate(table["generator_revision"].to_pylist())]
+    table = table.set_column(table.schema.get_field_index("generator_model"), "generator_model", pa.array(models))
+    table = table.set_column(table.schema.get_field_index("generator_revision"), "generator_revision",
+                             pa.array(revisions))
+    pq.write_table(table, run / "pairs.parquet")
+    version = materialize(run, tmp_path / "store", progress=False)
+    card = (version / "README.md").read_text()
+    assert "`imported:answers.jsonl` @ `imported`" in card and "`org/tiny-chat` @ `0123abcd`" in card
+    assert json.loads((version / "manifest.json").read_text())["generator"]["all"] == [
+        ["imported:answers.jsonl", "imported"], ["org/tiny-chat", "0123abcd"]]
