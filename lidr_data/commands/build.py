@@ -74,7 +74,7 @@ def quiet_transformers() -> None:
 
 def import_specs(kind: str, groups: list[list[str]]) -> list:
     """`--responses FILE KEY=VALUE ...` -> ResponsesImport (and the same for translations), validated like the
-    recipe's `imports:` entries; values are YAML scalars, and a single failure marker may be given bare."""
+    recipe's `imports:` entries."""
     import yaml
 
     from lidr_data.errors import LidrError
@@ -88,10 +88,11 @@ def import_specs(kind: str, groups: list[list[str]]) -> list:
             key, sep, value = item.partition("=")
             if not sep or not key:
                 raise LidrError(f"--{kind} {path}: {item!r} is not KEY=VALUE (put the recipe before --{kind})")
-            parsed = yaml.safe_load(value) if value.strip() else value
-            if key == "failure_markers" and not isinstance(parsed, list):
-                parsed = [value]  # one marker, taken literally
-            data[key.replace("-", "_")] = parsed
+            key = key.replace("-", "_")
+            if key == "failure_markers":  # a YAML list ('[a, b]'), or one marker taken literally
+                data[key] = yaml.safe_load(value) if value.lstrip().startswith("[") else [value]
+            else:  # every other setting is text, kept literally (YAML would read lang=no as false)
+                data[key] = value
         specs.append(from_dict(cls, data, f"--{kind} {path}"))
     return specs
 

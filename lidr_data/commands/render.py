@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 FORMATS = ("table", "csv", "json")
 
@@ -132,7 +133,8 @@ def rich_table(t: TableData) -> tuple[Table, list[str]]:
         else:
             table.add_column(c.header or c.key, overflow="fold")
     for row, texts in zip(t.rows, cells):
-        table.add_row(*texts, style="bold" if t.bold and t.bold(row) else None)
+        # Text, not markup: data such as "[ERROR]" or "[/]" is shown as it is.
+        table.add_row(*[Text(x) for x in texts], style="bold" if t.bold and t.bold(row) else None)
     return table, numbers
 
 

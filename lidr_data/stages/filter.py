@@ -92,7 +92,7 @@ class FilterConfig:
             raise LidrError(f"filters.unknown_language must be 'keep' or 'drop', got {self.unknown_language!r}")
 
 
-# Every character Python's str.isspace() accepts, plus zero-width ones: RE2's \\s is ASCII-only (U+3000, U+00A0,
+# Every character Python's str.isspace() accepts, plus zero-width ones: RE2's \s is ASCII-only (U+3000, U+00A0,
 # U+2003 ... would otherwise make a side look non-empty).
 SPACE_CLASS = r"[\s\x{0B}\x{1C}-\x{1F}\x{85}\p{Z}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
 

@@ -237,3 +237,14 @@ def test_bad_import_flags_are_one_line_errors(tmp_path, capsys, monkeypatch, ext
     assert main(["build", DEMO, "--workdir", str(tmp_path / "w"), "--no-progress", *extra]) == 2
     err = capsys.readouterr().err
     assert message in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_import_flag_values_are_read_like_the_recipe():
+    from lidr_data.commands.build import import_specs
+
+    (spec,) = import_specs("translations", [["t.jsonl", "src_lang=no", "tgt_lang=en", "text-field=out",
+                                             "failure_markers=[Translation Error, '<none>']"]])
+    assert (spec.src_lang, spec.tgt_lang, spec.text_field) == ("no", "en", "out")  # Norwegian, not false
+    assert spec.failure_markers == ["Translation Error", "<none>"]
+    (spec,) = import_specs("responses", [["a.jsonl", "failure_markers=Error: no output"]])
+    assert spec.failure_markers == ["Error: no output"] and spec.model is None

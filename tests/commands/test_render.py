@@ -119,3 +119,34 @@ def test_versions_and_inspect_piped_and_as_data(deep_version: Path, capsys):
     assert blocks[0].startswith("# agreement\n")
     agreement = list(csv.DictReader(io.StringIO(blocks[0].split("\n", 1)[1])))
     assert sum(int(r["pairs"]) for r in agreement) == report.pairs
+
+
+def test_sql_and_compare_tables_piped(deep_version: Path, tmp_path: Path, capsys):
+    import pyarrow.parquet as pq
+
+    q = ("SELECT pair_id, chosen_lang_score, rejected_lang_score, chosen_chars, rejected_chars, lang, direction, "
+         "prompt_text, chosen_text FROM pairs ORDER BY pair_id LIMIT 5")
+    assert main(["sql", str(deep_version), q]) == 0
+    out = capsys.readouterr().out
+    rows = sorted(pq.read_table(deep_version / "data" / "all").to_pylist(), key=lambda r: r["pair_id"])[:5]
+    for r in rows:
+        assert r["pair_id"] in out and str(r["chosen_lang_score"]) in out and str(r["rejected_chars"]) in out
+
+    outputs = require_shared_data("x-alpacaeval", "outputs")
+    assert main(["eval", "winrate", "--candidate", str(outputs / "gpt-3.5-turbo-0125"), "--reference",
+                 str(outputs / "gpt-4-turbo-2024-04-09"), "--judge", "length", "--langs", "de,fr", "--label",
+                 "a-model-with-a-long-label", "--output", str(tmp_path / "wr"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "compare", str(tmp_path / "wr"), "--format", "csv"]) == 0
+    got = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))  # one table: plain CSV
+    summary = pl.read_parquet(tmp_path / "wr" / "summary.parquet")
+    assert [r["lang"] for r in got] == summary["lang"].to_list()
+    assert got[0]["a-model-with-a-long-label"].startswith(f"{summary['win_rate'][0]:.2f}")
+
+
+def test_cells_are_data_not_markup():
+    table = TableData("t", [Column("label"), Column("n", numeric=True)],
+                      [{"label": "[ERROR] [bold]x[/bold] [/]", "n": 12345}])
+    for kw in ({"width": 80}, {"width": 80, "force_terminal": True, "color_system": None}):
+        out = render(table, **kw)
+        assert "[ERROR] [bold]x[/bold] [/]" in out and "12,345" in out
