@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from lidr_data.commands.build import quiet_transformers
 from lidr_data.commands.render import (
     Column,
     TableData,
@@ -121,6 +122,8 @@ def run_mgsm_cmd(args: argparse.Namespace) -> int:
         prompt_template=args.prompt_template, label=args.label,
     )
     out, console = output_consoles(args.format)
+    if args.no_progress:
+        quiet_transformers()
     with messages_to_stderr(args.format):  # progress bars
         summary, info = run_mgsm(cfg, progress=not args.no_progress)
     print_tables([TableData(f"MGSM · {info['label']}", [
@@ -134,7 +137,7 @@ def run_mgsm_cmd(args: argparse.Namespace) -> int:
                       "off-target rate not computed there[/]")
     gen = info["generation"]
     console.print(f"results in [bold]{cfg.output}[/] (items.parquet, summary.parquet) · generated "
-                  f"{gen['generated']} · cache hits {gen['cache_hits']} · errors {gen['errors']}")
+                  f"{gen['generated']} · cache hits {gen['cache_hits']} · errors {gen['errors']}", soft_wrap=True)
     if gen["errors"]:
         console.print(f"[yellow]{gen['errors']} generation(s) failed and count as wrong; rerun to retry them[/]")
     return 1 if gen["errors"] else 0
@@ -159,6 +162,8 @@ def run_winrate_cmd(args: argparse.Namespace) -> int:
         seed=args.seed, limit=args.limit, label=args.label,
     )
     out, console = output_consoles(args.format)
+    if args.no_progress:
+        quiet_transformers()
     with messages_to_stderr(args.format):  # progress bars
         summary, info = run_winrate(cfg, progress=not args.no_progress)
     rows = [{**r, "unmatched": f"{r['unmatched_candidate']}/{r['unmatched_reference']}"} for r in summary.to_dicts()]
@@ -171,8 +176,8 @@ def run_winrate_cmd(args: argparse.Namespace) -> int:
             Column("unmatched", "unmatched c/r", numeric=True), Column("matched_by", "matched by")],
         rows, bold=_is_avg)], args.format, out)
     for note in info["notes"]:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
-    console.print(f"results in [bold]{cfg.output}[/] (items, judgments, unmatched, summary .parquet)")
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    console.print(f"results in [bold]{cfg.output}[/] (items, judgments, unmatched, summary .parquet)", soft_wrap=True)
     return 1 if int(summary.filter(summary["lang"] == "avg")["errors"][0] or 0) else 0
 
 

@@ -118,8 +118,9 @@ def _write(console: Console, text: str) -> None:
     console.file.flush()
 
 
-def rich_table(t: TableData) -> tuple[Table, list[str]]:
-    """The rich Table of `t` and the texts of its numeric cells (which must appear whole when printed)."""
+def rich_table(t: TableData, fixed: bool = False) -> tuple[Table, list[str]]:
+    """The rich Table of `t` and the texts of its numeric cells (which must appear whole when printed).
+    `fixed`: numeric columns exactly as wide as their widest number, so their headers wrap instead."""
     table = Table(title=t.title, title_justify="left")
     numbers: list[str] = []
     cells = [[c.text(row.get(c.key)) for c in t.columns] for row in t.rows]
@@ -127,9 +128,9 @@ def rich_table(t: TableData) -> tuple[Table, list[str]]:
         if c.numeric:
             widest = max([len(r[j]) for r in cells] + [1])
             numbers += [r[j] for r in cells]
-            # A fixed width is never collapsed by rich; the header folds within it.
-            table.add_column(c.header or c.key, justify="right", width=max(widest, min(len(c.header or c.key), 12)),
-                             overflow="fold")
+            # Rich may still squeeze these on a narrow terminal: print_rich_table checks, then falls back.
+            width = dict(width=max(widest, 4)) if fixed else dict(min_width=widest)
+            table.add_column(c.header or c.key, justify="right", overflow="fold", **width)
         else:
             table.add_column(c.header or c.key, overflow="fold")
     for row, texts in zip(t.rows, cells):
@@ -142,12 +143,13 @@ def print_rich_table(console: Console, t: TableData) -> None:
     """Fit the terminal by wrapping labels; print at natural width when it cannot fit or is not a terminal."""
     table, numbers = rich_table(t)
     if console.is_terminal:
-        with console.capture() as cap:
-            console.print(table)
-        text = cap.get()
-        if all(n in text for n in numbers):
-            console.file.write(text)
-            return
+        for attempt in (table, rich_table(t, fixed=True)[0]):  # wrap labels, then number headers too
+            with console.capture() as cap:
+                console.print(attempt)
+            text = cap.get()
+            if all(n in text for n in numbers) and max(map(len, text.splitlines()), default=0) <= console.width:
+                console.file.write(text)
+                return
     natural = Measurement.get(console, console.options.update(max_width=1_000_000), table).maximum
     old = console.width
     console.width = max(natural, old) if console.is_terminal else natural
