@@ -3,6 +3,7 @@ dropped. Runs the real tag stage first so the rules read real language-ID tags."
 
 from __future__ import annotations
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from postprocess_rows import make_pair, write_pairs
@@ -201,3 +202,20 @@ def test_failure_markers_are_validated():
         FilterConfig(failure_markers=["  "])
     with pytest.raises(LidrError, match="filters.failure_markers"):
         FilterConfig(failure_markers="Translation Error")
+
+
+def test_real_converted_file_with_the_authors_marker(tmp_path):
+    """The authors' 1,000 real en->fr self-translations, converted as if extraction had worked (translation_ok
+    true): the 78 literal "Translation Error" sides are dropped as translation_failed, and nothing else is."""
+    import json
+
+    from shared_data import require_shared_data
+
+    src = require_shared_data("generations", "llama-3-8b-instruct-M0") / "en.responses.to_fr.jsonl"
+    records = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
+    rows = [make_pair(r["instruction"], r["en2fr_reponse"], r["response"], lang="fr", prompt_id=r["id"])
+            for r in records]
+    _, kept, dropped = run(tmp_path, rows, FilterConfig(wrong_language=False, length_ratio=False, truncated=False))
+    failed = set(dropped.filter(pc.equal(dropped["reason"], "translation_failed"))["prompt_id"].to_pylist())
+    assert failed == {r["id"] for r in records if r["en2fr_reponse"] == "Translation Error"} and len(failed) == 78
+    assert "Translation Error" not in [c[0]["content"] for c in kept["chosen"].to_pylist()]
