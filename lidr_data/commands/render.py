@@ -154,6 +154,9 @@ def print_rich_table(console: Console, t: TableData) -> None:
     old = console.width
     console.width = max(natural, old) if console.is_terminal else natural
     try:
-        console.print(table)
+        with console.capture() as cap:
+            console.print(table)
     finally:
         console.width = old
+    # rich pads the title line to the table's width: no trailing blanks in a log or a pipe
+    console.file.write("".join(line.rstrip() + "\n" for line in cap.get().splitlines()))
