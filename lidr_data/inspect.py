@@ -105,6 +105,8 @@ def _build(con, tables, names: list[str], top: int, manifest: dict | None) -> Re
                  + greatest(0, {LOW_SCORE} - least(coalesce(chosen_lang_score, 0), coalesce(rejected_lang_score, 0))) * 2)"""
     # Top-k by position (file, row) on the numeric columns only, then the texts of just those rows: DuckDB
     # prunes row groups by file_row_number, so the text of a million pairs is never scanned for a dozen.
+    import pyarrow.parquet as pq
+
     from lidr_data.sql import _flat_columns, _q
 
     files = "[" + ", ".join(_q(f.resolve()) for f in tables.views["pairs"]) + "]"
@@ -123,7 +125,8 @@ def _build(con, tables, names: list[str], top: int, manifest: dict | None) -> Re
                    chosen_lang_score, rejected_lang_score, chosen_chars, rejected_chars,
                    left(prompt_text, 300) AS prompt_text, left(chosen_text, 300) AS chosen_text,
                    left(rejected_text, 300) AS rejected_text
-            FROM (SELECT *{_flat_columns(names)} FROM read_parquet({_q(Path(filename))}, file_row_number = true)
+            FROM (SELECT *{_flat_columns(pq.read_schema(filename).names)}
+                  FROM read_parquet({_q(Path(filename))}, file_row_number = true)
                   WHERE file_row_number IN ({", ".join(str(int(r)) for r in rows)}))""")
     suspicious.sort(key=lambda r: (-r["score"], r["pair_id"]))
     for r in suspicious:
@@ -156,65 +159,11 @@ def _reasons(r: dict) -> list[str]:
     return out or ["(nothing flagged)"]
 
 
-# ----------------------------------------------------------------------------------------------- terminal
+# ------------------------------------------------------- text helpers (the terminal tables: commands/sql.py)
 
 
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def render_rich(report: Report, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    title = f"lidr inspect · {report.reference} · {report.pairs:,} pairs"
-    if report.manifest:
-        m = report.manifest
-        title += f" · {m['name']} {m['version']} · {m.get('generator', {}).get('model')}"
-    console.rule(title)
-
-    t = Table(title="Pairs by language and direction")
-    for c in ("language", "direction", "pairs", "chosen in prompt lang", "rejected in prompt lang", "sides differ",
-              "low LID score"):
-        t.add_column(c, justify="left" if c in ("language", "direction") else "right")
-    for a in report.agreement:
-        t.add_row(a["lang"], a["direction"], f"{a['pairs']:,}", _pct(a["chosen"]), _pct(a["rejected"]),
-                  _pct(a["sides_differ"]), _pct(a["low_score"]))
-    console.print(t)
-
-    if report.drops:
-        t = Table(title="Dropped rows")
-        for c in ("stage", "reason", "rows"):
-            t.add_column(c, justify="right" if c == "rows" else "left")
-        for d in report.drops:
-            t.add_row(d["stage"], d["reason"], f"{d['rows']:,}")
-        console.print(t)
-
-    t = Table(title="Lengths (characters) and chosen/rejected ratio")
-    for c in ("language", "pairs", "chosen p10/p50/p90", "rejected p10/p50/p90", "ratio p10/p50/p90",
-              f"ratio beyond {RATIO_FLAG:g}x"):
-        t.add_column(c, justify="left" if c == "language" else "right")
-    for r in report.lengths:
-        t.add_row(r["lang"], f"{r['pairs']:,}", _q3(r["chosen_q"]), _q3(r["rejected_q"]), _q3(r["ratio_q"], 2),
-                  _pct(r["ratio_flagged"]))
-    console.print(t)
-
-    d = report.duplicates
-    n = max(report.pairs, 1)
-    console.print(
-        f"[bold]Duplicates[/]: identical pairs {d['exact_pairs']:,} ({_pct(d['exact_pairs'] / n)}) · same prompt and "
-        f"chosen {d['same_prompt_chosen']:,} ({_pct(d['same_prompt_chosen'] / n)}) · same chosen text "
-        f"{d['same_chosen']:,} ({_pct(d['same_chosen'] / n)}) · removed by dedup {d['dropped_as_duplicate']:,}"
-    )
-    if report.suspicious:
-        t = Table(title=f"Most suspicious pairs (top {min(len(report.suspicious), TERMINAL_TOP)})", show_lines=True)
-        for c in ("pair", "lang", "why", "chosen", "rejected"):
-            t.add_column(c, overflow="fold", max_width=34 if c in ("chosen", "rejected") else 16)
-        for s in report.suspicious[:TERMINAL_TOP]:
-            t.add_row(str(s["pair_id"])[:8], f"{s['lang']} {s['direction'].split('_')[0]}", "; ".join(s["reasons"]),
-                      _clip(s["chosen_text"], 64), _clip(s["rejected_text"], 64))
-        console.print(t)
 
 
 def _q3(q, digits: int = 0) -> str:

@@ -234,11 +234,13 @@ def merge_drops(parts: Sequence[Path], dst: Path) -> Path:
 
 def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int | None = None,
           model: str | None = None, limit: int | None = None, langs: Sequence[str] | None = None,
-          responses: Sequence[str | Path] = (), translations: Sequence[str | Path] = (),
+          responses: Sequence[str | Path | ResponsesImport] = (),
+          translations: Sequence[str | Path | TranslationsImport] = (),
           progress: bool = True, console: Console | None = None) -> Path:
     """Run every stage of `recipe` (resuming what is done) and return the run folder.
 
-    `responses` / `translations` are files in the run-table layout (prompt_id, lang / src_lang, tgt_lang,
+    `responses` / `translations` are import specs (field mapping, failure markers, attribution: what the recipe's
+    `imports:` section holds) or bare files in the run-table layout (prompt_id, lang / src_lang, tgt_lang,
     text, ...), e.g. tables of another run: their rows are used as they are, not generated again.
     """
     from lidr_data.sources import load_prompts
@@ -253,14 +255,19 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
     if responses or translations:
         imports = dataclasses.replace(
             recipe.imports,
-            responses=[*recipe.imports.responses, *(ResponsesImport(path=str(p)) for p in responses)],
-            translations=[*recipe.imports.translations, *(TranslationsImport(path=str(p)) for p in translations)],
+            responses=[*recipe.imports.responses, *(p if isinstance(p, ResponsesImport) else
+                                                    ResponsesImport(path=str(p)) for p in responses)],
+            translations=[*recipe.imports.translations, *(p if isinstance(p, TranslationsImport) else
+                                                          TranslationsImport(path=str(p)) for p in translations)],
         )
         recipe = dataclasses.replace(recipe, imports=imports)
     run = Build(recipe, progress=progress, console=console)
     _write_text(run.dir / "recipe.yaml", recipe.to_yaml())
     gen = recipe.generation
     system_prompt = gen.system_prompt
+    # A side equal to any import's failure marker is a failed generation, whichever file it came from.
+    filters = dataclasses.replace(recipe.filters, failure_markers=list(dict.fromkeys(
+        [*recipe.filters.failure_markers, *recipe.imports.failure_markers])))
 
     def table(stage: str) -> pa.Table:
         return pq.read_table(run.out(stage))
@@ -283,7 +290,7 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
         return save("prompts", prompts, drops, stats)
 
     def stage_respond() -> StageStats:
-        imported = read_imported_responses(recipe.imports.responses, recipe.model, recipe.revision)
+        imported = read_imported_responses(recipe.imports.responses)
         return save("respond", *respond(table("prompts"), run.generator, run.cache, gen.sampling(), system_prompt,
                                         imported, progress))
 
@@ -328,7 +335,7 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
         "tag": lambda: with_tmp("tag", lambda o, _: tag_pairs(run.out("pairs"), o, recipe.tag,
                                                                recipe.all_languages), drops=False),
         "filter": lambda: with_tmp("filter", lambda o, d: filter_pairs(run.out("pairs"), run.out("tag"), o, d,
-                                                                        recipe.filters, recipe.dominant_lang)),
+                                                                        filters, recipe.dominant_lang)),
         "dedup": lambda: with_tmp("dedup", lambda o, d: dedup_pairs(run.out("pairs"), run.out("tag"),
                                                                      run.out("filter"), o, d, recipe.dedup)),
     }

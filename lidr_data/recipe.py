@@ -176,11 +176,19 @@ class ResponsesImport:
     lang: str | None = _f(None, help="Language of every row; omit when the file has a 'lang' column.")
     id_field: str = _f("prompt_id", help="Field with the prompt id.")
     text_field: str = _f("text", help="Field with the answer.")
+    model: str | None = _f(None, help="Who generated these answers (recorded as the pairs' generator_model). "
+                           "Default: the file's 'model' field, else 'imported:<file name>' (never the recipe's model).")
+    revision: str | None = _f(None, help="That model's revision. Default: the file's 'model_revision', else "
+                              "'imported'.")
+    failure_markers: list[str] = _f(
+        help="Literal texts that mean 'generation failed' in that file; a pair with such a side is dropped by the "
+        "filter as translation_failed (as are the filter's own filters.failure_markers).", factory=list)
 
     def __post_init__(self) -> None:
         _require(bool(self.path), "path", "required")
         if self.lang is not None:
             check_language(self.lang, "lang")
+        _check_markers(self.failure_markers)
 
 
 @dataclass
@@ -201,6 +209,12 @@ class TranslationsImport:
         for name in ("src_lang", "tgt_lang"):
             if getattr(self, name) is not None:
                 check_language(getattr(self, name), name)
+        _check_markers(self.failure_markers)
+
+
+def _check_markers(markers: list[str]) -> None:
+    _require(isinstance(markers, list) and all(isinstance(m, str) and m.strip() for m in markers),
+             "failure_markers", f"must be a list of non-empty texts, got {markers!r}")
 
 
 @dataclass
@@ -209,6 +223,12 @@ class ImportsConfig:
 
     responses: list[ResponsesImport] = _f(help="Answer files.", factory=list)
     translations: list[TranslationsImport] = _f(help="Translation files.", factory=list)
+
+    @property
+    def failure_markers(self) -> list[str]:
+        """Every import's failure markers: the filter drops a side equal to one, wherever it came from."""
+        return list(dict.fromkeys(m.strip() for spec in [*self.responses, *self.translations]
+                                  for m in spec.failure_markers))
 
 
 @dataclass
@@ -233,6 +253,8 @@ class Recipe:
     iteration: int = _f(1, help="LIDR iteration t (M_t generates the data of iteration t).")
     workdir: str = _f("lidr-work", help="Work folder holding runs/<name>/iter-<N>/.")
     output: str | None = _f(None, help="Where the finished dataset version goes (a local store or a Hub repo).")
+    license: str | None = _f(None, help="License of the published data (a Hub license id such as cc-by-nc-4.0; "
+                             "it should respect the prompts' and the generator's terms). Default: unknown.")
 
     def __post_init__(self) -> None:
         _require(bool(re.fullmatch(r"[\w.-]+", self.name or "")), "name",
@@ -251,6 +273,9 @@ class Recipe:
         self.languages = list(dict.fromkeys(c for c in self.languages if c != self.dominant_lang))
         _require(bool(self.languages), "languages", "needs a language other than dominant_lang")
         _require(self.iteration >= 1, "iteration", f"must be >= 1, got {self.iteration}")
+        if self.license is not None:
+            _require(bool(re.fullmatch(r"[\w.+-]+", self.license)), "license",
+                     f"a license id such as cc-by-4.0 or apache-2.0, got {self.license!r}")
 
     @property
     def all_languages(self) -> list[str]:

@@ -32,14 +32,14 @@ def _q(path: Path) -> str:
 
 
 def _flat_columns(names: list[str]) -> str:
-    cols = []
-    if "prompt" in names:
-        cols.append("list_filter(prompt, lambda m: m.role = 'user')[-1].content AS prompt_text")
-    if "chosen" in names:
-        cols.append("chosen[1].content AS chosen_text")
-    if "rejected" in names:
-        cols.append("rejected[1].content AS rejected_text")
-    return "".join(", " + c for c in cols)
+    """The flat text columns a view lacks; a table that stores them (the `dropped` rows do) keeps its own."""
+    flat = {
+        "prompt_text": ("prompt", "list_filter(prompt, lambda m: m.role = 'user')[-1].content"),
+        "chosen_text": ("chosen", "chosen[1].content"),
+        "rejected_text": ("rejected", "rejected[1].content"),
+    }
+    return "".join(f", {expr} AS {name}" for name, (source, expr) in flat.items()
+                   if source in names and name not in names)
 
 
 @dataclass

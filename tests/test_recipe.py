@@ -161,3 +161,16 @@ def test_recipe_file_encoding_errors_name_line_and_byte_and_bom_crlf_load(tmp_pa
     assert str(err.value) == f"{path}:4: not valid UTF-8 (byte 0xe9 at column 22)"
     path.write_bytes(b"\xef\xbb\xbfname: x\r\nmodel: m\r\nlanguages: [es]\r\nprompts: {source: p}\r\n")
     assert load_recipe(path).name == "x"
+
+
+def test_license_is_a_recipe_field(tmp_path):
+    base = "name: x\nmodel: m\nlanguages: [es]\nprompts: {source: p}\n"
+    path = tmp_path / "r.yaml"
+    path.write_text(base + "license: cc-by-nc-4.0\n")
+    recipe = load_recipe(path)
+    assert recipe.license == "cc-by-nc-4.0" and "license: cc-by-nc-4.0" in recipe.to_yaml()
+    path.write_text(base)
+    assert load_recipe(path).license is None
+    path.write_text(base + "license: CC BY NC\n")
+    with pytest.raises(LidrError, match="license: a license id such as cc-by-4.0"):
+        load_recipe(path)

@@ -133,3 +133,49 @@ def test_bad_sql_and_bad_references(version: Path):
     (version.parent / "broken" / "manifest.json").write_text("{oops")
     with pytest.raises(LidrError, match="malformed manifest"):
         query(str(version.parent / "broken"), "SELECT 1")
+
+
+def _dropped_like_a_build(folder: Path) -> Path:
+    """A `dropped` table as the pipeline writes it: conversational columns AND the stored flat text columns."""
+    msgs = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    rows = [{"prompt": [{"role": "user", "content": "Où ?"}], "chosen": [{"role": "assistant", "content": "Là, \"ici\""}],
+             "rejected": [{"role": "assistant", "content": "Translation Error"}], "prompt_text": "Où ?",
+             "chosen_text": "Là, \"ici\"", "rejected_text": "Translation Error", "n": 1, "reason": "translation_failed"}]
+    schema = pa.schema([("prompt", msgs), ("chosen", msgs), ("rejected", msgs), ("prompt_text", pa.string()),
+                        ("chosen_text", pa.string()), ("rejected_text", pa.string()), ("n", pa.int64()),
+                        ("reason", pa.string())])
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "dropped.parquet")
+    return folder
+
+
+def test_dropped_view_has_each_flat_column_once(version: Path, tmp_path: Path):
+    folder = _dropped_like_a_build(tmp_path / "run")
+    names = query(str(folder), "SELECT * FROM dropped").column_names
+    assert names == ["prompt", "chosen", "rejected", "prompt_text", "chosen_text", "rejected_text", "n", "reason"]
+    assert not [n for n in query(str(version), "SELECT * FROM dropped").column_names if n.endswith("_1")]
+    assert not [n for n in query(str(version), "SELECT * FROM pairs").column_names if n.endswith("_1")]
+
+
+def test_csv_of_nested_columns_is_json_text_and_a_failure_leaves_no_file(tmp_path: Path, capsys):
+    import csv
+    import io
+
+    folder = _dropped_like_a_build(tmp_path / "run")
+    assert main(["sql", str(folder), "SELECT * FROM dropped", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert json.loads(rows[0]["chosen"]) == [{"role": "assistant", "content": "Là, \"ici\""}]
+    assert rows[0]["chosen_text"] == "Là, \"ici\"" and rows[0]["n"] == "1"
+    out = tmp_path / "dropped.csv"
+    assert main(["sql", str(folder), "SELECT prompt, n FROM dropped", "--format", "csv", "--output", str(out)]) == 0
+    assert json.loads(next(csv.DictReader(out.open()))["prompt"])[0]["content"] == "Où ?"
+    # A query that fails while running writes nothing, and leaves an existing file as it was.
+    bad = "SELECT CAST(reason AS INTEGER) FROM dropped"
+    for fmt in ("csv", "json", "parquet", "table"):
+        target = tmp_path / f"bad.{fmt}"
+        assert main(["sql", str(folder), bad, "--format", fmt, "--output", str(target)]) == 2
+        assert not target.exists()
+    assert main(["sql", str(folder), bad, "--format", "csv", "--output", str(out)]) == 2
+    assert json.loads(next(csv.DictReader(out.open()))["prompt"])[0]["content"] == "Où ?"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert "Traceback" not in capsys.readouterr().err

@@ -6,8 +6,15 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
+from lidr_data.commands.render import (
+    Column,
+    TableData,
+    add_format_argument,
+    messages_to_stderr,
+    output_consoles,
+    print_tables,
+)
 from lidr_data.stages.schema import StageStats
 
 
@@ -24,6 +31,8 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-empty", action="store_true",
                    help="write the version even when every pair was dropped (refused otherwise, exit 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_format_argument(p, what="table of rows in, kept and dropped per stage (csv/json: on stdout, the rest on "
+                        "stderr)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,33 +49,94 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first K prompt items")
     p.add_argument("--langs", nargs="+", type=_langs, default=None, metavar="LANG",
                    help="non-dominant languages, overriding the recipe (e.g. --langs es de or --langs es,de)")
-    p.add_argument("--responses", action="append", type=Path, default=[], metavar="FILE",
-                   help="answers made elsewhere (prompt_id, lang, text[, finish_reason, model]); not regenerated")
-    p.add_argument("--translations", action="append", type=Path, default=[], metavar="FILE",
-                   help="translations made elsewhere (prompt_id, src_lang, tgt_lang, text[, ok]); not regenerated")
+    p.add_argument("--responses", action="append", nargs="+", default=[], metavar=("FILE", "KEY=VALUE"),
+                   help="answers made elsewhere, not regenerated: a file (prompt_id, lang, text[, finish_reason, "
+                   "model]) then optional settings of the recipe's imports.responses entries, e.g. lang=en "
+                   "id_field=id text_field=response model=meta-llama/Meta-Llama-3-8B-Instruct "
+                   "failure_markers='[Translation Error]'")
+    p.add_argument("--translations", action="append", nargs="+", default=[], metavar=("FILE", "KEY=VALUE"),
+                   help="translations made elsewhere, not regenerated: a file (prompt_id, src_lang, tgt_lang, "
+                   "text[, ok]) then optional settings of imports.translations entries, e.g. src_lang=en tgt_lang=fr "
+                   "id_field=id text_field=en2fr_reponse failure_markers='Translation Error'")
+    p.add_argument("--imports", type=Path, default=None, metavar="YAML",
+                   help="a YAML file with `responses:` and `translations:` lists, as in a recipe's `imports:` "
+                   "section (added to the recipe's own imports)")
     add_build_options(p)
     p.set_defaults(func=run)
 
 
-def stats_table(stats: list[StageStats], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("stage", style="bold")
-    table.add_column("rows in", justify="right")
-    table.add_column("kept", justify="right")
-    table.add_column("dropped", justify="right")
-    table.add_column("dropped by reason")
+def quiet_transformers() -> None:
+    """No transformers progress bars ("Loading weights", "Writing model shards"): the build draws its own."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # transformers is only needed by its backend
+        return
+    hf_logging.disable_progress_bar()
+
+
+def import_specs(kind: str, groups: list[list[str]]) -> list:
+    """`--responses FILE KEY=VALUE ...` -> ResponsesImport (and the same for translations), validated like the
+    recipe's `imports:` entries."""
+    import yaml
+
+    from lidr_data.errors import LidrError
+    from lidr_data.recipe import ResponsesImport, TranslationsImport, from_dict
+
+    cls = ResponsesImport if kind == "responses" else TranslationsImport
+    specs = []
+    for path, *settings in groups:
+        data: dict = {"path": path}
+        for item in settings:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise LidrError(f"--{kind} {path}: {item!r} is not KEY=VALUE (put the recipe before --{kind})")
+            key = key.replace("-", "_")
+            if key == "failure_markers":  # a YAML list ('[a, b]'), or one marker taken literally
+                data[key] = yaml.safe_load(value) if value.lstrip().startswith("[") else [value]
+            else:  # every other setting is text, kept literally (YAML would read lang=no as false)
+                data[key] = value
+        specs.append(from_dict(cls, data, f"--{kind} {path}"))
+    return specs
+
+
+def read_imports_file(path: Path):
+    """An imports YAML (`responses:`/`translations:` lists, optionally under `imports:`) -> ImportsConfig."""
+    import yaml
+
+    from lidr_data.errors import LidrError
+    from lidr_data.recipe import ImportsConfig, from_dict
+
+    if not path.is_file():
+        raise LidrError(f"--imports {path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise LidrError(f"--imports {path}: malformed YAML ({getattr(e, 'problem', None) or e})") from None
+    if isinstance(data, dict) and set(data) == {"imports"}:
+        data = data["imports"]
+    try:
+        return from_dict(ImportsConfig, data, "imports")
+    except LidrError as e:
+        raise LidrError(f"{path}: {e}") from None
+
+
+def stats_table(stats: list[StageStats], title: str) -> TableData:
+    rows = []
     for s in stats:
-        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(s.dropped.items(), key=lambda kv: -kv[1]) if n)
-        table.add_row(s.stage, f"{s.rows_in:,}", f"{s.kept:,}", f"{sum(s.dropped.values()):,}", reasons or "-")
-    return table
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(s.dropped.items(), key=lambda kv: -kv[1]) if n)
+        rows.append({"stage": s.stage, "rows_in": s.rows_in, "kept": s.kept, "dropped": sum(s.dropped.values()),
+                     "dropped_by_reason": reasons or "-"})
+    return TableData(title, [Column("stage"), Column("rows_in", "rows in", numeric=True), Column("kept", numeric=True),
+                             Column("dropped", numeric=True), Column("dropped_by_reason", "dropped by reason")], rows)
 
 
-def report(run_dir: Path, console: Console) -> None:
+def report(run_dir: Path, console: Console, fmt: str = "table", out: Console | None = None) -> None:
+    """The per-stage table (on `out`, default `console`, in `fmt`) and where the tables are (on `console`)."""
     from lidr_data.pipeline import read_stats
 
-    console.print(stats_table(read_stats(run_dir), f"lidr build: {run_dir}"))
+    print_tables([stats_table(read_stats(run_dir), f"lidr build: {run_dir}")], fmt, out or console)
     console.print(f"pairs: [bold]{run_dir / 'pairs.parquet'}[/] · every drop with its stage and reason: "
-                  f"[bold]{run_dir / 'dropped.parquet'}[/]")
+                  f"[bold]{run_dir / 'dropped.parquet'}[/]", soft_wrap=True)
 
 
 def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -> Path | None:
@@ -90,12 +160,12 @@ def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -
         if manifest.get("source_pairs_sha256") != sha256_file(run_dir / "pairs.parquet"):
             raise LidrError(f"version {existing} exists and was built from other pairs: use --version NAME for a "
                             "new version, or --force to replace it")
-        console.print(f"dataset version [bold]{existing}[/] is up to date")
+        console.print(f"dataset version [bold]{existing}[/] is up to date", soft_wrap=True)
         return existing
     version = materialize(run_dir, store, version=args.version, force=args.force, progress=not args.no_progress,
                           allow_empty=args.allow_empty)
     console.print(f"dataset version: [bold]{version}[/] (try `lidr inspect {version}` or "
-                  f"`lidr sql {version} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)")
+                  f"`lidr sql {version} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)", soft_wrap=True)
     return version
 
 
@@ -103,12 +173,19 @@ def run(args: argparse.Namespace) -> int:
     from lidr_data.pipeline import build
     from lidr_data.recipe import load_recipe
 
-    console = Console()
+    out, console = output_consoles(args.format)
+    if args.no_progress:
+        quiet_transformers()
     recipe = load_recipe(args.recipe)
     langs = [c for group in args.langs for c in group] if args.langs else None
-    run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
-                    langs=langs, responses=args.responses, translations=args.translations,
-                    progress=not args.no_progress, console=console)
-    report(run_dir, console)
-    materialize_run(run_dir, args, console)
+    responses, translations = import_specs("responses", args.responses), import_specs("translations", args.translations)
+    if args.imports is not None:
+        extra = read_imports_file(args.imports)
+        responses, translations = [*extra.responses, *responses], [*extra.translations, *translations]
+    with messages_to_stderr(args.format):
+        run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
+                        langs=langs, responses=responses, translations=translations,
+                        progress=not args.no_progress, console=console)
+        report(run_dir, console, args.format, out)
+        materialize_run(run_dir, args, console)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lidr_data.commands.render import Column, TableData, add_format_argument, print_tables
 from lidr_data.errors import LidrError
 
 
@@ -22,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing version of the same name")
     p.add_argument("--allow-empty", action="store_true",
                    help="write the version even when the run kept no pair (refused otherwise, exit 2)")
+    p.add_argument("--license", default=None,
+                   help="license id of the data for the card (e.g. cc-by-nc-4.0; default: the recipe's `license:`)")
     p.set_defaults(func=run_materialize)
 
     p = sub.add_parser(
@@ -36,10 +39,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--version", default=None, help="tag/version name (default: the source's version)")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
     p.add_argument("--force", action="store_true", help="replace an existing tag/version of the same name")
+    p.add_argument("--license", default=None,
+                   help="license id written into the published card and manifest (default: the version's)")
     p.set_defaults(func=run_publish)
 
     p = sub.add_parser("versions", help="list the versions of a dataset with their counts")
     p.add_argument("ref", help="a store folder, a dataset folder, a version, or org/name on the Hub")
+    add_format_argument(p, what="list of versions")
     p.set_defaults(func=run_versions)
 
     p = sub.add_parser("verify", help="recompute hashes and counts of a version; exit 1 on any mismatch")
@@ -54,7 +60,8 @@ def run_materialize(args: argparse.Namespace) -> int:
     from lidr_data.dataset.version import materialize
 
     store = args.store or default_store(args.workdir)
-    path = materialize(args.run_dir, store, version=args.version, force=args.force, allow_empty=args.allow_empty)
+    path = materialize(args.run_dir, store, version=args.version, force=args.force, allow_empty=args.allow_empty,
+                       license=args.license)
     Console().print(f"materialized [bold]{path}[/]")
     return 0
 
@@ -64,14 +71,14 @@ def run_publish(args: argparse.Namespace) -> int:
 
     from lidr_data.dataset.hub import publish
 
-    where = publish(args.src, args.dest, version=args.version, private=args.private, force=args.force)
+    where = publish(args.src, args.dest, version=args.version, private=args.private, force=args.force,
+                    license=args.license)
     Console().print(f"published [bold]{where}[/]")
     return 0
 
 
 def run_versions(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from lidr_data.dataset.store import list_versions, parse_reference, read_manifest
 
@@ -92,16 +99,17 @@ def run_versions(args: argparse.Namespace) -> int:
             rows = [(str(v), read_manifest(v)) for v in folders]
     if not rows:
         raise LidrError(f"{args.ref}: no dataset versions found")
-    t = Table(title=f"versions · {args.ref}")
-    for c in ("reference", "pairs", "dropped", "languages", "iter", "parent", "created"):
-        t.add_column(c, justify="right" if c in ("pairs", "dropped", "iter") else "left", overflow="fold")
+    table = []
     for where, m in rows:
         counts = m["counts"]
-        parent = (m.get("parent") or {}).get("version") or "—"
-        t.add_row(where, f"{counts.get('pairs', 0):,}", f"{counts.get('dropped', 0):,}",
-                  " ".join(sorted(counts.get("by_language", {}))), str(m.get("iteration", "")), parent,
-                  str(m.get("created_at", ""))[:10])
-    Console().print(t)
+        table.append({"reference": where, "pairs": counts.get("pairs", 0), "dropped": counts.get("dropped", 0),
+                      "languages": " ".join(sorted(counts.get("by_language", {}))), "iteration": m.get("iteration"),
+                      "parent": (m.get("parent") or {}).get("version") or "—",
+                      "created": str(m.get("created_at", ""))[:10], "license": m.get("license") or "unknown"})
+    print_tables([TableData(f"versions · {args.ref}", [
+        Column("reference"), Column("pairs", numeric=True), Column("dropped", numeric=True), Column("languages"),
+        Column("iteration", "iter", numeric=True), Column("parent"), Column("created"), Column("license")],
+        table)], args.format, Console())
     return 0
 
 

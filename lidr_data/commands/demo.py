@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
 from rich.panel import Panel
 
-from lidr_data.commands.build import add_build_options, materialize_run, report
+from lidr_data.commands.build import add_build_options, materialize_run, quiet_transformers, report
+from lidr_data.commands.render import messages_to_stderr, output_consoles
 
 DEMO_RECIPE = "lidr:assets/demo.yaml"
 
@@ -41,13 +41,15 @@ def run(args: argparse.Namespace) -> int:
     from lidr_data.pipeline import build
     from lidr_data.recipe import load_recipe
 
-    console = Console()
+    quiet_transformers()  # a tiny model loads in no time; its bars would only clutter the demo's output
+    out, console = output_consoles(args.format)
     console.print(Panel(NOTICE, title="lidr demo", border_style="yellow"))
     recipe = load_recipe(DEMO_RECIPE)
-    run_dir = build(recipe, workdir=args.workdir, progress=not args.no_progress, console=console)
-    report(run_dir, console)
-    materialize_run(run_dir, args, console)
+    with messages_to_stderr(args.format):
+        run_dir = build(recipe, workdir=args.workdir, progress=not args.no_progress, console=console)
+        report(run_dir, console, args.format, out)
+        materialize_run(run_dir, args, console)
     console.print(f"[yellow]Reminder:[/] the model was random; the recipe relaxed the text checks. Next: "
                   f"`lidr build recipes/quickstart.yaml` with a real model, or "
-                  f"`lidr build {Path('recipes/demo.yaml')}` to run this recipe yourself.")
+                  f"`lidr build {Path('recipes/demo.yaml')}` to run this recipe yourself.", soft_wrap=True)
     return 0

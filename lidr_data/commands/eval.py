@@ -7,11 +7,17 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
+from lidr_data.commands.build import quiet_transformers
+from lidr_data.commands.render import (
+    Column,
+    TableData,
+    add_format_argument,
+    messages_to_stderr,
+    output_consoles,
+    print_tables,
+)
 from lidr_data.generation import BACKENDS
-
-console = Console()
 
 
 def _langs(text: str) -> tuple[str, ...]:
@@ -31,6 +37,7 @@ def _generation_args(p: argparse.ArgumentParser, max_new_tokens: int, repetition
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first K items per language")
     p.add_argument("--label", default=None, help="name of this model in tables (default: the model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_format_argument(p, what="results table (csv/json: on stdout, notes on stderr)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -86,6 +93,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("runs", nargs="+", type=Path, help="results folders of `lidr eval mgsm` or `lidr eval winrate`")
     c.add_argument("--metric", default=None,
                    help="summary column to show (default: accuracy for MGSM, win_rate for win rate)")
+    add_format_argument(c, what="comparison tables")
     c.set_defaults(func=run_compare_cmd)
 
 
@@ -95,6 +103,10 @@ def _pct(value, digits: int = 1) -> str:
 
 def _num(value, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _is_avg(row: dict) -> bool:
+    return row.get("lang") == "avg"
 
 
 def run_mgsm_cmd(args: argparse.Namespace) -> int:
@@ -109,22 +121,23 @@ def run_mgsm_cmd(args: argparse.Namespace) -> int:
         repetition_penalty=args.repetition_penalty, system_prompt=args.system_prompt,
         prompt_template=args.prompt_template, label=args.label,
     )
-    summary, info = run_mgsm(cfg, progress=not args.no_progress)
-    table = Table(title=f"MGSM · {info['label']}")
-    for col in ("lang", "n", "accuracy %", "correct", "no answer", "off-target %", "unknown lang %", "truncated",
-                "errors"):
-        table.add_column(col, justify="left" if col == "lang" else "right")
-    for r in summary.iter_rows(named=True):
-        table.add_row(r["lang"], str(r["n"]), _pct(r["accuracy"]), str(r["correct"]), str(r["no_answer"]),
-                      _pct(r["off_target_rate"]), _pct(r["unknown_lang_rate"]), str(r["truncated"]), str(r["errors"]),
-                      style="bold" if r["lang"] == "avg" else None)
-    console.print(table)
+    out, console = output_consoles(args.format)
+    if args.no_progress:
+        quiet_transformers()
+    with messages_to_stderr(args.format):  # progress bars
+        summary, info = run_mgsm(cfg, progress=not args.no_progress)
+    print_tables([TableData(f"MGSM · {info['label']}", [
+        Column("lang"), Column("n", numeric=True), Column("accuracy", "accuracy %", True, _pct),
+        Column("correct", numeric=True), Column("no_answer", "no answer", numeric=True),
+        Column("off_target_rate", "off-target %", True, _pct),
+        Column("unknown_lang_rate", "unknown lang %", True, _pct), Column("truncated", numeric=True),
+        Column("errors", numeric=True)], summary.to_dicts(), bold=_is_avg)], args.format, out)
     if info["langid_unsupported"]:
         console.print(f"[yellow]language ID has no model for {', '.join(info['langid_unsupported'])}: "
                       "off-target rate not computed there[/]")
     gen = info["generation"]
     console.print(f"results in [bold]{cfg.output}[/] (items.parquet, summary.parquet) · generated "
-                  f"{gen['generated']} · cache hits {gen['cache_hits']} · errors {gen['errors']}")
+                  f"{gen['generated']} · cache hits {gen['cache_hits']} · errors {gen['errors']}", soft_wrap=True)
     if gen["errors"]:
         console.print(f"[yellow]{gen['errors']} generation(s) failed and count as wrong; rerun to retry them[/]")
     return 1 if gen["errors"] else 0
@@ -148,33 +161,33 @@ def run_winrate_cmd(args: argparse.Namespace) -> int:
         judge=args.judge, judge_model=args.judge_model, judge_options=judge_options, both_orders=args.both_orders,
         seed=args.seed, limit=args.limit, label=args.label,
     )
-    summary, info = run_winrate(cfg, progress=not args.no_progress)
-    table = Table(title=f"win rate · {info['label']} vs {Path(info['reference']).name} · judge {info['judge']}")
-    for col in ("lang", "WR %", "± SE", "LC WR %", "win", "tie", "loss", "identical", "malformed", "errors",
-                "unmatched c/r", "matched by"):
-        table.add_column(col, justify="left" if col in ("lang", "matched by") else "right")
-    for r in summary.iter_rows(named=True):
-        table.add_row(r["lang"], _num(r["win_rate"]), _num(r["se"]), _num(r["lc_win_rate"]), str(r["wins"]),
-                      str(r["ties"]), str(r["losses"]), str(r["identical"]), str(r["malformed"]), str(r["errors"]),
-                      f"{r['unmatched_candidate']}/{r['unmatched_reference']}", r["matched_by"] or "",
-                      style="bold" if r["lang"] == "avg" else None)
-    console.print(table)
+    out, console = output_consoles(args.format)
+    if args.no_progress:
+        quiet_transformers()
+    with messages_to_stderr(args.format):  # progress bars
+        summary, info = run_winrate(cfg, progress=not args.no_progress)
+    rows = [{**r, "unmatched": f"{r['unmatched_candidate']}/{r['unmatched_reference']}"} for r in summary.to_dicts()]
+    print_tables([TableData(
+        f"win rate · {info['label']} vs {Path(info['reference']).name} · judge {info['judge']}", [
+            Column("lang"), Column("win_rate", "WR %", True, _num), Column("se", "± SE", True, _num),
+            Column("lc_win_rate", "LC WR %", True, _num), Column("wins", "win", numeric=True),
+            Column("ties", "tie", numeric=True), Column("losses", "loss", numeric=True),
+            Column("identical", numeric=True), Column("malformed", numeric=True), Column("errors", numeric=True),
+            Column("unmatched", "unmatched c/r", numeric=True), Column("matched_by", "matched by")],
+        rows, bold=_is_avg)], args.format, out)
     for note in info["notes"]:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
-    console.print(f"results in [bold]{cfg.output}[/] (items, judgments, unmatched, summary .parquet)")
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    console.print(f"results in [bold]{cfg.output}[/] (items, judgments, unmatched, summary .parquet)", soft_wrap=True)
     return 1 if int(summary.filter(summary["lang"] == "avg")["errors"][0] or 0) else 0
 
 
 def run_compare_cmd(args: argparse.Namespace) -> int:
     from lidr_data.eval.compare import compare_runs
 
+    tables = []
     for task, metric, langs, columns in compare_runs(args.runs, args.metric):
-        table = Table(title=f"{task} · {metric}")
-        table.add_column("lang")
-        for label, _ in columns:
-            table.add_column(label, justify="right")
-        for lang in langs:
-            table.add_row(lang, *[cells.get(lang, "-") for _, cells in columns],
-                          style="bold" if lang == "avg" else None)
-        console.print(table)
+        cols = [Column("lang")] + [Column(label, numeric=True) for label, _ in columns]
+        rows = [{"lang": lang, **{label: cells.get(lang, "-") for label, cells in columns}} for lang in langs]
+        tables.append(TableData(f"{task} · {metric}", cols, rows, bold=_is_avg, name=f"{task}:{metric}"))
+    print_tables(tables, args.format, Console())
     return 0

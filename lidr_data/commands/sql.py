@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -37,49 +39,96 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("ref", help="a version folder, DATASET_FOLDER@VERSION, a run folder, or org/name@revision")
     p.add_argument("--html", type=Path, default=None, help="also write a self-contained HTML report here")
     p.add_argument("--top", type=int, default=12, help="how many suspicious pairs to list")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (for people; numbers never cut), csv (the report's tables as blocks, each headed "
+                   "by a '# name' line) or json (the whole report)")
     p.set_defaults(func=run_inspect)
 
 
-def _write_result(table, fmt: str, output: Path | None) -> None:
+def flatten_nested(table):
+    """Nested columns (lists, structs, maps: e.g. `prompt`, `chosen`) as JSON text, for formats that have no
+    nesting (CSV) or a terminal table."""
+    import pyarrow as pa
+
+    columns = []
+    for col in table.columns:
+        if pa.types.is_nested(col.type):
+            col = pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                            for v in col.to_pylist()], pa.string())
+        columns.append(col)
+    return pa.table(columns, names=table.column_names)
+
+
+def _encode(table, fmt: str) -> bytes:
+    """The whole result in `fmt`, made before anything is written (an error never leaves half an output)."""
     import pyarrow.csv as pacsv
+
+    if fmt == "csv":
+        buf = io.BytesIO()
+        try:
+            pacsv.write_csv(flatten_nested(table), buf)
+        except Exception as e:  # noqa: BLE001 (a column type CSV cannot hold: one line, not a traceback)
+            raise LidrError(f"--format csv cannot write this result ({str(e).splitlines()[0]}); "
+                            "use --format json or parquet") from None
+        return buf.getvalue()
+    return (json.dumps(table.to_pylist(), ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8")
+
+
+def _write_atomic(output: Path, write) -> None:
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_result(table, fmt: str, output: Path | None) -> None:
     import pyarrow.parquet as pq
 
     if fmt == "parquet":
         if output is None:
             raise LidrError("--format parquet needs --output FILE")
-        tmp = output.with_name(f".{output.name}.tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        tmp.replace(output)
+        _write_atomic(output, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
         return
-    if fmt == "csv":
+    if fmt in ("csv", "json"):
+        data = _encode(table, fmt)
         if output is None:
-            pacsv.write_csv(table, sys.stdout.buffer)
             sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
         else:
-            pacsv.write_csv(table, output)
+            _write_atomic(output, lambda tmp: tmp.write_bytes(data))
         return
-    if fmt == "json":
-        text = json.dumps(table.to_pylist(), ensure_ascii=False, indent=1, default=str) + "\n"
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            output.write_text(text, encoding="utf-8")
-        return
+    import pyarrow as pa
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console(file=open(output, "w", encoding="utf-8") if output else None, width=200 if output else None)
-    t = Table(show_lines=False)
-    for name in table.column_names:
-        t.add_column(name, overflow="fold", max_width=60)
-    for row in table.slice(0, TABLE_ROWS).to_pylist():
-        t.add_row(*["∅" if v is None else _cell(v) for v in row.values()])
-    console.print(t)
+    from lidr_data.commands.render import Column, TableData, print_tables
+
+    shown = flatten_nested(table.slice(0, TABLE_ROWS))
+    columns = [Column(name, numeric=pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or
+                      pa.types.is_decimal(f.type), fmt=_cell) for name, f in zip(shown.column_names, shown.schema)]
+    t = TableData("", columns, shown.to_pylist())
     more = table.num_rows - TABLE_ROWS
-    console.print(f"[dim]{table.num_rows:,} row(s)" + (f"; {more:,} not shown (use --format csv/json/parquet)" if more > 0 else "") + "[/]")
+    footer = f"{table.num_rows:,} row(s)" + (f"; {more:,} not shown (use --format csv/json/parquet)" if more > 0 else "")
+    if output is None:
+        console = Console()
+        print_tables([t], "table", console)
+        console.print(f"[dim]{footer}[/]", soft_wrap=True)
+        return
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            console = Console(file=f, width=200)
+            print_tables([t], "table", console)
+            console.print(footer, soft_wrap=True)
+
+    _write_atomic(output, write)
 
 
 def _cell(v) -> str:
+    if v is None:
+        return "∅"
     s = json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, (list, dict)) else str(v)
     return s if len(s) <= 200 else s[:199] + "…"
 
@@ -93,14 +142,68 @@ def run_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def inspect_tables(report) -> list:
+    """The report's tables as plain data (rows keep raw values; the table format shows percentages)."""
+    from lidr_data.commands.render import Column, TableData
+    from lidr_data.inspect import RATIO_FLAG, TERMINAL_TOP, _clip, _pct, _q3
+
+    def pct(key: str, header: str) -> Column:
+        return Column(key, header, numeric=True, fmt=_pct)
+
+    def q3(key: str, header: str, digits: int = 0) -> Column:
+        return Column(key, header, numeric=True, fmt=lambda q: _q3(q, digits))
+
+    tables = [TableData("Pairs by language and direction", [
+        Column("lang", "language"), Column("direction"), Column("pairs", numeric=True),
+        pct("chosen", "chosen in prompt lang"), pct("rejected", "rejected in prompt lang"),
+        pct("sides_differ", "sides differ"), pct("low_score", "low LID score")], report.agreement, name="agreement")]
+    if report.drops:
+        tables.append(TableData("Dropped rows", [Column("stage"), Column("reason"), Column("rows", numeric=True)],
+                                report.drops, name="dropped"))
+    tables.append(TableData("Lengths (characters) and chosen/rejected ratio", [
+        Column("lang", "language"), Column("pairs", numeric=True), q3("chosen_q", "chosen p10/p50/p90"),
+        q3("rejected_q", "rejected p10/p50/p90"), q3("ratio_q", "ratio p10/p50/p90", 2),
+        pct("ratio_flagged", f"ratio beyond {RATIO_FLAG:g}x")], report.lengths, name="lengths"))
+    n = max(report.pairs, 1)
+    d = report.duplicates
+    dup_rows = [{"kind": label, "rows": d[key], "share": d[key] / n} for key, label in (
+        ("exact_pairs", "identical pairs"), ("same_prompt_chosen", "same prompt and chosen"),
+        ("same_chosen", "same chosen text"), ("dropped_as_duplicate", "removed by dedup"))]
+    tables.append(TableData("Duplicates", [Column("kind"), Column("rows", numeric=True), pct("share", "share")],
+                            dup_rows, name="duplicates"))
+    if report.suspicious:
+        rows = [{**s, "pair": str(s["pair_id"])[:8], "where": f"{s['lang']} {s['direction'].split('_')[0]}",
+                 "why": "; ".join(s["reasons"]), "chosen": _clip(s["chosen_text"], 64),
+                 "rejected": _clip(s["rejected_text"], 64)} for s in report.suspicious[:TERMINAL_TOP]]
+        tables.append(TableData(f"Most suspicious pairs (top {len(rows)})", [
+            Column("pair"), Column("where", "lang"), Column("why"), Column("chosen"), Column("rejected")], rows,
+            name="suspicious"))
+    return tables
+
+
 def run_inspect(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from rich.console import Console
 
-    from lidr_data.inspect import build_report, render_rich, write_html
+    from lidr_data.commands.render import print_tables
+    from lidr_data.inspect import build_report, write_html
 
     report = build_report(args.ref, top=args.top)
-    render_rich(report)
+    out = Console()
+    notes = out if args.format == "table" else Console(stderr=True)
+    if args.format == "json":
+        data = dataclasses.asdict(report)
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=1, default=str) + "\n")
+    else:
+        if args.format == "table":
+            title = f"lidr inspect · {report.reference} · {report.pairs:,} pairs"
+            if report.manifest:
+                m = report.manifest
+                title += f" · {m['name']} {m['version']} · {m.get('generator', {}).get('model')}"
+            out.print(title, soft_wrap=True, highlight=False, style="bold")
+        print_tables(inspect_tables(report), args.format, out)
     if args.html:
         path = write_html(report, args.html)
-        Console().print(f"wrote [bold]{path}[/]")
+        notes.print(f"wrote [bold]{path}[/]", soft_wrap=True)
     return 0

@@ -184,12 +184,17 @@ def hub_versions(repo_id: str) -> list[tuple[str, dict]]:
     return [(what, manifest) for _, _, what, manifest in sorted(found)]
 
 
-def staged_manifest(src_dir: Path, version: str, location: str, revision: str | None) -> tuple[dict, str]:
-    """The manifest and card for the version at its new home (name, location in the usage snippets)."""
+def staged_manifest(src_dir: Path, version: str, location: str, revision: str | None,
+                    license: str | None = None) -> tuple[dict, str]:
+    """The manifest and card for the version at its new home (name, location in the usage snippets; the
+    license when one is given)."""
     from lidr_data.dataset.card import render_card
+    from lidr_data.dataset.version import check_license
 
     manifest = read_manifest(src_dir)
     manifest = {**manifest, "version": version}
+    if license:
+        manifest["license"] = check_license(license)
     card = render_card(manifest, location=location, revision=revision)
     files = dict(manifest["files"])
     data = card.encode("utf-8")
@@ -204,8 +209,10 @@ def is_hub_destination(dest: str) -> bool:
     return bool(_HUB_DEST.match(dest)) and not Path(dest).exists()
 
 
-def publish(src: str, dest: str, version: str | None = None, private: bool = False, force: bool = False) -> str:
-    """Publish the version `src` to `dest` (a Hub repo id or a local store folder); return where it went."""
+def publish(src: str, dest: str, version: str | None = None, private: bool = False, force: bool = False,
+            license: str | None = None) -> str:
+    """Publish the version `src` to `dest` (a Hub repo id or a local store folder); return where it went.
+    `license` (a Hub license id) replaces the version's license in the published manifest and card."""
     from lidr_data.dataset.version import verify
 
     src_dir = resolve_version(src)
@@ -215,11 +222,11 @@ def publish(src: str, dest: str, version: str | None = None, private: bool = Fal
     manifest = read_manifest(src_dir)
     version = check_name(version or manifest["version"], "version")
     if is_hub_destination(dest):
-        return _publish_hub(src_dir, dest, version, private, force)
-    return _publish_local(src_dir, Path(dest), version, force)
+        return _publish_hub(src_dir, dest, version, private, force, license)
+    return _publish_local(src_dir, Path(dest), version, force, license)
 
 
-def _publish_local(src_dir: Path, store: Path, version: str, force: bool) -> str:
+def _publish_local(src_dir: Path, store: Path, version: str, force: bool, license: str | None = None) -> str:
     from lidr_data.dataset.version import cleanup_stale_temps, move_into_place, temp_dir_name
 
     manifest = read_manifest(src_dir)
@@ -239,7 +246,7 @@ def _publish_local(src_dir: Path, store: Path, version: str, force: bool) -> str
                 continue
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src_dir / rel, tmp / rel)
-        new_manifest, card = staged_manifest(src_dir, version, str(final.resolve()), None)
+        new_manifest, card = staged_manifest(src_dir, version, str(final.resolve()), None, license)
         (tmp / CARD).write_text(card, encoding="utf-8")
         (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         move_into_place(tmp, final)
@@ -269,7 +276,8 @@ def check_operations(ops: list, what: str) -> None:
         raise LidrError(f"{what}: refusing a commit that adds and deletes {', '.join(sorted(clashes))}")
 
 
-def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force: bool) -> str:
+def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force: bool,
+                 license: str | None = None) -> str:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from rich.console import Console
 
@@ -278,7 +286,7 @@ def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force
     check_name(name, "dataset name")
     api = HfApi()  # endpoint and token: HF_ENDPOINT, HF_TOKEN / the stored login, as huggingface_hub resolves them
     what = f"{repo_id}@{version}"
-    manifest, card = staged_manifest(src_dir, version, repo_id, version)
+    manifest, card = staged_manifest(src_dir, version, repo_id, version, license)
     try:
         with_retries(what, lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True))
         refs = with_retries(what, lambda: api.list_repo_refs(repo_id, repo_type="dataset"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections import Counter
@@ -340,6 +341,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def check_license(license: str) -> str:
+    """A license id as the Hub's card metadata takes it (cc-by-4.0, apache-2.0, other, ...)."""
+    if not re.fullmatch(r"[\w.+-]+", str(license)):
+        raise LidrError(f"license: a license id such as cc-by-4.0 or apache-2.0, got {license!r}")
+    return str(license)
+
+
 def version_path(run_dir: str | Path, store: str | Path, version: str | None = None) -> Path:
     """Where `materialize` puts the version of this run: `<store>/<name>/<version or iter-N>`."""
     run = RunFolder.open(run_dir)
@@ -354,12 +362,14 @@ def materialize(
     shard_rows: int = SHARD_ROWS,
     progress: bool = True,
     allow_empty: bool = False,
+    license: str | None = None,
 ) -> Path:
     """Turn a finished run folder into the immutable version `<store>/<name>/<version>` and return its path.
 
     `version` defaults to `iter-<N>` (N = the recipe's iteration). An existing version is never overwritten
     unless `force` is set, and then the replacement is announced on stderr. A run without pairs is refused
-    (naming its drop reasons) unless `allow_empty`.
+    (naming its drop reasons) unless `allow_empty`. `license` (a Hub license id) overrides the recipe's
+    `license:`.
     """
     run = RunFolder.open(run_dir)
     schema = run.check_schema()
@@ -421,7 +431,7 @@ def materialize(
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "lidr_data_version": __version__,
             "generator": _portable_generator(_generator(all_files, run.recipe), run.path),
-            "license": str(run.recipe.get("license") or "unknown"),
+            "license": check_license(license or run.recipe.get("license") or "unknown"),
             "dominant_lang": run.recipe.get("dominant_lang") or run.recipe.get("dominant_language") or "en",
             "configs": configs,
             "counts": {k: v for k, v in counts.items() if k != "quality"},

@@ -2,8 +2,10 @@
 
 The rules, in the order they are checked (a row failing several gets the first):
 
-1. `translation_failed`: the translated side was not extracted (`translation_ok` is not true).
-2. `empty_side`: chosen or rejected is empty or only whitespace.
+1. `translation_failed`: the translated side was not extracted (`translation_ok` is not true), or a side is
+   exactly a failure marker (`failure_markers`, e.g. the LIDR authors' "Translation Error"), wherever the text
+   came from (generated, imported answers, imported translations).
+2. `empty_side`: chosen or rejected is empty or only whitespace (any Unicode space, and zero-width characters).
 3. `truncated`: either side stopped at the token limit (`finish_reason = 'length'`).
 4. `wrong_language`: chosen or rejected is not in the pair's language: the prompt's language (`lang`), or the
    dominant language for `direction = 'to_dominant'`. Language tags scoring below `min_language_score` count as
@@ -20,6 +22,7 @@ pairs_raw (the dedup stage writes the published table from pairs_raw); dropped r
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -36,6 +39,7 @@ from lidr_data.stages.tag import load_tags, tags_of
 
 BATCH_ROWS = 10_000  # rows per streamed batch: bounds memory whatever the table size
 FILTERED = pa.schema([("row", pa.int64()), ("pair_id", pa.string())])  # row: the pair's row number in pairs_raw
+DEFAULT_FAILURE_MARKERS = ("Translation Error",)  # what the LIDR authors' code writes for a failed extraction
 RULES = ("translation_failed", "empty_side", "truncated", "wrong_language", "length_ratio", "identical_sides")
 
 
@@ -53,6 +57,9 @@ class FilterConfig:
     wrong_language: bool = _f(True, "Drop pairs whose chosen or rejected side is not in the pair's language.")
     length_ratio: bool = _f(True, "Drop pairs whose chosen/rejected length ratio is outside the bounds below.")
     identical_sides: bool = _f(True, "Drop pairs whose chosen and rejected texts are identical.")
+    failure_markers: list[str] = field(default_factory=lambda: list(DEFAULT_FAILURE_MARKERS), metadata={"help": (
+        "Texts that mean 'generation or translation failed' (compared after trimming whitespace): a side "
+        "equal to one is dropped as translation_failed. Default: the LIDR authors' 'Translation Error'; [] turns it off.")})
     min_length_ratio: float = _f(0.2, "Lowest accepted chosen_chars / rejected_chars (> 0).")
     max_length_ratio: float = _f(5.0, "Highest accepted chosen_chars / rejected_chars.")
     min_language_score: float = _f(0.0, "Language tags scoring below this (0..1) count as 'unknown'.")
@@ -63,6 +70,10 @@ class FilterConfig:
         True, "Skip the language rule for prompts that are translation tasks (their answers mix languages).")
 
     def __post_init__(self) -> None:
+        if not isinstance(self.failure_markers, (list, tuple)) or not all(
+                isinstance(m, str) and m.strip() for m in self.failure_markers):
+            raise LidrError(f"filters.failure_markers must be a list of non-empty texts, got {self.failure_markers!r}")
+        self.failure_markers = list(dict.fromkeys(m.strip() for m in self.failure_markers))
         for name in RULES + ("exempt_translation_tasks",):
             if not isinstance(getattr(self, name), bool):
                 raise LidrError(f"filters.{name} must be true or false, got {getattr(self, name)!r}")
@@ -81,11 +92,17 @@ class FilterConfig:
             raise LidrError(f"filters.unknown_language must be 'keep' or 'drop', got {self.unknown_language!r}")
 
 
-_WS = "' ' || chr(9) || chr(10) || chr(13)"  # trim() alone strips spaces only
+# Every character Python's str.isspace() accepts, plus zero-width ones: RE2's \s is ASCII-only (U+3000, U+00A0,
+# U+2003 ... would otherwise make a side look non-empty).
+SPACE_CLASS = r"[\s\x{0B}\x{1C}-\x{1F}\x{85}\p{Z}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
 
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _re2_escape(text: str) -> str:
+    return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", text)
 
 
 def rule_predicates(config: FilterConfig, dominant_lang: str) -> list[tuple[str, str]]:
@@ -102,10 +119,20 @@ def rule_predicates(config: FilterConfig, dominant_lang: str) -> list[tuple[str,
     if config.exempt_translation_tasks:
         language = f"(NOT coalesce(is_translation_task, false) AND {language})"
     ratio = "chosen_chars::DOUBLE / nullif(rejected_chars, 0)"
+    failed = "translation_ok IS NOT TRUE"
+    if config.failure_markers:
+        # Anchored: RE2 gives up on a long answer after its first characters. The length guard skips most rows.
+        marker = _quote("^" + SPACE_CLASS + "*(?:" + "|".join(_re2_escape(m) for m in config.failure_markers) + ")"
+                        + SPACE_CLASS + "*$")
+        longest = max(len(m) for m in config.failure_markers) + 256
+        failed += "".join(f" OR coalesce({side}_chars <= {longest} AND regexp_matches({side}_text, {marker}), false)"
+                          for side in ("chosen", "rejected"))
+    not_blank = _quote("[^" + SPACE_CLASS[1:])
+    strip = _quote(f"^{SPACE_CLASS}+|{SPACE_CLASS}+$")
     rules = {
-        "translation_failed": "translation_ok IS NOT TRUE",
-        "empty_side": "NOT regexp_matches(coalesce(chosen_text, ''), '\\S') OR "
-                      "NOT regexp_matches(coalesce(rejected_text, ''), '\\S')",
+        "translation_failed": failed,
+        "empty_side": f"NOT regexp_matches(coalesce(chosen_text, ''), {not_blank}) OR "
+                      f"NOT regexp_matches(coalesce(rejected_text, ''), {not_blank})",
         "truncated": "coalesce(chosen_finish_reason = 'length', false) OR "
                      "coalesce(rejected_finish_reason = 'length', false)",
         "wrong_language": language,
@@ -113,7 +140,8 @@ def rule_predicates(config: FilterConfig, dominant_lang: str) -> list[tuple[str,
                         f"{ratio} > {float(config.max_length_ratio)}, false)",
         # Trimming is slow in DuckDB (it copies both texts): only rows of near-equal length get that far.
         "identical_sides": f"CASE WHEN abs(chosen_chars - rejected_chars) <= 16 THEN "
-                           f"coalesce(trim(chosen_text, {_WS}) = trim(rejected_text, {_WS}), false) ELSE false END",
+                           f"coalesce(regexp_replace(chosen_text, {strip}, '', 'g') = "
+                           f"regexp_replace(rejected_text, {strip}, '', 'g'), false) ELSE false END",
     }
     return [(name, rules[name]) for name in RULES if getattr(config, name)]
 

@@ -29,9 +29,12 @@ DROP_SCHEMA = pa.schema([*PROMPTS, ("finish_reason", pa.string()), ("request_key
                          ("error", pa.string())])
 
 
-def read_imported_responses(imports: Sequence[ResponsesImport], model: str,
-                            revision: str | None) -> dict[tuple[str, str], dict]:
-    """{(prompt_id, lang): response row} from answer files made elsewhere."""
+def read_imported_responses(imports: Sequence[ResponsesImport]) -> dict[tuple[str, str], dict]:
+    """{(prompt_id, lang): response row} from answer files made elsewhere.
+
+    They are attributed to who made them (the file's `model` field, else the import's `model`, else
+    `imported:<file name>`), never to the recipe's model, so the card does not misattribute them.
+    """
     found: dict[tuple[str, str], dict] = {}
     for spec in imports:
         path = resolve_path(spec.path)
@@ -55,8 +58,8 @@ def read_imported_responses(imports: Sequence[ResponsesImport], model: str,
                 raise LidrError(f"{where}: duplicate response for id {key[0]!r} in {lang!r}")
             found[key] = {
                 "prompt_id": key[0], "lang": lang, "text": text, "finish_reason": finish,
-                "model": row.get("model") or model,
-                "model_revision": row.get("model_revision") or revision or "imported",
+                "model": row.get("model") or spec.model or f"imported:{path.name}",
+                "model_revision": row.get("model_revision") or spec.revision or "imported",
                 "request_key": row.get("request_key"), "n_tokens": int(row.get("n_tokens") or 0),
             }
     return found

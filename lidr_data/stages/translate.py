@@ -65,7 +65,7 @@ def read_imported_translations(imports: Sequence[TranslationsImport]) -> dict[tu
     found: dict[tuple[str, str, str], dict] = {}
     for spec in imports:
         path = resolve_path(spec.path)
-        markers = set(spec.failure_markers)
+        markers = {m.strip() for m in spec.failure_markers}
         for i, row in enumerate(read_records(path)):
             where = row_location(path, i)
             for name in (spec.id_field, spec.text_field):
@@ -79,7 +79,7 @@ def read_imported_translations(imports: Sequence[TranslationsImport]) -> dict[tu
             text = row[spec.text_field]
             if text is not None and not isinstance(text, str):
                 raise LidrError(f"{where}: field {spec.text_field!r} must be a string")
-            ok = text is not None and text not in markers and row.get("ok", True) is not False
+            ok = text is not None and text.strip() not in markers and row.get("ok", True) is not False
             key = (str(row[spec.id_field]), src, tgt)
             if key in found:
                 raise LidrError(f"{where}: duplicate translation for id {key[0]!r} {src}->{tgt}")

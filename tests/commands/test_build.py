@@ -91,9 +91,15 @@ def test_malformed_prompt_line_stops_before_any_generation(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_runs_offline_and_says_the_model_is_random(tmp_path, capsys):
-    assert main(["demo", "--workdir", str(tmp_path), "--no-progress"]) == 0
-    out = " ".join(capsys.readouterr().out.split())
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()  # as in a fresh process (another test may have switched them off)
+    assert main(["demo", "--workdir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    out = " ".join(captured.out.split())
     assert "random tiny model" in out and "require_closing_tag: false" in out
+    # transformers' own bars ("Writing model shards", "Loading weights") stay out of the demo's output
+    assert "Loading weights" not in captured.err + captured.out and "model shards" not in captured.err
     run_dir = tmp_path / "runs" / "demo" / "iter-1"
     assert (tmp_path / "tiny-model" / "config.json").is_file()
     pairs = pl.read_parquet(run_dir / "pairs.parquet")
@@ -163,3 +169,145 @@ def test_build_that_keeps_no_pair_writes_no_version_unless_allowed(tiny_model_di
     assert not (tmp_path / "w" / "store" / "demo" / "iter-1").exists()
     assert main([*args, "--allow-empty"]) == 0
     assert main(["verify", str(tmp_path / "w" / "store" / "demo" / "iter-1")]) == 0
+
+
+def readme_commands(section: str) -> list[list[str]]:
+    """The `lidr ...` lines of the README's code blocks under `section` (comments and [optional] parts removed)."""
+    import re
+    import shlex
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = text.split(section, 1)[1].split("\n### ", 1)[0]
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", body, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#\s.*$", "", re.sub(r"\[[^\]\"]*\]", "", line)).strip()
+            for part in line.split("&&"):
+                if part.strip().startswith("lidr "):
+                    lines.append(shlex.split(part)[1:])
+    return lines
+
+
+@pytest.mark.slow
+def test_readme_examples_run_on_the_version_the_demo_makes(tmp_path, capsys, monkeypatch):
+    setup = [c for c in readme_commands("## Set-up") if c[0] == "demo"]
+    assert setup == [["demo", "--workdir", "demo-run"]]
+    monkeypatch.chdir(tmp_path)
+    assert main([*setup[0], "--no-progress"]) == 0
+    examples = readme_commands("### Versions, the Hub, SQL")
+    local = [c for c in examples if not any("my-org/" in a for a in c)]
+    assert len(local) >= 5 and all(any(a.startswith("demo-run/store/demo") for a in c) for c in local)
+    for args in local:
+        capsys.readouterr()
+        assert main(args) == 0, args
+        assert "Traceback" not in capsys.readouterr().err
+    assert (tmp_path / "report.html").is_file()
+    # git ignores what the demo wrote in a checkout
+    import subprocess
+
+    ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "demo-run/store", "lidr-demo/runs",
+                              "lidr-work/store", "eval-results/x", "x/.lidr-cache/requests.sqlite"],
+                             capture_output=True, text=True).stdout.split()
+    assert len(ignored) == 5, ignored
+
+
+def test_help_lists_only_commands_that_exist(capsys):
+    from lidr_data.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+              if line.startswith("    ") and not line.startswith("     ")]
+    assert listed and set(listed) == set(sub.choices)
+    for name in listed:
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0
+    # Every `lidr X` the README shows is a command.
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    import re
+
+    mentioned = set(re.findall(r"`lidr ([a-z][a-z-]*)", text)) | set(re.findall(r"(?m)^lidr ([a-z][a-z-]*)", text))
+    assert mentioned and mentioned <= set(sub.choices), mentioned - set(sub.choices)
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    import json
+
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_import_flags_map_fields_set_markers_and_attribute_answers(tiny_model_dir, tmp_path, capsys):
+    """A converted authors' file keeps their "Translation Error": it must never be published as an answer."""
+    answers = _jsonl(tmp_path / "answers.jsonl", [
+        {"id": "demo-0", "response": "Sleep at regular hours, keep the room dark and avoid late coffee."},
+        {"id": "demo-1", "response": "Air scatters blue light more than red light. So the sky looks blue."}])
+    to_es = _jsonl(tmp_path / "to_es.jsonl", [
+        {"id": "demo-0", "en2es": "Translation Error"},
+        {"id": "demo-1", "en2es": "El aire dispersa más la luz azul que la roja. Por eso el cielo se ve azul."}])
+    base = ["build", DEMO, "--model", str(tiny_model_dir), "--limit", "2", "--langs", "es", "--no-progress"]
+    assert main([*base, "--workdir", str(tmp_path / "a"),
+                 "--responses", str(answers), "lang=en", "id_field=id", "text_field=response",
+                 "model=meta-llama/Meta-Llama-3-8B-Instruct",
+                 "--translations", str(to_es), "src_lang=en", "tgt_lang=es", "id_field=id", "text_field=en2es"]) == 0
+    run_dir = tmp_path / "a" / "runs" / "demo" / "iter-1"
+    pairs, dropped = pl.read_parquet(run_dir / "pairs.parquet"), pl.read_parquet(run_dir / "dropped.parquet")
+    chosen = [c[0]["content"] for c in pairs["chosen"].to_list()]
+    sides = chosen + [r[0]["content"] for r in pairs["rejected"].to_list()]
+    assert "Translation Error" not in sides
+    failed = dropped.filter(pl.col("reason") == "translation_failed")
+    assert failed.select("prompt_id", "direction").rows() == [("demo-0", "from_dominant")]
+    assert "El aire dispersa" in " ".join(chosen)
+    # The imported English answers are chosen sides: attributed to the model named on the command line.
+    assert set(pairs["generator_model"]) == {"meta-llama/Meta-Llama-3-8B-Instruct"}
+    assert set(pairs["generator_revision"]) == {"imported"}
+    capsys.readouterr()
+
+    # A marker of one's own; answers with no model named are attributed to their file, not to the recipe's model.
+    _jsonl(to_es, [{"id": "demo-0", "en2es": "<<failed>>"}, {"id": "demo-1", "en2es": "Hola."}])
+    imports = tmp_path / "imports.yaml"
+    imports.write_text(f"imports:\n  responses:\n    - {{path: {answers}, lang: en, id_field: id, "
+                       f"text_field: response}}\n")
+    base = [a for a in base if a != "--no-progress"]  # progress on: stdout must still hold only the JSON table
+    assert main([*base, "--workdir", str(tmp_path / "b"), "--imports", str(imports),
+                 "--translations", str(to_es), "src_lang=en", "tgt_lang=es", "id_field=id", "text_field=en2es",
+                 "failure_markers=<<failed>>", "--format", "json"]) == 0
+    import json
+
+    stages = json.loads(capsys.readouterr().out)
+    assert [s["stage"] for s in stages] == ["prompts", "respond", "translate", "pairs", "tag", "filter", "dedup"]
+    assert stages[-2]["dropped_by_reason"] == "translation_failed 1"
+    run_dir = tmp_path / "b" / "runs" / "demo" / "iter-1"
+    translations = pl.read_parquet(run_dir / "translations.parquet").filter(pl.col("src_lang") == "en")
+    assert translations.sort("prompt_id")["ok"].to_list() == [False, True]
+    assert set(pl.read_parquet(run_dir / "pairs.parquet")["generator_model"]) == {"imported:answers.jsonl"}
+    manifest = (tmp_path / "b" / "store" / "demo" / "iter-1" / "manifest.json").read_text()
+    assert '"model": "imported:answers.jsonl"' in manifest
+    assert '"license": "apache-2.0"' in manifest  # the recipe's `license:` reaches the card and manifest
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--responses", "a.jsonl", "lang"], "--responses a.jsonl: 'lang' is not KEY=VALUE"),
+    (["--responses", "a.jsonl", "colour=red"], "--responses a.jsonl.colour: unknown key"),
+    (["--translations", "t.jsonl", "src_lang=xx"], "src_lang: unknown language code 'xx'"),
+    (["--imports", "nowhere.yaml"], "--imports nowhere.yaml: file not found"),
+])
+def test_bad_import_flags_are_one_line_errors(tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", DEMO, "--workdir", str(tmp_path / "w"), "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_import_flag_values_are_read_like_the_recipe():
+    from lidr_data.commands.build import import_specs
+
+    (spec,) = import_specs("translations", [["t.jsonl", "src_lang=no", "tgt_lang=en", "text-field=out",
+                                             "failure_markers=[Translation Error, '<none>']"]])
+    assert (spec.src_lang, spec.tgt_lang, spec.text_field) == ("no", "en", "out")  # Norwegian, not false
+    assert spec.failure_markers == ["Translation Error", "<none>"]
+    (spec,) = import_specs("responses", [["a.jsonl", "failure_markers=Error: no output"]])
+    assert spec.failure_markers == ["Error: no output"] and spec.model is None

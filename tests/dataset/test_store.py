@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,45 @@ def test_content_id_is_canonical_and_sees_every_field():
     assert len(content_id(m)) == 64
     forged = {**m, "generator": {"model": "other"}}
     assert content_id(forged) != content_id(m)
+
+
+def test_license_flags_set_the_card_and_manifest(run_dir: Path, tmp_path: Path, capsys):
+    import yaml
+
+    store = tmp_path / "s1"
+    assert main(["materialize", str(run_dir), "--store", str(store), "--license", "apache-2.0"]) == 0
+    v = store / "demo-lidr" / "iter-1"
+
+    def license_of(version: Path) -> tuple[str, str]:
+        card = (version / "README.md").read_text()
+        meta = yaml.safe_load(card.split("---")[1])
+        return meta["license"], json.loads((version / "manifest.json").read_text())["license"]
+
+    assert license_of(v) == ("apache-2.0", "apache-2.0")
+    assert "| license | apache-2.0 |" in (v / "README.md").read_text()
+    assert main(["publish", str(v), "--to", str(tmp_path / "s2"), "--license", "cc-by-4.0"]) == 0
+    published = tmp_path / "s2" / "demo-lidr" / "iter-1"
+    assert license_of(published) == ("cc-by-4.0", "cc-by-4.0") and main(["verify", str(published)]) == 0
+    capsys.readouterr()
+    assert main(["publish", str(v), "--to", str(tmp_path / "s3"), "--license", "CC BY 4.0"]) == 2
+    assert "license: a license id such as cc-by-4.0" in capsys.readouterr().err
+    assert not (tmp_path / "s3" / "demo-lidr" / "iter-1").exists()
+
+
+def test_card_names_every_generator_when_answers_were_imported(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    run = make_run(tmp_path / "work" / "runs" / "demo-lidr" / "iter-1", n_prompts=6)
+    table = pq.read_table(run / "pairs.parquet")
+    models = ["imported:answers.jsonl" if i % 2 else m for i, m in enumerate(table["generator_model"].to_pylist())]
+    revisions = ["imported" if i % 2 else r for i, r in enumerate(table["generator_revision"].to_pylist())]
+    table = table.set_column(table.schema.get_field_index("generator_model"), "generator_model", pa.array(models))
+    table = table.set_column(table.schema.get_field_index("generator_revision"), "generator_revision",
+                             pa.array(revisions))
+    pq.write_table(table, run / "pairs.parquet")
+    version = materialize(run, tmp_path / "store", progress=False)
+    card = (version / "README.md").read_text()
+    assert "`imported:answers.jsonl` @ `imported`" in card and "`org/tiny-chat` @ `0123abcd`" in card
+    assert json.loads((version / "manifest.json").read_text())["generator"]["all"] == [
+        ["imported:answers.jsonl", "imported"], ["org/tiny-chat", "0123abcd"]]

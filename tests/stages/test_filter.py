@@ -3,6 +3,7 @@ dropped. Runs the real tag stage first so the rules read real language-ID tags."
 
 from __future__ import annotations
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from postprocess_rows import make_pair, write_pairs
@@ -158,3 +159,63 @@ def test_tags_of_another_pairs_table_are_a_clear_error(tmp_path):
         filter_pairs(tmp_path / "raw.parquet", tmp_path / "reversed_tags.parquet", tmp_path / "k.parquet",
                      tmp_path / "d.parquet", FilterConfig(), "en")
     assert not (tmp_path / "k.parquet").exists() and not (tmp_path / "d.parquet").exists()
+
+
+# Every character Python calls whitespace (U+3000, U+00A0, U+2003, U+2028, U+0085, ...) plus zero-width ones.
+UNICODE_SPACES = [chr(c) for c in range(0x110000) if chr(c).isspace()] + ["\u200b", "\u200d", "\u2060", "\ufeff"]
+
+
+def test_a_side_of_only_unicode_spaces_is_an_empty_side(tmp_path):
+    assert {"\u3000", "\u00a0", "\u2003", "\u2028", "\x85"} <= set(UNICODE_SPACES)
+    rows = [good(prompt_id=f"s{i}", rejected=f"{c}{c} {c}") for i, c in enumerate(UNICODE_SPACES)]
+    rows += [good(prompt_id=f"c{i}", chosen=f"\u3000{c}\n", rejected=FR) for i, c in enumerate(UNICODE_SPACES)]
+    _, kept, dropped = run(tmp_path, rows, FilterConfig(wrong_language=False))
+    assert kept.num_rows == 0
+    assert dropped.column("reason").to_pylist() == ["empty_side"] * len(rows)
+
+
+def test_text_between_unicode_spaces_is_not_empty_and_is_compared_without_them(tmp_path):
+    rows = [good(prompt_id="text", rejected="\u3000" + FR_B + "\u00a0"),
+            good(prompt_id="same", rejected="\u3000\u2003" + FR + "\u00a0\u2028")]
+    _, kept, dropped = run(tmp_path, rows)
+    assert kept.column("prompt_id").to_pylist() == ["text"]
+    assert dropped.column("reason").to_pylist() == ["identical_sides"]
+
+
+def test_a_side_equal_to_a_failure_marker_is_translation_failed(tmp_path):
+    rows = [good(prompt_id="c", chosen="Translation Error"), good(prompt_id="r", rejected=" Translation Error\n"),
+            good(prompt_id="mention", chosen=FR + " Translation Error"), good(prompt_id="ok")]
+    _, kept, dropped = run(tmp_path, rows)
+    assert kept.column("prompt_id").to_pylist() == ["mention", "ok"]
+    assert dropped.column("reason").to_pylist() == ["translation_failed"] * 2
+    # Markers are configurable (regex characters are literal) and can be switched off.
+    rows = [good(prompt_id="m", rejected="[ERROR] (no output)"), good(prompt_id="te", chosen="Translation Error")]
+    _, kept, dropped = run(tmp_path, rows, FilterConfig(failure_markers=["[ERROR] (no output)"], length_ratio=False,
+                                                        wrong_language=False))
+    assert dropped.column("prompt_id").to_pylist() == ["m"] and kept.column("prompt_id").to_pylist() == ["te"]
+    _, kept, _ = run(tmp_path, rows[1:], FilterConfig(failure_markers=[], length_ratio=False, wrong_language=False))
+    assert kept.num_rows == 1
+
+
+def test_failure_markers_are_validated():
+    with pytest.raises(LidrError, match="filters.failure_markers"):
+        FilterConfig(failure_markers=["  "])
+    with pytest.raises(LidrError, match="filters.failure_markers"):
+        FilterConfig(failure_markers="Translation Error")
+
+
+def test_real_converted_file_with_the_authors_marker(tmp_path):
+    """The authors' 1,000 real en->fr self-translations, converted as if extraction had worked (translation_ok
+    true): the 78 literal "Translation Error" sides are dropped as translation_failed, and nothing else is."""
+    import json
+
+    from shared_data import require_shared_data
+
+    src = require_shared_data("generations", "llama-3-8b-instruct-M0") / "en.responses.to_fr.jsonl"
+    records = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
+    rows = [make_pair(r["instruction"], r["en2fr_reponse"], r["response"], lang="fr", prompt_id=r["id"])
+            for r in records]
+    _, kept, dropped = run(tmp_path, rows, FilterConfig(wrong_language=False, length_ratio=False, truncated=False))
+    failed = set(dropped.filter(pc.equal(dropped["reason"], "translation_failed"))["prompt_id"].to_pylist())
+    assert failed == {r["id"] for r in records if r["en2fr_reponse"] == "Translation Error"} and len(failed) == 78
+    assert "Translation Error" not in [c[0]["content"] for c in kept["chosen"].to_pylist()]

@@ -46,7 +46,7 @@ def test_imported_answers_are_not_generated(tiny, tmp_path):
     src = tmp_path / "answers.jsonl"
     src.write_text('{"id": "p0", "answer": "Imported zero."}\n{"id": "p2", "answer": "Imported two."}\n')
     imported = read_imported_responses([ResponsesImport(path=str(src), lang="en", id_field="id",
-                                                        text_field="answer")], "m", None)
+                                                        text_field="answer", model="m")])
     gen = CountingGenerator(tiny)
     responses, _, stats = respond(prompts_table(), lambda: gen, None, SamplingParams(max_new_tokens=4),
                                   imported=imported, progress=False)
@@ -70,13 +70,13 @@ def test_imports_with_bad_rows_name_file_and_row(tmp_path):
     src = tmp_path / "a.jsonl"
     src.write_text('{"prompt_id": "p0", "text": "x", "lang": "en"}\n{"prompt_id": "p1", "text": "y"}\n')
     with pytest.raises(LidrError, match=r"a.jsonl:2: no 'lang' field"):
-        read_imported_responses([ResponsesImport(path=str(src))], "m", None)
+        read_imported_responses([ResponsesImport(path=str(src))])
     src.write_text('{"prompt_id": "p0", "text": "x", "lang": "xx"}\n')
     with pytest.raises(LidrError, match=r"a.jsonl:1: lang: unknown language code 'xx'"):
-        read_imported_responses([ResponsesImport(path=str(src))], "m", None)
+        read_imported_responses([ResponsesImport(path=str(src))])
     src.write_text('{"prompt_id": "p0", "text": "x", "lang": "en"}\n{"prompt_id": "p0", "text": "y", "lang": "en"}\n')
     with pytest.raises(LidrError, match=r"a.jsonl:2: duplicate response for id 'p0'"):
-        read_imported_responses([ResponsesImport(path=str(src))], "m", None)
+        read_imported_responses([ResponsesImport(path=str(src))])
 
 
 def test_request_too_long_for_the_context_is_dropped_not_a_crash(tiny, tmp_path):

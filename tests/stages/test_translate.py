@@ -108,7 +108,7 @@ def test_real_self_translations_map_failures_to_null(tmp_path):
 
     responses_by_key = read_imported_responses(
         [ResponsesImport(path=str(gen_dir / "en.responses.jsonl"), lang="en", id_field="id",
-                         text_field="response")], "meta-llama/Meta-Llama-3-8B-Instruct", None)
+                         text_field="response", model="meta-llama/Meta-Llama-3-8B-Instruct")])
     responses = pa.Table.from_pylist(list(responses_by_key.values()), schema=RESPONSES)
     prompts = pa.Table.from_pylist(
         [{"prompt_id": r["id"], "lang": "en", "text": r["instruction"], "source": "t", "is_translation_task": False}

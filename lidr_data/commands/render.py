@@ -1,0 +1,162 @@
+"""One way for every command to print a table: rich on a terminal, never a cut number, or csv/json.
+
+A command describes its tables as plain data (`TableData`: columns and rows of raw values) and calls
+`print_tables`. In `table` format, labels wrap to fit a terminal and numbers are never wrapped or cut; when the
+table cannot fit, or the output is not a terminal (piped, logged), it is printed at its natural width instead
+of the 80 columns rich assumes. `csv` and `json` print the raw values (full precision) for other programs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+FORMATS = ("table", "csv", "json")
+
+
+def add_format_argument(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS, what: str = "table") -> None:
+    p.add_argument("--format", choices=tuple(choices), default="table",
+                   help=f"how to print the {what}: a table for people (numbers never cut; a plain wide layout "
+                   "when not a terminal), or csv / json for programs")
+
+
+@dataclass
+class Column:
+    key: str  # the field in each row (and the csv/json name)
+    header: str | None = None  # the table header (default: key)
+    numeric: bool = False  # right-aligned; never wrapped or cut
+    fmt: Callable[[Any], str] | None = None  # value -> text in table format (default: str, "-" for None)
+
+    def text(self, value: Any) -> str:
+        if self.fmt is not None:
+            return self.fmt(value)
+        if value is None:
+            return "-"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return str(value)
+
+
+@dataclass
+class TableData:
+    title: str
+    columns: list[Column]
+    rows: list[dict] = field(default_factory=list)
+    bold: Callable[[dict], bool] | None = None  # rows shown in bold (e.g. the average)
+    name: str | None = None  # key of this table in json output (several tables)
+
+
+def output_consoles(fmt: str) -> tuple[Console, Console]:
+    """(the table's console, the messages' console): with csv/json, stdout carries only the table."""
+    out = Console(file=sys.stdout)  # bound now: stays on stdout inside `messages_to_stderr`
+    return out, out if fmt == "table" else Console(stderr=True)
+
+
+def messages_to_stderr(fmt: str) -> contextlib.AbstractContextManager:
+    """With csv/json, whatever else writes to stdout (progress bars of the stages) goes to stderr instead."""
+    return contextlib.nullcontext() if fmt == "table" else contextlib.redirect_stdout(sys.stderr)
+
+
+def print_tables(tables: Sequence[TableData], fmt: str = "table", console: Console | None = None) -> None:
+    """Print `tables` in `fmt`. csv: one table is plain CSV; several are blocks, each headed by a `# title` line
+    and separated by a blank line. json: one table is a list of row objects; several, an object of such lists."""
+    console = console or Console()
+    if fmt == "json":
+        if len(tables) == 1:
+            data: Any = _json_rows(tables[0])
+        else:
+            data = {t.name or t.title: _json_rows(t) for t in tables}
+        _write(console, json.dumps(data, ensure_ascii=False, indent=1, default=str) + "\n")
+        return
+    if fmt == "csv":
+        out = io.StringIO()
+        for i, t in enumerate(tables):
+            if len(tables) > 1:
+                out.write(("\n" if i else "") + f"# {t.name or t.title}\n")
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow([c.key for c in t.columns])
+            for row in t.rows:
+                writer.writerow(["" if row.get(c.key) is None else _csv_value(row.get(c.key)) for c in t.columns])
+        _write(console, out.getvalue())
+        return
+    if fmt != "table":
+        raise ValueError(f"unknown format {fmt!r}")
+    for t in tables:
+        print_rich_table(console, t)
+
+
+def _json_rows(t: TableData) -> list[dict]:
+    return [{c.key: _json_value(row.get(c.key)) for c in t.columns} for row in t.rows]
+
+
+def _json_value(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _csv_value(v: Any) -> str:
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, ensure_ascii=False, default=str)
+    return str(v)
+
+
+def _write(console: Console, text: str) -> None:
+    # Straight to the console's file: rich would wrap, highlight or interpret [brackets] in data.
+    console.file.write(text)
+    console.file.flush()
+
+
+def rich_table(t: TableData, fixed: bool = False) -> tuple[Table, list[str]]:
+    """The rich Table of `t` and the texts of its numeric cells (which must appear whole when printed).
+    `fixed`: numeric columns exactly as wide as their widest number, so their headers wrap instead."""
+    table = Table(title=t.title, title_justify="left")
+    numbers: list[str] = []
+    cells = [[c.text(row.get(c.key)) for c in t.columns] for row in t.rows]
+    for j, c in enumerate(t.columns):
+        if c.numeric:
+            widest = max([len(r[j]) for r in cells] + [1])
+            numbers += [r[j] for r in cells]
+            # Rich may still squeeze these on a narrow terminal: print_rich_table checks, then falls back.
+            width = dict(width=max(widest, 4)) if fixed else dict(min_width=widest)
+            table.add_column(c.header or c.key, justify="right", overflow="fold", **width)
+        else:
+            table.add_column(c.header or c.key, overflow="fold")
+    for row, texts in zip(t.rows, cells):
+        # Text, not markup: data such as "[ERROR]" or "[/]" is shown as it is.
+        table.add_row(*[Text(x) for x in texts], style="bold" if t.bold and t.bold(row) else None)
+    return table, numbers
+
+
+def print_rich_table(console: Console, t: TableData) -> None:
+    """Fit the terminal by wrapping labels; print at natural width when it cannot fit or is not a terminal."""
+    table, numbers = rich_table(t)
+    if console.is_terminal:
+        for attempt in (table, rich_table(t, fixed=True)[0]):  # wrap labels, then number headers too
+            with console.capture() as cap:
+                console.print(attempt)
+            text = cap.get()
+            if all(n in text for n in numbers) and max(map(len, text.splitlines()), default=0) <= console.width:
+                console.file.write(text)
+                return
+    natural = Measurement.get(console, console.options.update(max_width=1_000_000), table).maximum
+    old = console.width
+    console.width = max(natural, old) if console.is_terminal else natural
+    try:
+        with console.capture() as cap:
+            console.print(table)
+    finally:
+        console.width = old
+    # rich pads the title line to the table's width: no trailing blanks in a log or a pipe
+    console.file.write("".join(line.rstrip() + "\n" for line in cap.get().splitlines()))
