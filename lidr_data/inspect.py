@@ -55,7 +55,7 @@ def build_report(ref: str | Reference, top: int = 12) -> Report:
     tables = tables_for(ref)
     if "pairs" not in tables.views:
         raise LidrError(f"{tables.reference}: no pairs table to inspect (expected a version or a pairs.parquet)")
-    con = connect(tables)
+    con = connect(tables, sandbox=False)
     names = [r[0] for r in con.sql("DESCRIBE pairs").fetchall()]
     missing = [c for c in REQUIRED if c not in names]
     if missing:

@@ -4,27 +4,47 @@ Views: for a version, `pairs` (data/all) and `dropped` (data/dropped); for a fol
 folder, eval results), one view per `<name>.parquet`. Views holding conversational `prompt`/`chosen`/`rejected`
 columns also get flat `prompt_text` (the last user turn), `chosen_text` and `rejected_text`.
 
-Read-only is enforced twice: only SELECT-like statements pass DuckDB's own parser (`extract_statements`), and
-the connection is sandboxed after the views exist (external access off except for the dataset's own files,
-configuration locked), so a statement that slips past the first check still cannot write, attach, install or
-read other files.
+Read-only holds at two levels:
+- the statement: DuckDB's own parser must type it as a query (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, ...), or
+  as an EXPLAIN [ANALYZE] of such a query (EXPLAIN ANALYZE executes what it explains);
+- the engine: user SQL runs on a connection whose views scan Arrow datasets opened by pyarrow, and whose
+  DuckDB has no file system at all (LocalFileSystem disabled, external access off, configuration locked). A
+  statement that slipped past the parser check could still neither write nor read a file, the version's own
+  files included.
+A timeout (interrupt) and a memory limit bound what one query may cost.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from lidr_data.dataset.store import Reference, read_manifest, resolve
 from lidr_data.errors import LidrError
 
-ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+ALLOWED = {duckdb.StatementType.SELECT}
+DEFAULT_TIMEOUT_S = 60.0
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+# EXPLAIN, EXPLAIN ANALYZE or EXPLAIN (options): what follows must parse as a query on its own.
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALY[SZ]E\s+|\([^()]*\)\s*)?", re.IGNORECASE)
+
+
+def default_memory_limit() -> str:
+    """A quarter of the machine's RAM (at least 1 GB): a runaway query fails long before the machine swaps."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 8 << 30
+    return f"{max(1, ram // 4 >> 30)}GB"
 
 
 def _q(path: Path) -> str:
@@ -52,6 +72,20 @@ class Tables:
     is_version: bool
 
 
+def unreadable(path: Path, error: BaseException, folder: Path | None = None) -> LidrError:
+    """The one-line error for a Parquet file that cannot be read (a corrupted footer, a truncated copy)."""
+    why = str(error).splitlines()[0] if str(error) else type(error).__name__
+    hint = f"run `lidr verify {folder}`" if folder is not None else "check the file"
+    return LidrError(f"{path}: unreadable Parquet file ({why}); {hint}")
+
+
+def read_schema(path: Path, folder: Path | None = None) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as e:
+        raise unreadable(path, e, folder) from None
+
+
 def tables_for(ref: str | Reference) -> Tables:
     ref, folder, is_version = resolve(ref)
     views: dict[str, list[Path]] = {}
@@ -73,31 +107,57 @@ def tables_for(ref: str | Reference) -> Tables:
     return Tables(str(ref), folder, views, is_version)
 
 
-def connect(tables: Tables) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the views, sandboxed to reading the dataset's own files."""
+def _schema(tables: Tables, files: list[Path]) -> pa.Schema:
+    hint = tables.folder if tables.is_version else None
+    schemas = [read_schema(f, hint) for f in files]
+    try:
+        return pa.unify_schemas(schemas)  # shards unioned by name, like read_parquet(union_by_name = true)
+    except pa.ArrowException as e:
+        raise LidrError(f"{files[0].parent}: Parquet files with incompatible schemas ({e})") from None
+
+
+def connect(tables: Tables, *, sandbox: bool = True, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the views.
+
+    `sandbox` (the default, for any SQL a user typed): the views scan Arrow datasets opened here, and DuckDB
+    itself gets no file system. `sandbox=False` is for the library's own fixed queries (e.g. `inspect`, which
+    reads rows by file position): plain `read_parquet` views, still with external access off but for those files.
+    """
     con = duckdb.connect(":memory:")
-    allowed: list[Path] = []
-    for view, files in tables.views.items():
-        names: list[str] = []
-        for f in files:
-            names += [n for n in pq.read_schema(f).names if n not in names]
-        files_sql = "[" + ", ".join(_q(f.resolve()) for f in files) + "]"
-        con.execute(
-            f'CREATE VIEW "{view}" AS SELECT *{_flat_columns(names)} '
-            f"FROM read_parquet({files_sql}, union_by_name = true)"
-        )
-        allowed += [f.resolve() for f in files]
-    con.execute("SET allowed_paths = [" + ", ".join(_q(p) for p in allowed) + "]")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET enable_progress_bar = false")  # results go to stdout; a bar there would corrupt csv/json
-    con.execute("SET autoinstall_known_extensions = false")
-    con.execute("SET autoload_known_extensions = false")
-    con.execute("SET lock_configuration = true")
+    try:
+        allowed: list[Path] = []
+        for view, files in tables.views.items():
+            schema = _schema(tables, files)
+            if sandbox:
+                source = f"__lidr_{view}"
+                con.register(source, pads.dataset([str(f.resolve()) for f in files], schema=schema, format="parquet"))
+            else:
+                source = "read_parquet([" + ", ".join(_q(f.resolve()) for f in files) + "], union_by_name = true)"
+                allowed += [f.resolve() for f in files]
+            con.execute(f'CREATE VIEW "{view}" AS SELECT *{_flat_columns(schema.names)} FROM {source}')
+        if sandbox:
+            con.execute("SET disabled_filesystems = 'LocalFileSystem'")
+            con.execute("SET temp_directory = ''")  # nothing spills to disk: the memory limit is the limit
+        else:
+            con.execute("SET allowed_paths = [" + ", ".join(_q(p) for p in allowed) + "]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET enable_progress_bar = false")  # results go to stdout; a bar there would corrupt csv/json
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        if memory_limit is not None:
+            if not _SIZE.match(memory_limit):
+                raise LidrError(f"--memory-limit {memory_limit!r}: not a size (e.g. 2GB, 512MB)")
+            con.execute(f"SET memory_limit = '{memory_limit.strip()}'")  # validated above
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
 def check_read_only(sql: str) -> str:
-    """The one statement in `sql`, if it only reads; a LidrError naming the statement type otherwise."""
+    """The one statement in `sql`, if DuckDB's parser types it as a query (or an EXPLAIN of one); a LidrError
+    naming the statement type otherwise."""
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
@@ -105,24 +165,60 @@ def check_read_only(sql: str) -> str:
     if len(statements) != 1:
         raise LidrError(f"expected exactly one SQL statement, got {len(statements)}")
     st = statements[0]
-    if st.type not in ALLOWED:
-        kind = st.type.name.replace("_", " ")
+    kind = st.type
+    if kind == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE runs the statement it explains: what follows EXPLAIN must be a query by itself. Anything
+        # the prefix pattern does not strip (comments between keywords, ...) fails to parse and is refused.
+        inner = _EXPLAIN.sub("", st.query, count=1)
+        try:
+            inner_statements = duckdb.extract_statements(inner)
+        except duckdb.Error:
+            inner_statements = []
+        if len(inner_statements) != 1 or inner_statements[0].type not in ALLOWED:
+            raise LidrError("refused: EXPLAIN is allowed only of a query (EXPLAIN ANALYZE executes the statement "
+                            "it explains); `lidr sql` is read-only")
+        return sql
+    if kind not in ALLOWED:
+        name = kind.name.replace("_", " ")
         raise LidrError(
-            f"refused: {kind} statements are not allowed; `lidr sql` is read-only (SELECT, WITH ... SELECT, "
+            f"refused: {name} statements are not allowed; `lidr sql` is read-only (SELECT, WITH ... SELECT, "
             "DESCRIBE, SHOW, SUMMARIZE and EXPLAIN only; use --format/--output to save a result)"
         )
     return sql
 
 
-def query(ref: str | Reference, sql: str) -> pa.Table:
-    """Run one read-only statement over the reference's views and return the result as Arrow."""
+def query(ref: str | Reference, sql: str, *, timeout: float | None = DEFAULT_TIMEOUT_S,
+          memory_limit: str | None = None) -> pa.Table:
+    """Run one read-only statement over the reference's views and return the result as Arrow.
+
+    `timeout` (seconds; None for none) interrupts the query; `memory_limit` (a DuckDB size such as "2GB",
+    default a quarter of the RAM) makes a query that needs more fail instead of exhausting the machine.
+    """
     check_read_only(sql)
-    con = connect(tables_for(ref))
+    if timeout is not None and timeout <= 0:
+        raise LidrError(f"--timeout {timeout:g}: must be a positive number of seconds")
+    memory_limit = memory_limit or default_memory_limit()
+    tables = tables_for(ref)
+    con = connect(tables, memory_limit=memory_limit)
+    timer = threading.Timer(timeout, con.interrupt) if timeout is not None else None
     try:
+        if timer is not None:
+            timer.start()
         return con.sql(sql).to_arrow_table()
+    except duckdb.InterruptException:
+        raise LidrError(f"query stopped after the --timeout of {timeout:g} s (raise --timeout, or narrow the "
+                        "query: a filter, a LIMIT, no cross join)") from None
+    except duckdb.OutOfMemoryException:
+        raise LidrError(f"query needs more memory than the --memory-limit of {memory_limit} (raise it, or "
+                        "narrow the query)") from None
     except duckdb.PermissionException as e:
-        raise LidrError(f"refused: {str(e).splitlines()[0]} (`lidr sql` reads only the dataset's own files)") from None
+        raise LidrError(f"refused: {str(e).splitlines()[0]} (`lidr sql` reads only the dataset's own tables)") from None
+    except (OSError, pa.ArrowException) as e:
+        raise LidrError(f"{tables.folder}: unreadable Parquet data ({str(e).splitlines()[0]}); "
+                        f"run `lidr verify {tables.folder}`") from None
     except duckdb.Error as e:
         raise LidrError(f"SQL error: {str(e).splitlines()[0]}") from None
     finally:
+        if timer is not None:
+            timer.cancel()
         con.close()

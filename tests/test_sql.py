@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from lidr_data.cli import main
 from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize
+from lidr_data.dataset.version import materialize, verify
 from lidr_data.errors import LidrError
-from lidr_data.sql import query
+from lidr_data.sql import connect, default_memory_limit, query, tables_for
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +82,91 @@ def test_output_formats(version: Path, tmp_path: Path, capsys):
     "DROP VIEW pairs",
     "CALL pragma_version()",
     "SELECT 1; COPY pairs TO '{tmp}/out.csv'",
+    # EXPLAIN ANALYZE executes what it explains (issue 10: this overwrote a version's data file)
+    "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{data}' (FORMAT parquet, USE_TMP_FILE false)",
+    "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{tmp}/out.parquet' (FORMAT parquet)",
+    "explain analyze copy pairs to '{tmp}/out.csv'",
+    "EXPLAIN (ANALYZE) COPY pairs TO '{tmp}/out.csv'",
+    "EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1",
+    "EXPLAIN ANALYZE INSERT INTO pairs SELECT * FROM pairs",
+    "EXPLAIN ANALYZE SET enable_external_access = true",
+    "EXPLAIN COPY pairs TO '{tmp}/out.csv'",
+    "EXPLAIN /* hidden */ ANALYZE COPY pairs TO '{tmp}/out.csv'",
 ])
 def test_writes_and_settings_are_refused(version: Path, tmp_path: Path, statement: str, capsys):
     before = _files(tmp_path), _files(version)
-    sql = statement.format(tmp=tmp_path)
+    sql = statement.format(tmp=tmp_path, data=version / "data" / "all" / "train-00000-of-00001.parquet")
     with pytest.raises(LidrError, match="refused|exactly one"):
         query(str(version), sql)
     assert main(["sql", str(version), sql]) == 2
     err = capsys.readouterr().err
     assert "refused" in err or "exactly one" in err
     assert (_files(tmp_path), _files(version)) == before
+    assert verify(version).ok
+
+
+@pytest.mark.parametrize("statement", [
+    "COPY (SELECT 1 AS x) TO '{data}' (FORMAT parquet, USE_TMP_FILE false)",
+    "COPY pairs TO '{tmp}/out.csv'",
+    "EXPORT DATABASE '{tmp}/db'",
+    "ATTACH '{tmp}/x.duckdb' AS x",
+    "SET enable_external_access = true",
+    "SET disabled_filesystems = ''",
+    "SELECT * FROM read_parquet('{data}')",
+])
+def test_the_engine_itself_cannot_touch_files(version: Path, tmp_path: Path, statement: str):
+    """Read-only holds without the statement check: the sandboxed connection has no file system at all."""
+    before = _files(tmp_path), _files(version)
+    con = connect(tables_for(str(version)))
+    try:
+        with pytest.raises(duckdb.Error, match="disabled by configuration|locked|external access"):
+            con.execute(statement.format(tmp=tmp_path, data=version / "data" / "all" / "train-00000-of-00001.parquet"))
+        assert con.sql("SELECT count(*) FROM pairs").fetchall()[0][0] == pq.read_metadata(
+            version / "data" / "all" / "train-00000-of-00001.parquet").num_rows
+    finally:
+        con.close()
+    assert (_files(tmp_path), _files(version)) == before
+    assert verify(version).ok
+
+
+@pytest.mark.parametrize("statement", [
+    "EXPLAIN SELECT count(*) FROM pairs",
+    "EXPLAIN ANALYZE SELECT count(*) FROM pairs",
+    "EXPLAIN (FORMAT json) SELECT 1",
+    "DESCRIBE pairs",
+    "SUMMARIZE SELECT lang FROM pairs",
+    "SHOW TABLES",
+    "FROM pairs LIMIT 1",
+])
+def test_queries_and_explain_of_queries_pass(version: Path, statement: str):
+    assert query(str(version), statement).num_rows >= 1
+
+
+RUNAWAY = ("SELECT count(*) FROM pairs a, pairs b, pairs c, pairs d, pairs e "
+           "WHERE a.chosen_text || b.chosen_text || c.chosen_text || d.chosen_text || e.chosen_text = 'x'")
+
+
+def test_a_runaway_query_ends_with_the_timeout(version: Path, capsys):
+    started = time.monotonic()
+    assert main(["sql", str(version), RUNAWAY, "--timeout", "1"]) == 2
+    assert "query stopped after the --timeout of 1 s" in capsys.readouterr().err
+    assert time.monotonic() - started < 30  # interrupted, not run to its end (minutes)
+    with pytest.raises(LidrError, match="--timeout"):
+        query(str(version), RUNAWAY, timeout=0.5)
+    assert verify(version).ok
+
+
+def test_memory_limit(version: Path, capsys):
+    big = "SELECT list(a.chosen_text || b.chosen_text || c.chosen_text) FROM pairs a, pairs b, pairs c"
+    assert main(["sql", str(version), big, "--memory-limit", "20MB"]) == 2
+    assert "query needs more memory than the --memory-limit of 20MB" in capsys.readouterr().err
+    assert main(["sql", str(version), "SELECT count(*) AS n FROM pairs", "--memory-limit", "200MB",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["n"] > 0
+    for flags, message in ((["--memory-limit", "lots"], "not a size"), (["--timeout", "0"], "positive")):
+        assert main(["sql", str(version), "SELECT 1", *flags]) == 2
+        assert message in capsys.readouterr().err
+    assert re.fullmatch(r"\d+GB", default_memory_limit())
 
 
 @pytest.mark.parametrize("statement", [
