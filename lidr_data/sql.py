@@ -7,10 +7,10 @@ columns also get flat `prompt_text` (the last user turn), `chosen_text` and `rej
 Read-only holds at two levels:
 - the statement: DuckDB's own parser must type it as a query (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, ...), or
   as an EXPLAIN [ANALYZE] of such a query (EXPLAIN ANALYZE executes what it explains);
-- the engine: user SQL runs on a connection whose views scan Arrow datasets opened by pyarrow, and whose
-  DuckDB has no file system at all (LocalFileSystem disabled, external access off, configuration locked). A
-  statement that slipped past the parser check could still neither write nor read a file, the version's own
-  files included.
+- the engine: DuckDB's own LocalFileSystem is disabled and external access is off (configuration locked); the
+  views read the dataset's files through `ReadOnlyFiles`, a file system that opens only those files and only
+  for reading. A statement that slipped past the parser check could neither write a file (the version's own
+  included) nor read any other.
 A timeout (interrupt) and a memory limit bound what one query may cost.
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from lidr_data.dataset.store import Reference, read_manifest, resolve
 from lidr_data.errors import LidrError
@@ -35,6 +35,9 @@ DEFAULT_TIMEOUT_S = 60.0
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 # EXPLAIN, EXPLAIN ANALYZE or EXPLAIN (options): what follows must parse as a query on its own.
+PROTOCOL = "lidr-read-only"
+_DATA_ERROR = re.compile(r"thrift|parquet|corrupt|magic bytes", re.IGNORECASE)
+_REFUSED = re.compile(r"PermissionError: (lidr sql is read-only.*)")
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALY[SZ]E\s+|\([^()]*\)\s*)?", re.IGNORECASE)
 
 
@@ -47,7 +50,7 @@ def default_memory_limit() -> str:
     return f"{max(1, ram // 4 >> 30)}GB"
 
 
-def _q(path: Path) -> str:
+def _q(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
@@ -77,6 +80,14 @@ def unreadable(path: Path, error: BaseException, folder: Path | None = None) -> 
     why = str(error).splitlines()[0] if str(error) else type(error).__name__
     hint = f"run `lidr verify {folder}`" if folder is not None else "check the file"
     return LidrError(f"{path}: unreadable Parquet file ({why}); {hint}")
+
+
+def _unreadable_data(tables: Tables, error: BaseException) -> LidrError:
+    """A query failed while decoding the data (not a SQL mistake): name the file, or the files, to check."""
+    files = [f for fs in tables.views.values() for f in fs]
+    where = files[0] if len(files) == 1 else f"{tables.folder} (one of {len(files)} Parquet files)"
+    hint = f"run `lidr verify {tables.folder}`" if tables.is_version else "check the file"
+    return LidrError(f"{where}: unreadable Parquet data ({str(error).splitlines()[0]}); {hint}")
 
 
 def read_schema(path: Path, folder: Path | None = None) -> pa.Schema:
@@ -116,31 +127,81 @@ def _schema(tables: Tables, files: list[Path]) -> pa.Schema:
         raise LidrError(f"{files[0].parent}: Parquet files with incompatible schemas ({e})") from None
 
 
+class ReadOnlyFiles(LocalFileSystem):
+    """The only file system a sandboxed connection has: opens the listed files for reading, nothing else.
+
+    Paths are `lidr-read-only:///abs/path`. Every other operation (write, rename, delete, mkdir, listing) fails.
+    """
+
+    protocol = PROTOCOL
+    cachable = False  # one instance per connection, each with its own files
+
+    def __init__(self, files: list[Path]):
+        super().__init__()
+        self.files = frozenset(str(f) for f in files)
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        path = str(path)
+        if path.startswith(PROTOCOL + "://"):
+            path = path[len(PROTOCOL) + 3:]
+        return super()._strip_protocol(path)
+
+    def _check(self, path, mode: str = "rb") -> str:
+        path = self._strip_protocol(path)
+        if mode != "rb" or path not in self.files:
+            raise PermissionError(f"lidr sql is read-only and reads only the dataset's own files (refused: {mode} {path})")
+        return path
+
+    def _open(self, path, mode="rb", **kwargs):
+        return super()._open(self._check(path, mode), mode, **kwargs)
+
+    def info(self, path, **kwargs):
+        return super().info(self._check(path), **kwargs)
+
+    def modified(self, path):
+        return super().modified(self._check(path))
+
+    def created(self, path):
+        return super().created(self._check(path))
+
+    def ls(self, path, detail=False, **kwargs):
+        return [self.info(path) if detail else self._check(path)]
+
+    def _refuse(self, path, *args, **kwargs):
+        self._check(path, "w")
+
+    rm_file = _rm = rm = rmdir = mkdir = makedirs = touch = mv = cp_file = put_file = pipe_file = _refuse
+
+
+def _url(path: Path) -> str:
+    return f"{PROTOCOL}://{path}"
+
+
 def connect(tables: Tables, *, sandbox: bool = True, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the views.
 
-    `sandbox` (the default, for any SQL a user typed): the views scan Arrow datasets opened here, and DuckDB
-    itself gets no file system. `sandbox=False` is for the library's own fixed queries (e.g. `inspect`, which
-    reads rows by file position): plain `read_parquet` views, still with external access off but for those files.
+    `sandbox` (the default, for any SQL a user typed): DuckDB reads the dataset's files through `ReadOnlyFiles`
+    and has no other file system. `sandbox=False` is for the library's own fixed queries (e.g. `inspect`, which
+    reads rows by file position): plain paths, external access off but for those files.
     """
     con = duckdb.connect(":memory:")
     try:
-        allowed: list[Path] = []
-        for view, files in tables.views.items():
-            schema = _schema(tables, files)
-            if sandbox:
-                source = f"__lidr_{view}"
-                con.register(source, pads.dataset([str(f.resolve()) for f in files], schema=schema, format="parquet"))
-            else:
-                source = "read_parquet([" + ", ".join(_q(f.resolve()) for f in files) + "], union_by_name = true)"
-                allowed += [f.resolve() for f in files]
+        files = [f.resolve() for fs in tables.views.values() for f in fs]
+        names = [_url(f) if sandbox else str(f) for f in files]
+        if sandbox:
+            con.register_filesystem(ReadOnlyFiles(files))
+        for view, view_files in tables.views.items():
+            schema = _schema(tables, view_files)
+            paths = [_url(f.resolve()) if sandbox else str(f.resolve()) for f in view_files]
+            source = "read_parquet([" + ", ".join(_q(p) for p in paths) + "], union_by_name = true)"
             con.execute(f'CREATE VIEW "{view}" AS SELECT *{_flat_columns(schema.names)} FROM {source}')
         if sandbox:
-            con.execute("SET disabled_filesystems = 'LocalFileSystem'")
             con.execute("SET temp_directory = ''")  # nothing spills to disk: the memory limit is the limit
-        else:
-            con.execute("SET allowed_paths = [" + ", ".join(_q(p) for p in allowed) + "]")
+        con.execute("SET allowed_paths = [" + ", ".join(_q(n) for n in names) + "]")
         con.execute("SET enable_external_access = false")
+        if sandbox:
+            con.execute("SET disabled_filesystems = 'LocalFileSystem'")
         con.execute("SET enable_progress_bar = false")  # results go to stdout; a bar there would corrupt csv/json
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")
@@ -213,10 +274,12 @@ def query(ref: str | Reference, sql: str, *, timeout: float | None = DEFAULT_TIM
                         "narrow the query)") from None
     except duckdb.PermissionException as e:
         raise LidrError(f"refused: {str(e).splitlines()[0]} (`lidr sql` reads only the dataset's own tables)") from None
-    except (OSError, pa.ArrowException) as e:
-        raise LidrError(f"{tables.folder}: unreadable Parquet data ({str(e).splitlines()[0]}); "
-                        f"run `lidr verify {tables.folder}`") from None
     except duckdb.Error as e:
+        refused = _REFUSED.search(str(e))  # ReadOnlyFiles refused an operation (it travels as a Python traceback)
+        if refused:
+            raise LidrError(f"refused: {refused.group(1)}") from None
+        if type(e) is duckdb.Error or isinstance(e, duckdb.IOException) or _DATA_ERROR.search(str(e)):
+            raise _unreadable_data(tables, e) from None
         raise LidrError(f"SQL error: {str(e).splitlines()[0]}") from None
     finally:
         if timer is not None:

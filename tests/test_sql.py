@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tamper import overwrite
 
 from lidr_data.cli import main
 from lidr_data.dataset.synthetic import make_run
@@ -119,7 +120,7 @@ def test_the_engine_itself_cannot_touch_files(version: Path, tmp_path: Path, sta
     before = _files(tmp_path), _files(version)
     con = connect(tables_for(str(version)))
     try:
-        with pytest.raises(duckdb.Error, match="disabled by configuration|locked|external access"):
+        with pytest.raises(duckdb.Error, match="disabled by configuration|locked|external access|read-only"):
             con.execute(statement.format(tmp=tmp_path, data=version / "data" / "all" / "train-00000-of-00001.parquet"))
         assert con.sql("SELECT count(*) FROM pairs").fetchall()[0][0] == pq.read_metadata(
             version / "data" / "all" / "train-00000-of-00001.parquet").num_rows
@@ -211,3 +212,22 @@ def test_bad_sql_and_bad_references(version: Path):
     (version.parent / "broken" / "manifest.json").write_text("{oops")
     with pytest.raises(LidrError, match="malformed manifest"):
         query(str(version.parent / "broken"), "SELECT 1")
+
+
+@pytest.mark.parametrize("damage", ["footer", "pages"])
+def test_unreadable_parquet_is_a_clear_error(tmp_path: Path, damage: str, capsys):
+    """A corrupted version file: `lidr sql` and `lidr inspect` exit 2 with one line naming it and `lidr verify`."""
+    version = materialize(make_run(tmp_path / "runs" / "demo-lidr" / "iter-1", n_prompts=6), tmp_path / "store",
+                          progress=False)
+    target = version / "data" / "all" / "train-00000-of-00001.parquet"
+    data = bytearray(target.read_bytes())
+    if damage == "footer":
+        data[-12:-8] = b"\xff\xff\xff\x7f"  # the footer's thrift metadata
+    else:
+        data[200:len(data) // 2] = b"\x07" * (len(data) // 2 - 200)  # column pages
+    overwrite(target, bytes(data))
+    for argv in (["sql", str(version), "SELECT max(chosen_text) FROM pairs"], ["inspect", str(version)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and f"lidr verify {version}" in err, err
+        assert ("train-00000-of-00001.parquet" if damage == "footer" else str(version)) in err
