@@ -75,7 +75,7 @@ def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -
     """
     import json
 
-    from lidr_data.dataset.store import MANIFEST, default_store
+    from lidr_data.dataset.store import MANIFEST, content_id, default_store, read_manifest
     from lidr_data.dataset.version import materialize, sha256_file, version_path
     from lidr_data.errors import LidrError
 
@@ -91,7 +91,8 @@ def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -
         console.print(f"dataset version [bold]{existing}[/] is up to date")
         return existing
     version = materialize(run_dir, store, version=args.version, force=args.force, progress=not args.no_progress)
-    console.print(f"dataset version: [bold]{version}[/] (try `lidr inspect {version}` or "
+    cid = content_id(read_manifest(version))
+    console.print(f"dataset version: [bold]{version}[/] (content id {cid}; try `lidr inspect {version}` or "
                   f"`lidr sql {version} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)")
     return version
 

@@ -48,12 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_materialize(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lidr_data.dataset.store import default_store
+    from lidr_data.dataset.store import content_id, default_store, read_manifest
     from lidr_data.dataset.version import materialize
 
     store = args.store or default_store(args.workdir)
     path = materialize(args.run_dir, store, version=args.version, force=args.force)
-    Console().print(f"materialized [bold]{path}[/]")
+    Console().print(f"materialized [bold]{path}[/] (content id {content_id(read_manifest(path))})", soft_wrap=True)
     return 0
 
 
@@ -71,7 +71,13 @@ def run_versions(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from lidr_data.dataset.store import list_versions, parse_reference, read_manifest
+    from lidr_data.dataset.store import (
+        content_id,
+        list_versions,
+        parse_reference,
+        read_manifest,
+        recorded_content_id,
+    )
 
     ref = parse_reference(args.ref)
     rows: list[tuple[str, dict]] = []
@@ -79,6 +85,7 @@ def run_versions(args: argparse.Namespace) -> int:
         from lidr_data.dataset.hub import hub_versions
 
         rows = hub_versions(ref.repo_id)
+        recorded: dict[str, str | None] = {}
     else:
         path = ref.path / ref.version if ref.version else ref.path
         if (path / "manifest.json").is_file():
@@ -88,15 +95,20 @@ def run_versions(args: argparse.Namespace) -> int:
             if not folders and path.is_dir():  # a store: datasets, each with versions
                 folders = [v for d in sorted(path.iterdir()) if d.is_dir() for v in list_versions(d)]
             rows = [(str(v), read_manifest(v)) for v in folders]
+        recorded = {where: recorded_content_id(Path(where)) for where, _ in rows}
     if not rows:
         raise LidrError(f"{args.ref}: no dataset versions found")
     t = Table(title=f"versions · {args.ref}")
-    for c in ("reference", "pairs", "dropped", "languages", "iter", "parent", "created"):
-        t.add_column(c, justify="right" if c in ("pairs", "dropped", "iter") else "left", overflow="fold")
+    for c in ("reference", "content id", "pairs", "dropped", "languages", "iter", "parent", "created"):
+        t.add_column(c, justify="right" if c in ("pairs", "dropped", "iter") else "left", overflow="fold",
+                     min_width=12 if c == "content id" else None)
     for where, m in rows:
         counts = m["counts"]
         parent = (m.get("parent") or {}).get("version") or "—"
-        t.add_row(where, f"{counts.get('pairs', 0):,}", f"{counts.get('dropped', 0):,}",
+        cid = content_id(m)
+        # The first 12 hex digits identify a version; a manifest edited since it was made is flagged.
+        shown = cid[:12] if recorded.get(where) in (None, cid) else f"{cid[:12]} [red](manifest altered)[/]"
+        t.add_row(where, shown, f"{counts.get('pairs', 0):,}", f"{counts.get('dropped', 0):,}",
                   " ".join(sorted(counts.get("by_language", {}))), str(m.get("iteration", "")), parent,
                   str(m.get("created_at", ""))[:10])
     Console().print(t)
@@ -112,7 +124,10 @@ def run_verify(args: argparse.Namespace) -> int:
     result = verify(resolve_version(args.ref))
     console = Console()
     if result.ok:
-        console.print(f"[green]ok[/] {result.version_dir}: {result.files_checked} files, hashes and counts match")
+        console.print(f"[green]ok[/] {result.version_dir}: {result.files_checked} files, hashes and counts match",
+                      soft_wrap=True)
+        checked = "matches the store's index" if result.recorded_content_id else "no recorded id to check it against"
+        console.print(f"content id {result.content_id} ({checked})", soft_wrap=True, highlight=False)
         return 0
     err = Console(stderr=True)
     err.print(f"[bold red]verify failed[/] {result.version_dir}: {len(result.problems)} problem(s)")
