@@ -29,13 +29,13 @@ def _owner(fd: int) -> str:
 
 
 @contextmanager
-def hold(folder: str | Path, what: str, wait_s: float = 0.0) -> Iterator[Path]:
+def hold(folder: str | Path, what: str, wait_s: float = 0.0, optional: bool = False) -> Iterator[Path | None]:
     """Hold the lock of `folder` (created if missing). If another process holds it, wait up to `wait_s` seconds,
-    then fail with "another WHAT (pid N) holds FOLDER"."""
+    then fail with "another WHAT (pid N) holds FOLDER". `optional`: a folder where no lock file can be made
+    (read-only: nobody can be writing there either) is used without one."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
-    key = str(path.resolve())
+    key = os.path.realpath(path)
     if key in _held:
         _held[key] += 1
         try:
@@ -43,7 +43,14 @@ def hold(folder: str | Path, what: str, wait_s: float = 0.0) -> Iterator[Path]:
         finally:
             _held[key] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        if not optional:
+            raise LidrError(f"{folder}: cannot create the lock file {path} (no write permission)") from None
+        yield None
+        return
     try:
         deadline = time.monotonic() + wait_s
         while True:

@@ -98,15 +98,19 @@ def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from lidr_data.pipeline import build
-    from lidr_data.recipe import load_recipe
+    from lidr_data import locks
+    from lidr_data.pipeline import build, run_folder
+    from lidr_data.recipe import load_recipe, with_overrides
 
     console = Console()
     recipe = load_recipe(args.recipe)
     langs = [c for group in args.langs for c in group] if args.langs else None
-    run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
-                    langs=langs, responses=args.responses, translations=args.translations,
-                    progress=not args.no_progress, console=console)
-    report(run_dir, console)
-    materialize_run(run_dir, args, console)
+    # The run folder stays locked from the first stage to the version: no other build can change its pairs
+    # between the build and the materialize.
+    with locks.hold(run_folder(with_overrides(recipe, iteration=args.iteration, workdir=args.workdir)), "build"):
+        run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
+                        langs=langs, responses=args.responses, translations=args.translations,
+                        progress=not args.no_progress, console=console)
+        report(run_dir, console)
+        materialize_run(run_dir, args, console)
     return 0

@@ -325,6 +325,13 @@ def materialize(
     unless `force` is set, and then the replacement is announced on stderr.
     """
     run = RunFolder.open(run_dir)
+    with locks.hold(run.path, "build", optional=True):  # no build may rewrite the pairs while they are copied
+        return _materialize(run, store, version, force, shard_rows, progress)
+
+
+def _materialize(run: RunFolder, store: str | Path, version: str | None, force: bool, shard_rows: int,
+                 progress: bool) -> Path:
+    run_dir = run.path
     schema = run.check_schema()
     name = _dataset_name(run)
     iteration = _iteration(run)
