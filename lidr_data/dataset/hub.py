@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from lidr_data.dataset.store import CARD, MANIFEST, check_name, read_manifest, resolve_version
+from lidr_data.dataset.store import CARD, MANIFEST, check_name, content_id, read_manifest, resolve_version
 from lidr_data.errors import LidrError
 
 T = TypeVar("T")
@@ -168,7 +168,7 @@ def _publish_local(src_dir: Path, store: Path, version: str, force: bool) -> str
         new_manifest, card = staged_manifest(src_dir, version, str(final.resolve()), None)
         (tmp / CARD).write_text(card, encoding="utf-8")
         (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        move_into_place(tmp, final)
+        move_into_place(tmp, final, force=force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -205,13 +205,13 @@ def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force
         commit = with_retries(what, lambda: api.create_commit(
             repo_id, operations(), repo_type="dataset",
             commit_message=f"lidr-data: {manifest['name']} {version}",
-            commit_description=f"{manifest['counts']['pairs']} pairs; manifest.json lists every file with its sha256.",
+            commit_description=f"{manifest['counts']['pairs']} pairs; content id {content_id(manifest)}; manifest.json lists every file with its sha256.",
         ))
         if tag_exists:
             Console(stderr=True).print(f"[yellow]--force: moving existing tag {version} of {repo_id}[/]")
             with_retries(what, lambda: api.delete_tag(repo_id, tag=version, repo_type="dataset"))
         with_retries(what, lambda: api.create_tag(repo_id, tag=version, revision=commit.oid, repo_type="dataset",
-                                                  tag_message=f"lidr-data version {version}"))
+                                                  tag_message=f"lidr-data version {version} content id {content_id(manifest)}"))
     except LidrError:
         raise
     except Exception as e:  # noqa: BLE001 (mapped to one line)
