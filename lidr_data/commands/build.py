@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="build LIDR preference pairs from a recipe (respond, translate, pair, tag, filter, dedup)",
         description="Run every stage of a recipe into WORKDIR/runs/<name>/iter-<N>/. A rerun resumes: finished "
         "stages are skipped and generation reuses the request cache. Ends with rows in, kept and dropped by "
-        "reason for every stage.",
+        "reason for every stage. One build per run folder at a time: a second one exits at once.",
     )
     p.add_argument("recipe", help="recipe YAML file (e.g. recipes/quickstart.yaml)")
     p.add_argument("--iteration", type=int, default=None, help="LIDR iteration N (default: the recipe's)")

@@ -36,11 +36,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing tag/version of the same name")
     p.set_defaults(func=run_publish)
 
-    p = sub.add_parser("versions", help="list the versions of a dataset with their counts")
+    p = sub.add_parser("versions", help="list the versions of a dataset with their content ids and counts")
     p.add_argument("ref", help="a store folder, a dataset folder, a version, or org/name on the Hub")
     p.set_defaults(func=run_versions)
 
-    p = sub.add_parser("verify", help="recompute hashes and counts of a version; exit 1 on any mismatch")
+    p = sub.add_parser("verify", help="recompute hashes and counts of a version and check its content id against "
+                       "the store's index (manifest altered); exit 1 on any mismatch")
     p.add_argument("ref", help="a version folder, DATASET_FOLDER@VERSION, or org/name@revision")
     p.set_defaults(func=run_verify)
 
