@@ -100,16 +100,15 @@ def run_versions(args: argparse.Namespace) -> int:
     if not rows:
         raise LidrError(f"{args.ref}: no dataset versions found")
     t = Table(title=f"versions · {args.ref}")
-    for c in ("reference", "content id", "pairs", "dropped", "languages", "iter", "parent", "created"):
-        t.add_column(c, justify="right" if c in ("pairs", "dropped", "iter") else "left", overflow="fold",
-                     min_width=12 if c == "content id" else None)
+    for c in ("reference · content id", "pairs", "dropped", "languages", "iter", "parent", "created"):
+        t.add_column(c, justify="right" if c in ("pairs", "dropped", "iter") else "left", overflow="fold")
     for where, m in rows:
         counts = m["counts"]
         parent = (m.get("parent") or {}).get("version") or "—"
         cid = content_id(m)
         # The first 12 hex digits identify a version; a manifest edited since it was made is flagged.
         shown = cid[:12] if recorded.get(where) in (None, cid) else f"{cid[:12]} [red](manifest altered)[/]"
-        t.add_row(where, shown, f"{counts.get('pairs', 0):,}", f"{counts.get('dropped', 0):,}",
+        t.add_row(f"{where}\n{shown}", f"{counts.get('pairs', 0):,}", f"{counts.get('dropped', 0):,}",
                   " ".join(sorted(counts.get("by_language", {}))), str(m.get("iteration", "")), parent,
                   str(m.get("created_at", ""))[:10])
     Console().print(t)
