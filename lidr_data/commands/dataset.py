@@ -118,15 +118,22 @@ def run_versions(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lidr_data.dataset.store import resolve_version
+    from lidr_data.dataset.store import parse_reference, resolve_version
     from lidr_data.dataset.version import verify
 
-    result = verify(resolve_version(args.ref))
+    ref = parse_reference(args.ref)
+    expected = None
+    if ref.is_hub:  # a Hub version: the id its publishing commit recorded; a local one: the store's index
+        from lidr_data.dataset.hub import published_content_id
+
+        expected = published_content_id(ref.repo_id, ref.revision)
+    result = verify(resolve_version(ref), expected_content_id=expected)
     console = Console()
     if result.ok:
         console.print(f"[green]ok[/] {result.version_dir}: {result.files_checked} files, hashes and counts match",
                       soft_wrap=True)
-        checked = "matches the store's index" if result.recorded_content_id else "no recorded id to check it against"
+        checked = "matches the id recorded when it was made" if result.recorded_content_id else \
+            "no recorded id to check it against"
         console.print(f"content id {result.content_id} ({checked})", soft_wrap=True, highlight=False)
         return 0
     err = Console(stderr=True)

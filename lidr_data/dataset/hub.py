@@ -110,6 +110,22 @@ def hub_versions(repo_id: str) -> list[tuple[str, dict]]:
     return out
 
 
+def published_content_id(repo_id: str, revision: str | None) -> str | None:
+    """The content id that `publish` wrote into the description of the commit a revision points at (None if
+    that commit has none): what `verify` checks a Hub version's manifest against."""
+    from huggingface_hub import HfApi
+
+    what = f"{repo_id}@{revision or 'main'}"
+    api = HfApi()
+    try:
+        commits = with_retries(what, lambda: api.list_repo_commits(repo_id, repo_type="dataset",
+                                                                   revision=revision or "main"))
+    except Exception as e:  # noqa: BLE001 (mapped to one line)
+        raise _hub_error(e, what) from None
+    found = re.search(r"content id ([0-9a-f]{64})", commits[0].message or "") if commits else None
+    return found.group(1) if found else None
+
+
 def staged_manifest(src_dir: Path, version: str, location: str, revision: str | None) -> tuple[dict, str]:
     """The manifest and card for the version at its new home (name, location in the usage snippets)."""
     from lidr_data.dataset.card import render_card

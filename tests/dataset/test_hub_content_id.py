@@ -20,3 +20,17 @@ def test_the_hub_commit_carries_the_published_manifests_content_id(version_dir: 
         published = json.loads(commit["files"]["manifest.json"])
         header = next(op["value"] for op in commit["operations"] if op["key"] == "header")
         assert f"content id {content_id(published)}" in header["description"]
+
+
+def test_verify_of_a_hub_version_catches_a_manifest_edited_on_the_hub(version_dir: Path, tmp_path: Path):
+    with HubServer(token=TOKEN) as hub:
+        assert lidr(hub, tmp_path, "publish", str(version_dir), "--to", "acme/demo-lidr").returncode == 0
+        out = lidr(hub, tmp_path / "reader-1", "verify", "acme/demo-lidr@iter-1")
+        assert out.returncode == 0, out.stderr
+        published = json.loads(hub.repos["acme/demo-lidr"].commits[-1]["files"]["manifest.json"])
+        assert f"content id {content_id(published)} (matches the id recorded when it was made)" in out.stdout
+        # Someone rewrites the generator in the Hub's manifest (every data file and the card unchanged).
+        forged = {**published, "generator": {**published["generator"], "model": "gpt-forged"}}
+        hub.repos["acme/demo-lidr"].commits[-1]["files"]["manifest.json"] = json.dumps(forged).encode()
+        out = lidr(hub, tmp_path / "reader-2", "verify", "acme/demo-lidr@iter-1")
+        assert out.returncode == 1 and "manifest altered" in out.stderr, out.stderr

@@ -234,7 +234,7 @@ def test_content_id_is_printed_indexed_and_listed(run_dir: Path, store: Path, tm
     index = [json.loads(line) for line in (store / "demo-lidr" / "index.jsonl").read_text().splitlines()]
     assert [(e["version"], e["content_id"]) for e in index] == [("iter-1", cid)]
     assert main(["verify", str(version)]) == 0
-    assert f"contentid{cid}(matchesthestore'sindex)" in "".join(capsys.readouterr().out.split())
+    assert f"contentid{cid}(matchestheidrecordedwhenitwasmade)" in "".join(capsys.readouterr().out.split())
     assert main(["versions", str(store / "demo-lidr")]) == 0
     assert cid[:12] in capsys.readouterr().out
     # Publishing to another local store records the new home's id (its card names the new location).
