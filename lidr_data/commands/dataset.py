@@ -122,12 +122,13 @@ def run_verify(args: argparse.Namespace) -> int:
     from lidr_data.dataset.version import verify
 
     ref = parse_reference(args.ref)
+    folder = resolve_version(ref)
     expected = None
     if ref.is_hub:  # a Hub version: the id its publishing commit recorded; a local one: the store's index
         from lidr_data.dataset.hub import published_content_id
 
         expected = published_content_id(ref.repo_id, ref.revision)
-    result = verify(resolve_version(ref), expected_content_id=expected)
+    result = verify(folder, expected_content_id=expected)
     console = Console()
     if result.ok:
         console.print(f"[green]ok[/] {result.version_dir}: {result.files_checked} files, hashes and counts match",
