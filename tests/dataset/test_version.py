@@ -187,15 +187,29 @@ def read_only(folder: Path) -> bool:
     return all(not (p.stat().st_mode & 0o222) for p in [folder, *folder.rglob("*")])
 
 
-def test_versions_are_read_only_on_disk(version_dir: Path):
+def _permission_bits_apply(tmp_path: Path) -> bool:
+    """False for a process that ignores them (root with CAP_DAC_OVERRIDE, as in some containers)."""
+    probe = tmp_path / "probe"
+    probe.write_text("")
+    probe.chmod(0o444)
+    try:
+        with open(probe, "a"):
+            return False
+    except PermissionError:
+        return True
+
+
+def test_versions_are_read_only_on_disk(version_dir: Path, tmp_path: Path):
     assert read_only(version_dir)
     assert all(p.stat().st_mode & 0o444 == 0o444 for p in version_dir.rglob("*"))  # still readable by all
-    if os.geteuid() != 0:  # root ignores permission bits; everyone else is stopped by them
+    if _permission_bits_apply(tmp_path):  # then the bits stop an append, a new file, a deletion
         with pytest.raises(PermissionError):
             with open(version_dir / "README.md", "a") as f:
                 f.write("appended")
         with pytest.raises(PermissionError):
             (version_dir / "data" / "new.parquet").write_bytes(b"x")
+        with pytest.raises(PermissionError):
+            (version_dir / "manifest.json").unlink()
     assert verify(version_dir).ok
 
 
