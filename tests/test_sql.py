@@ -114,6 +114,12 @@ def test_writes_and_settings_are_refused(version: Path, tmp_path: Path, statemen
     "SET enable_external_access = true",
     "SET disabled_filesystems = ''",
     "SELECT * FROM read_parquet('{data}')",
+    # through the sandbox's own read-only file system: the version's file, another file, a listing
+    "COPY (SELECT 1 AS x) TO 'lidr-read-only://{data}' (FORMAT parquet, USE_TMP_FILE false)",
+    "COPY (SELECT 1 AS x) TO 'lidr-read-only://{data}' (FORMAT parquet)",
+    "COPY (SELECT 1 AS x) TO 'lidr-read-only://{tmp}/new.parquet' (FORMAT parquet)",
+    "SELECT * FROM read_text('lidr-read-only:///etc/hostname')",
+    "SELECT * FROM glob('lidr-read-only:///*')",
 ])
 def test_the_engine_itself_cannot_touch_files(version: Path, tmp_path: Path, statement: str):
     """Read-only holds without the statement check: the sandboxed connection has no file system at all."""
@@ -175,12 +181,15 @@ def test_memory_limit(version: Path, capsys):
     "SELECT * FROM read_text('/etc/hostname')",
     "SELECT * FROM glob('/*')",
     "SELECT * FROM read_parquet('{other}')",
+    "SELECT * FROM read_parquet('lidr-read-only://{other}')",
+    "SELECT * FROM sniff_csv('/etc/passwd')",
 ])
 def test_reading_other_files_is_refused_by_the_sandbox(version: Path, tmp_path: Path, statement: str):
     other = tmp_path / "other.parquet"
     pq.write_table(pa.table({"secret": [1]}), other)
     with pytest.raises(LidrError, match="refused: Permission Error"):
         query(str(version), statement.format(other=other))
+    assert verify(version).ok
 
 
 def test_parquet_folder_without_manifest(tmp_path: Path, version: Path):
