@@ -118,19 +118,21 @@ def tables_for(ref: str | Reference) -> Tables:
     return Tables(str(ref), folder, views, is_version)
 
 
-def _schema(tables: Tables, files: list[Path]) -> pa.Schema:
+def _column_names(tables: Tables, files: list[Path]) -> list[str]:
+    """The columns of the files, unioned by name (as `read_parquet(union_by_name = true)` reads them); reading
+    every footer here also turns a corrupted one into a clear error before DuckDB sees it."""
     hint = tables.folder if tables.is_version else None
-    schemas = [read_schema(f, hint) for f in files]
-    try:
-        return pa.unify_schemas(schemas)  # shards unioned by name, like read_parquet(union_by_name = true)
-    except pa.ArrowException as e:
-        raise LidrError(f"{files[0].parent}: Parquet files with incompatible schemas ({e})") from None
+    names: list[str] = []
+    for f in files:
+        names += [n for n in read_schema(f, hint).names if n not in names]
+    return names
 
 
 class ReadOnlyFiles(LocalFileSystem):
     """The only file system a sandboxed connection has: opens the listed files for reading, nothing else.
 
-    Paths are `lidr-read-only:///abs/path`. Every other operation (write, rename, delete, mkdir, listing) fails.
+    Paths are `lidr-read-only:///abs/path`. Anything else (writing, renaming, deleting, making folders, links,
+    reading or listing another path) raises PermissionError, which DuckDB passes on as the query's error.
     """
 
     protocol = PROTOCOL
@@ -172,6 +174,7 @@ class ReadOnlyFiles(LocalFileSystem):
         self._check(path, "w")
 
     rm_file = _rm = rm = rmdir = mkdir = makedirs = touch = mv = cp_file = put_file = pipe_file = _refuse
+    link = symlink = chmod = _refuse
 
 
 def _url(path: Path) -> str:
@@ -188,17 +191,17 @@ def connect(tables: Tables, *, sandbox: bool = True, memory_limit: str | None = 
     con = duckdb.connect(":memory:")
     try:
         files = [f.resolve() for fs in tables.views.values() for f in fs]
-        names = [_url(f) if sandbox else str(f) for f in files]
+        allowed = [_url(f) if sandbox else str(f) for f in files]
         if sandbox:
             con.register_filesystem(ReadOnlyFiles(files))
         for view, view_files in tables.views.items():
-            schema = _schema(tables, view_files)
+            names = _column_names(tables, view_files)
             paths = [_url(f.resolve()) if sandbox else str(f.resolve()) for f in view_files]
             source = "read_parquet([" + ", ".join(_q(p) for p in paths) + "], union_by_name = true)"
-            con.execute(f'CREATE VIEW "{view}" AS SELECT *{_flat_columns(schema.names)} FROM {source}')
+            con.execute(f'CREATE VIEW "{view}" AS SELECT *{_flat_columns(names)} FROM {source}')
         if sandbox:
             con.execute("SET temp_directory = ''")  # nothing spills to disk: the memory limit is the limit
-        con.execute("SET allowed_paths = [" + ", ".join(_q(n) for n in names) + "]")
+        con.execute("SET allowed_paths = [" + ", ".join(_q(a) for a in allowed) + "]")
         con.execute("SET enable_external_access = false")
         if sandbox:
             con.execute("SET disabled_filesystems = 'LocalFileSystem'")
