@@ -421,7 +421,8 @@ def move_into_place(tmp: Path, final: Path, force: bool = False) -> str:
     make_read_only(tmp)
     try:
         with locks.hold(final.parent, "writer of this dataset", wait_s=STORE_LOCK_WAIT_S):
-            if final.exists() or final.is_symlink():
+            replaced = final.exists() or final.is_symlink()
+            if replaced:
                 if not force:
                     raise LidrError(f"version {final} already exists (versions are immutable; pass --force to "
                                     "replace it)")
@@ -434,7 +435,7 @@ def move_into_place(tmp: Path, final: Path, force: bool = False) -> str:
                 remove_tree(old)
             else:
                 tmp.rename(final)
-            record_version(final.parent, final.name, cid, replaced=force)
+            record_version(final.parent, final.name, cid, replaced=replaced)
     except BaseException:
         if tmp.exists():
             make_writable(tmp)  # the caller removes it
