@@ -8,6 +8,7 @@ the `datasets` baseline starts from an empty datasets cache, as a first `load_da
 
     python bench/inspect_report.py                       # 1,000,000 pairs (building it takes ~10 min on 2 cores)
     python bench/inspect_report.py --pairs 100000        # quicker
+    python bench/inspect_report.py --only lidr_sql --only lidr_sql_unsandboxed   # the cost of the sql sandbox
 
 Memory: the datasets + pandas baseline holds every text as a Python object; at 1M pairs it peaked at 17 GB here.
 """
@@ -33,6 +34,9 @@ LANGS = ("de", "es", "fr", "ru")
 SQL = ("SELECT lang, direction, count(*) AS pairs, avg(chosen_chars) AS chosen_chars, "
        "avg((chosen_lang = lang)::INT) AS chosen_agree, avg((rejected_lang = lang)::INT) AS rejected_agree "
        "FROM pairs GROUP BY ALL ORDER BY ALL")
+# A query that reads the texts (the sandbox scans them through Arrow instead of DuckDB's own Parquet reader).
+SQL_TEXT = ("SELECT lang, count(DISTINCT hash(chosen_text)) AS distinct_chosen, avg(length(rejected_text)) AS rej "
+            "FROM pairs GROUP BY lang ORDER BY lang")
 
 
 def real_texts() -> dict:
@@ -86,6 +90,31 @@ def worker_lidr_sql(version: str) -> dict:
     return {"rows": table.num_rows, "pairs": sum(table.column("pairs").to_pylist())}
 
 
+def _unsandboxed(version: str, sql: str):
+    """Baseline for the sandbox's cost: the same views over DuckDB's own Parquet reader (`sandbox=False`)."""
+    from lidr_data.sql import connect, tables_for
+
+    con = connect(tables_for(version), sandbox=False)
+    return con.sql(sql).to_arrow_table()
+
+
+def worker_lidr_sql_unsandboxed(version: str) -> dict:
+    table = _unsandboxed(version, SQL)
+    return {"rows": table.num_rows, "pairs": sum(table.column("pairs").to_pylist())}
+
+
+def worker_lidr_sql_text(version: str) -> dict:
+    from lidr_data.sql import query
+
+    table = query(version, SQL_TEXT)
+    return {"rows": table.num_rows, "distinct": sum(table.column("distinct_chosen").to_pylist())}
+
+
+def worker_lidr_sql_text_unsandboxed(version: str) -> dict:
+    table = _unsandboxed(version, SQL_TEXT)
+    return {"rows": table.num_rows, "distinct": sum(table.column("distinct_chosen").to_pylist())}
+
+
 def _flat(col):
     return col.map(lambda m: None if m is None or len(m) == 0 else m[-1]["content"])
 
@@ -127,7 +156,8 @@ def worker_pandas_sql(version: str) -> dict:
 
 
 WORKERS = {f.__name__.removeprefix("worker_"): f for f in
-           (worker_lidr_inspect, worker_lidr_sql, worker_pandas_inspect, worker_pandas_sql)}
+           (worker_lidr_inspect, worker_lidr_sql, worker_pandas_inspect, worker_pandas_sql,
+            worker_lidr_sql_unsandboxed, worker_lidr_sql_text, worker_lidr_sql_text_unsandboxed)}
 
 
 def measure(name: str, version: Path) -> dict:
@@ -176,10 +206,12 @@ def main() -> None:
         results[name] = r
         extra = r.get("error") or json.dumps(r["result"])
         print(f"{name:15s} {r['seconds']:8.1f} s   peak RSS {r['peak_rss_mb']:8.0f} MB   {extra}", flush=True)
-    for what in ("sql", "inspect"):
-        a, b = results.get(f"lidr_{what}"), results.get(f"pandas_{what}")
+    pairs = [(f"lidr_{w}", f"pandas_{w}", f"{w} lidr / datasets+pandas") for w in ("sql", "inspect")]
+    pairs += [(f"lidr_{w}", f"lidr_{w}_unsandboxed", f"{w} sandboxed / unsandboxed") for w in ("sql", "sql_text")]
+    for a_name, b_name, what in pairs:
+        a, b = results.get(a_name), results.get(b_name)
         if a and b and "error" not in a and "error" not in b:
-            print(f"{what:8s} lidr / datasets+pandas: time {a['seconds'] / b['seconds']:.3f}x, "
+            print(f"{what}: time {a['seconds'] / b['seconds']:.3f}x, "
                   f"peak RSS {a['peak_rss_mb'] / b['peak_rss_mb']:.3f}x")
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import duckdb
+
 from lidr_data.dataset.store import Reference
 from lidr_data.errors import LidrError
 
@@ -55,13 +57,16 @@ def build_report(ref: str | Reference, top: int = 12) -> Report:
     tables = tables_for(ref)
     if "pairs" not in tables.views:
         raise LidrError(f"{tables.reference}: no pairs table to inspect (expected a version or a pairs.parquet)")
-    con = connect(tables)
-    names = [r[0] for r in con.sql("DESCRIBE pairs").fetchall()]
-    missing = [c for c in REQUIRED if c not in names]
-    if missing:
-        raise LidrError(f"{tables.reference}: pairs lack the tag columns {', '.join(missing)} (run the tag stage)")
+    con = connect(tables, sandbox=False)
     try:
+        names = [r[0] for r in con.sql("DESCRIBE pairs").fetchall()]
+        missing = [c for c in REQUIRED if c not in names]
+        if missing:
+            raise LidrError(f"{tables.reference}: pairs lack the tag columns {', '.join(missing)} (run the tag stage)")
         return _build(con, tables, names, top, read_manifest(tables.folder) if tables.is_version else None)
+    except duckdb.Error as e:  # the report's SQL is fixed: a failure here is unreadable data (DuckDB names the file)
+        raise LidrError(f"{tables.folder}: cannot read the data ({str(e).splitlines()[0]}); "
+                        f"run `lidr verify {tables.folder}`") from None
     finally:
         con.close()
 

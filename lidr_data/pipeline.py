@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
 
+from lidr_data import locks
 from lidr_data.errors import LidrError
 from lidr_data.generation.base import Generator
 from lidr_data.generation.cache import RequestCache
@@ -242,15 +243,8 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
     `responses` / `translations` are import specs (field mapping, failure markers, attribution: what the recipe's
     `imports:` section holds) or bare files in the run-table layout (prompt_id, lang / src_lang, tgt_lang,
     text, ...), e.g. tables of another run: their rows are used as they are, not generated again.
+    One build at a time per run folder: a second one fails at once with "another build (pid N) holds RUN_DIR".
     """
-    from lidr_data.sources import load_prompts
-    from lidr_data.stages.dedup import dedup_pairs
-    from lidr_data.stages.filter import filter_pairs
-    from lidr_data.stages.pairs import build_pairs
-    from lidr_data.stages.respond import read_imported_responses, respond
-    from lidr_data.stages.tag import tag_pairs
-    from lidr_data.stages.translate import read_imported_translations, translate, translation_jobs
-
     recipe = with_overrides(recipe, model=model, iteration=iteration, limit=limit, languages=langs, workdir=workdir)
     if responses or translations:
         imports = dataclasses.replace(
@@ -261,6 +255,19 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
                                                           TranslationsImport(path=str(p)) for p in translations)],
         )
         recipe = dataclasses.replace(recipe, imports=imports)
+    with locks.hold(run_folder(recipe), "build"):
+        return _build(recipe, progress, console)
+
+
+def _build(recipe: Recipe, progress: bool, console: Console | None) -> Path:
+    from lidr_data.sources import load_prompts
+    from lidr_data.stages.dedup import dedup_pairs
+    from lidr_data.stages.filter import filter_pairs
+    from lidr_data.stages.pairs import build_pairs
+    from lidr_data.stages.respond import read_imported_responses, respond
+    from lidr_data.stages.tag import tag_pairs
+    from lidr_data.stages.translate import read_imported_translations, translate, translation_jobs
+
     run = Build(recipe, progress=progress, console=console)
     _write_text(run.dir / "recipe.yaml", recipe.to_yaml())
     gen = recipe.generation

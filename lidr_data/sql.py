@@ -4,30 +4,53 @@ Views: for a version, `pairs` (data/all) and `dropped` (data/dropped); for a fol
 folder, eval results), one view per `<name>.parquet`. Views holding conversational `prompt`/`chosen`/`rejected`
 columns also get flat `prompt_text` (the last user turn), `chosen_text` and `rejected_text`.
 
-Read-only is enforced twice: only SELECT-like statements pass DuckDB's own parser (`extract_statements`), and
-the connection is sandboxed after the views exist (external access off except for the dataset's own files,
-configuration locked), so a statement that slips past the first check still cannot write, attach, install or
-read other files.
+Read-only holds at two levels:
+- the statement: DuckDB's own parser must type it as a query (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, ...), or
+  as an EXPLAIN [ANALYZE] of such a query (EXPLAIN ANALYZE executes what it explains);
+- the engine: DuckDB's own LocalFileSystem is disabled and external access is off (configuration locked); the
+  views read the dataset's files through `ReadOnlyFiles`, a file system that opens only those files and only
+  for reading. A statement that slipped past the parser check could neither write a file (the version's own
+  included) nor read any other.
+A timeout (interrupt) and a memory limit bound what one query may cost.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from lidr_data.dataset.store import Reference, read_manifest, resolve
 from lidr_data.errors import LidrError
 
-ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+ALLOWED = {duckdb.StatementType.SELECT}
+DEFAULT_TIMEOUT_S = 60.0
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+# EXPLAIN, EXPLAIN ANALYZE or EXPLAIN (options): what follows must parse as a query on its own.
+PROTOCOL = "lidr-read-only"
+_DATA_ERROR = re.compile(r"thrift|parquet|corrupt|magic bytes", re.IGNORECASE)
+_REFUSED = re.compile(r"PermissionError: (lidr sql is read-only.*)")
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALY[SZ]E\s+|\([^()]*\)\s*)?", re.IGNORECASE)
 
 
-def _q(path: Path) -> str:
+def default_memory_limit() -> str:
+    """A quarter of the machine's RAM (at least 1 GB): a runaway query fails long before the machine swaps."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 8 << 30
+    return f"{max(1, ram // 4 >> 30)}GB"
+
+
+def _q(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
@@ -52,6 +75,28 @@ class Tables:
     is_version: bool
 
 
+def unreadable(path: Path, error: BaseException, folder: Path | None = None) -> LidrError:
+    """The one-line error for a Parquet file that cannot be read (a corrupted footer, a truncated copy)."""
+    why = str(error).splitlines()[0] if str(error) else type(error).__name__
+    hint = f"run `lidr verify {folder}`" if folder is not None else "check the file"
+    return LidrError(f"{path}: unreadable Parquet file ({why}); {hint}")
+
+
+def _unreadable_data(tables: Tables, error: BaseException) -> LidrError:
+    """A query failed while decoding the data (not a SQL mistake): name the file, or the files, to check."""
+    files = [f for fs in tables.views.values() for f in fs]
+    where = files[0] if len(files) == 1 else f"{tables.folder} (one of {len(files)} Parquet files)"
+    hint = f"run `lidr verify {tables.folder}`" if tables.is_version else "check the file"
+    return LidrError(f"{where}: unreadable Parquet data ({str(error).splitlines()[0]}); {hint}")
+
+
+def read_schema(path: Path, folder: Path | None = None) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as e:
+        raise unreadable(path, e, folder) from None
+
+
 def tables_for(ref: str | Reference) -> Tables:
     ref, folder, is_version = resolve(ref)
     views: dict[str, list[Path]] = {}
@@ -73,31 +118,110 @@ def tables_for(ref: str | Reference) -> Tables:
     return Tables(str(ref), folder, views, is_version)
 
 
-def connect(tables: Tables) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the views, sandboxed to reading the dataset's own files."""
+def _column_names(tables: Tables, files: list[Path]) -> list[str]:
+    """The columns of the files, unioned by name (as `read_parquet(union_by_name = true)` reads them); reading
+    every footer here also turns a corrupted one into a clear error before DuckDB sees it."""
+    hint = tables.folder if tables.is_version else None
+    names: list[str] = []
+    for f in files:
+        names += [n for n in read_schema(f, hint).names if n not in names]
+    return names
+
+
+class ReadOnlyFiles(LocalFileSystem):
+    """The only file system a sandboxed connection has: opens the listed files for reading, nothing else.
+
+    Paths are `lidr-read-only:///abs/path`. Anything else (writing, renaming, deleting, making folders, links,
+    reading or listing another path) raises PermissionError, which DuckDB passes on as the query's error.
+    """
+
+    protocol = PROTOCOL
+    cachable = False  # one instance per connection, each with its own files
+
+    def __init__(self, files: list[Path]):
+        super().__init__()
+        self.files = frozenset(str(f) for f in files)
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        path = str(path)
+        if path.startswith(PROTOCOL + "://"):
+            path = path[len(PROTOCOL) + 3:]
+        return super()._strip_protocol(path)
+
+    def _check(self, path, mode: str = "rb") -> str:
+        path = self._strip_protocol(path)
+        if mode != "rb" or path not in self.files:
+            raise PermissionError(f"lidr sql is read-only and reads only the dataset's own files (refused: {mode} {path})")
+        return path
+
+    def _open(self, path, mode="rb", **kwargs):
+        return super()._open(self._check(path, mode), mode, **kwargs)
+
+    def info(self, path, **kwargs):
+        return super().info(self._check(path), **kwargs)
+
+    def modified(self, path):
+        return super().modified(self._check(path))
+
+    def created(self, path):
+        return super().created(self._check(path))
+
+    def ls(self, path, detail=False, **kwargs):
+        return [self.info(path) if detail else self._check(path)]
+
+    def _refuse(self, path, *args, **kwargs):
+        self._check(path, "w")
+
+    rm_file = _rm = rm = rmdir = mkdir = makedirs = touch = mv = cp_file = put_file = pipe_file = _refuse
+    link = symlink = chmod = _refuse
+
+
+def _url(path: Path) -> str:
+    return f"{PROTOCOL}://{path}"
+
+
+def connect(tables: Tables, *, sandbox: bool = True, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the views.
+
+    `sandbox` (the default, for any SQL a user typed): DuckDB reads the dataset's files through `ReadOnlyFiles`
+    and has no other file system. `sandbox=False` is for the library's own fixed queries (e.g. `inspect`, which
+    reads rows by file position): plain paths, external access off but for those files.
+    """
     con = duckdb.connect(":memory:")
-    allowed: list[Path] = []
-    for view, files in tables.views.items():
-        names: list[str] = []
-        for f in files:
-            names += [n for n in pq.read_schema(f).names if n not in names]
-        files_sql = "[" + ", ".join(_q(f.resolve()) for f in files) + "]"
-        con.execute(
-            f'CREATE VIEW "{view}" AS SELECT *{_flat_columns(names)} '
-            f"FROM read_parquet({files_sql}, union_by_name = true)"
-        )
-        allowed += [f.resolve() for f in files]
-    con.execute("SET allowed_paths = [" + ", ".join(_q(p) for p in allowed) + "]")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET enable_progress_bar = false")  # results go to stdout; a bar there would corrupt csv/json
-    con.execute("SET autoinstall_known_extensions = false")
-    con.execute("SET autoload_known_extensions = false")
-    con.execute("SET lock_configuration = true")
+    try:
+        files = [f.resolve() for fs in tables.views.values() for f in fs]
+        allowed = [_url(f) if sandbox else str(f) for f in files]
+        if sandbox:
+            con.register_filesystem(ReadOnlyFiles(files))
+        for view, view_files in tables.views.items():
+            names = _column_names(tables, view_files)
+            paths = [_url(f.resolve()) if sandbox else str(f.resolve()) for f in view_files]
+            source = "read_parquet([" + ", ".join(_q(p) for p in paths) + "], union_by_name = true)"
+            con.execute(f'CREATE VIEW "{view}" AS SELECT *{_flat_columns(names)} FROM {source}')
+        if sandbox:
+            con.execute("SET temp_directory = ''")  # nothing spills to disk: the memory limit is the limit
+        con.execute("SET allowed_paths = [" + ", ".join(_q(a) for a in allowed) + "]")
+        con.execute("SET enable_external_access = false")
+        if sandbox:
+            con.execute("SET disabled_filesystems = 'LocalFileSystem'")
+        con.execute("SET enable_progress_bar = false")  # results go to stdout; a bar there would corrupt csv/json
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        if memory_limit is not None:
+            if not _SIZE.match(memory_limit):
+                raise LidrError(f"--memory-limit {memory_limit!r}: not a size (e.g. 2GB, 512MB)")
+            con.execute(f"SET memory_limit = '{memory_limit.strip()}'")  # validated above
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
 def check_read_only(sql: str) -> str:
-    """The one statement in `sql`, if it only reads; a LidrError naming the statement type otherwise."""
+    """The one statement in `sql`, if DuckDB's parser types it as a query (or an EXPLAIN of one); a LidrError
+    naming the statement type otherwise."""
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
@@ -105,24 +229,62 @@ def check_read_only(sql: str) -> str:
     if len(statements) != 1:
         raise LidrError(f"expected exactly one SQL statement, got {len(statements)}")
     st = statements[0]
-    if st.type not in ALLOWED:
-        kind = st.type.name.replace("_", " ")
+    kind = st.type
+    if kind == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE runs the statement it explains: what follows EXPLAIN must be a query by itself. Anything
+        # the prefix pattern does not strip (comments between keywords, ...) fails to parse and is refused.
+        inner = _EXPLAIN.sub("", st.query, count=1)
+        try:
+            inner_statements = duckdb.extract_statements(inner)
+        except duckdb.Error:
+            inner_statements = []
+        if len(inner_statements) != 1 or inner_statements[0].type not in ALLOWED:
+            raise LidrError("refused: EXPLAIN is allowed only of a query (EXPLAIN ANALYZE executes the statement "
+                            "it explains); `lidr sql` is read-only")
+        return sql
+    if kind not in ALLOWED:
+        name = kind.name.replace("_", " ")
         raise LidrError(
-            f"refused: {kind} statements are not allowed; `lidr sql` is read-only (SELECT, WITH ... SELECT, "
+            f"refused: {name} statements are not allowed; `lidr sql` is read-only (SELECT, WITH ... SELECT, "
             "DESCRIBE, SHOW, SUMMARIZE and EXPLAIN only; use --format/--output to save a result)"
         )
     return sql
 
 
-def query(ref: str | Reference, sql: str) -> pa.Table:
-    """Run one read-only statement over the reference's views and return the result as Arrow."""
+def query(ref: str | Reference, sql: str, *, timeout: float | None = DEFAULT_TIMEOUT_S,
+          memory_limit: str | None = None) -> pa.Table:
+    """Run one read-only statement over the reference's views and return the result as Arrow.
+
+    `timeout` (seconds; None for none) interrupts the query; `memory_limit` (a DuckDB size such as "2GB",
+    default a quarter of the RAM) makes a query that needs more fail instead of exhausting the machine.
+    """
     check_read_only(sql)
-    con = connect(tables_for(ref))
+    if timeout is not None and timeout <= 0:
+        raise LidrError(f"--timeout {timeout:g}: must be a positive number of seconds")
+    memory_limit = memory_limit or default_memory_limit()
+    tables = tables_for(ref)
+    con = connect(tables, memory_limit=memory_limit)
+    timer = threading.Timer(timeout, con.interrupt) if timeout is not None else None
     try:
+        if timer is not None:
+            timer.start()
         return con.sql(sql).to_arrow_table()
+    except duckdb.InterruptException:
+        raise LidrError(f"query stopped after the --timeout of {timeout:g} s (raise --timeout, or narrow the "
+                        "query: a filter, a LIMIT, no cross join)") from None
+    except duckdb.OutOfMemoryException:
+        raise LidrError(f"query needs more memory than the --memory-limit of {memory_limit} (raise it, or "
+                        "narrow the query)") from None
     except duckdb.PermissionException as e:
-        raise LidrError(f"refused: {str(e).splitlines()[0]} (`lidr sql` reads only the dataset's own files)") from None
+        raise LidrError(f"refused: {str(e).splitlines()[0]} (`lidr sql` reads only the dataset's own tables)") from None
     except duckdb.Error as e:
+        refused = _REFUSED.search(str(e))  # ReadOnlyFiles refused an operation (it travels as a Python traceback)
+        if refused:
+            raise LidrError(f"refused: {refused.group(1)}") from None
+        if type(e) is duckdb.Error or isinstance(e, duckdb.IOException) or _DATA_ERROR.search(str(e)):
+            raise _unreadable_data(tables, e) from None
         raise LidrError(f"SQL error: {str(e).splitlines()[0]}") from None
     finally:
+        if timer is not None:
+            timer.cancel()
         con.close()

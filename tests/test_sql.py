@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tamper import overwrite
 
 from lidr_data.cli import main
 from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize
+from lidr_data.dataset.version import materialize, verify
 from lidr_data.errors import LidrError
-from lidr_data.sql import query
+from lidr_data.sql import connect, default_memory_limit, query, tables_for
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +83,97 @@ def test_output_formats(version: Path, tmp_path: Path, capsys):
     "DROP VIEW pairs",
     "CALL pragma_version()",
     "SELECT 1; COPY pairs TO '{tmp}/out.csv'",
+    # EXPLAIN ANALYZE executes what it explains (issue 10: this overwrote a version's data file)
+    "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{data}' (FORMAT parquet, USE_TMP_FILE false)",
+    "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{tmp}/out.parquet' (FORMAT parquet)",
+    "explain analyze copy pairs to '{tmp}/out.csv'",
+    "EXPLAIN (ANALYZE) COPY pairs TO '{tmp}/out.csv'",
+    "EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1",
+    "EXPLAIN ANALYZE INSERT INTO pairs SELECT * FROM pairs",
+    "EXPLAIN ANALYZE SET enable_external_access = true",
+    "EXPLAIN COPY pairs TO '{tmp}/out.csv'",
+    "EXPLAIN /* hidden */ ANALYZE COPY pairs TO '{tmp}/out.csv'",
 ])
 def test_writes_and_settings_are_refused(version: Path, tmp_path: Path, statement: str, capsys):
     before = _files(tmp_path), _files(version)
-    sql = statement.format(tmp=tmp_path)
+    sql = statement.format(tmp=tmp_path, data=version / "data" / "all" / "train-00000-of-00001.parquet")
     with pytest.raises(LidrError, match="refused|exactly one"):
         query(str(version), sql)
     assert main(["sql", str(version), sql]) == 2
     err = capsys.readouterr().err
     assert "refused" in err or "exactly one" in err
     assert (_files(tmp_path), _files(version)) == before
+    assert verify(version).ok
+
+
+@pytest.mark.parametrize("statement", [
+    "COPY (SELECT 1 AS x) TO '{data}' (FORMAT parquet, USE_TMP_FILE false)",
+    "COPY pairs TO '{tmp}/out.csv'",
+    "EXPORT DATABASE '{tmp}/db'",
+    "ATTACH '{tmp}/x.duckdb' AS x",
+    "SET enable_external_access = true",
+    "SET disabled_filesystems = ''",
+    "SELECT * FROM read_parquet('{data}')",
+    # through the sandbox's own read-only file system: the version's file, another file, a listing
+    "COPY (SELECT 1 AS x) TO 'lidr-read-only://{data}' (FORMAT parquet, USE_TMP_FILE false)",
+    "COPY (SELECT 1 AS x) TO 'lidr-read-only://{data}' (FORMAT parquet)",
+    "COPY (SELECT 1 AS x) TO 'lidr-read-only://{tmp}/new.parquet' (FORMAT parquet)",
+    "SELECT * FROM read_text('lidr-read-only:///etc/hostname')",
+    "SELECT * FROM glob('lidr-read-only:///*')",
+])
+def test_the_engine_itself_cannot_touch_files(version: Path, tmp_path: Path, statement: str):
+    """Read-only holds without the statement check: the sandboxed connection has no file system at all."""
+    before = _files(tmp_path), _files(version)
+    con = connect(tables_for(str(version)))
+    try:
+        with pytest.raises(duckdb.Error, match="disabled by configuration|locked|external access|read-only"):
+            con.execute(statement.format(tmp=tmp_path, data=version / "data" / "all" / "train-00000-of-00001.parquet"))
+        assert con.sql("SELECT count(*) FROM pairs").fetchall()[0][0] == pq.read_metadata(
+            version / "data" / "all" / "train-00000-of-00001.parquet").num_rows
+    finally:
+        con.close()
+    assert (_files(tmp_path), _files(version)) == before
+    assert verify(version).ok
+
+
+@pytest.mark.parametrize("statement", [
+    "EXPLAIN SELECT count(*) FROM pairs",
+    "EXPLAIN ANALYZE SELECT count(*) FROM pairs",
+    "EXPLAIN (FORMAT json) SELECT 1",
+    "DESCRIBE pairs",
+    "SUMMARIZE SELECT lang FROM pairs",
+    "SHOW TABLES",
+    "FROM pairs LIMIT 1",
+])
+def test_queries_and_explain_of_queries_pass(version: Path, statement: str):
+    assert query(str(version), statement).num_rows >= 1
+
+
+RUNAWAY = ("SELECT count(*) FROM pairs a, pairs b, pairs c, pairs d, pairs e "
+           "WHERE a.chosen_text || b.chosen_text || c.chosen_text || d.chosen_text || e.chosen_text = 'x'")
+
+
+def test_a_runaway_query_ends_with_the_timeout(version: Path, capsys):
+    started = time.monotonic()
+    assert main(["sql", str(version), RUNAWAY, "--timeout", "1"]) == 2
+    assert "query stopped after the --timeout of 1 s" in capsys.readouterr().err
+    assert time.monotonic() - started < 30  # interrupted, not run to its end (minutes)
+    with pytest.raises(LidrError, match="--timeout"):
+        query(str(version), RUNAWAY, timeout=0.5)
+    assert verify(version).ok
+
+
+def test_memory_limit(version: Path, capsys):
+    big = "SELECT list(a.chosen_text || b.chosen_text || c.chosen_text) FROM pairs a, pairs b, pairs c"
+    assert main(["sql", str(version), big, "--memory-limit", "20MB"]) == 2
+    assert "query needs more memory than the --memory-limit of 20MB" in capsys.readouterr().err
+    assert main(["sql", str(version), "SELECT count(*) AS n FROM pairs", "--memory-limit", "200MB",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["n"] > 0
+    for flags, message in ((["--memory-limit", "lots"], "not a size"), (["--timeout", "0"], "positive")):
+        assert main(["sql", str(version), "SELECT 1", *flags]) == 2
+        assert message in capsys.readouterr().err
+    assert re.fullmatch(r"\d+GB", default_memory_limit())
 
 
 @pytest.mark.parametrize("statement", [
@@ -96,12 +181,15 @@ def test_writes_and_settings_are_refused(version: Path, tmp_path: Path, statemen
     "SELECT * FROM read_text('/etc/hostname')",
     "SELECT * FROM glob('/*')",
     "SELECT * FROM read_parquet('{other}')",
+    "SELECT * FROM read_parquet('lidr-read-only://{other}')",
+    "SELECT * FROM sniff_csv('/etc/passwd')",
 ])
 def test_reading_other_files_is_refused_by_the_sandbox(version: Path, tmp_path: Path, statement: str):
     other = tmp_path / "other.parquet"
     pq.write_table(pa.table({"secret": [1]}), other)
     with pytest.raises(LidrError, match="refused: Permission Error"):
         query(str(version), statement.format(other=other))
+    assert verify(version).ok
 
 
 def test_parquet_folder_without_manifest(tmp_path: Path, version: Path):
@@ -179,3 +267,22 @@ def test_csv_of_nested_columns_is_json_text_and_a_failure_leaves_no_file(tmp_pat
     assert json.loads(next(csv.DictReader(out.open()))["prompt"])[0]["content"] == "Où ?"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["footer", "pages"])
+def test_unreadable_parquet_is_a_clear_error(tmp_path: Path, damage: str, capsys):
+    """A corrupted version file: `lidr sql` and `lidr inspect` exit 2 with one line naming it and `lidr verify`."""
+    version = materialize(make_run(tmp_path / "runs" / "demo-lidr" / "iter-1", n_prompts=6), tmp_path / "store",
+                          progress=False)
+    target = version / "data" / "all" / "train-00000-of-00001.parquet"
+    data = bytearray(target.read_bytes())
+    if damage == "footer":
+        data[-12:-8] = b"\xff\xff\xff\x7f"  # the footer's thrift metadata
+    else:
+        data[200:len(data) // 2] = b"\x07" * (len(data) // 2 - 200)  # column pages
+    overwrite(target, bytes(data))
+    for argv in (["sql", str(version), "SELECT max(chosen_text) FROM pairs"], ["inspect", str(version)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and f"lidr verify {version}" in err, err
+        assert ("train-00000-of-00001.parquet" if damage == "footer" else str(version)) in err

@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="build LIDR preference pairs from a recipe (respond, translate, pair, tag, filter, dedup)",
         description="Run every stage of a recipe into WORKDIR/runs/<name>/iter-<N>/. A rerun resumes: finished "
         "stages are skipped and generation reuses the request cache. Ends with rows in, kept and dropped by "
-        "reason for every stage.",
+        "reason for every stage. One build per run folder at a time: a second one exits at once.",
     )
     p.add_argument("recipe", help="recipe YAML file (e.g. recipes/quickstart.yaml)")
     p.add_argument("--iteration", type=int, default=None, help="LIDR iteration N (default: the recipe's)")
@@ -147,7 +147,7 @@ def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -
     """
     import json
 
-    from lidr_data.dataset.store import MANIFEST, default_store
+    from lidr_data.dataset.store import MANIFEST, content_id, default_store, read_manifest
     from lidr_data.dataset.version import materialize, sha256_file, version_path
     from lidr_data.errors import LidrError
 
@@ -164,14 +164,16 @@ def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -
         return existing
     version = materialize(run_dir, store, version=args.version, force=args.force, progress=not args.no_progress,
                           allow_empty=args.allow_empty)
-    console.print(f"dataset version: [bold]{version}[/] (try `lidr inspect {version}` or "
+    cid = content_id(read_manifest(version))
+    console.print(f"dataset version: [bold]{version}[/] (content id {cid}; try `lidr inspect {version}` or "
                   f"`lidr sql {version} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)", soft_wrap=True)
     return version
 
 
 def run(args: argparse.Namespace) -> int:
-    from lidr_data.pipeline import build
-    from lidr_data.recipe import load_recipe
+    from lidr_data import locks
+    from lidr_data.pipeline import build, run_folder
+    from lidr_data.recipe import load_recipe, with_overrides
 
     out, console = output_consoles(args.format)
     if args.no_progress:
@@ -182,7 +184,10 @@ def run(args: argparse.Namespace) -> int:
     if args.imports is not None:
         extra = read_imports_file(args.imports)
         responses, translations = [*extra.responses, *responses], [*extra.translations, *translations]
-    with messages_to_stderr(args.format):
+    # The run folder stays locked from the first stage to the version: no other build can change its pairs
+    # between the build and the materialize.
+    with messages_to_stderr(args.format), \
+            locks.hold(run_folder(with_overrides(recipe, iteration=args.iteration, workdir=args.workdir)), "build"):
         run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
                         langs=langs, responses=responses, translations=translations,
                         progress=not args.no_progress, console=console)

@@ -43,12 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="license id written into the published card and manifest (default: the version's)")
     p.set_defaults(func=run_publish)
 
-    p = sub.add_parser("versions", help="list the versions of a dataset with their counts")
+    p = sub.add_parser("versions", help="list the versions of a dataset with their content ids and counts")
     p.add_argument("ref", help="a store folder, a dataset folder, a version, or org/name on the Hub")
     add_format_argument(p, what="list of versions")
     p.set_defaults(func=run_versions)
 
-    p = sub.add_parser("verify", help="recompute hashes and counts of a version; exit 1 on any mismatch")
+    p = sub.add_parser("verify", help="recompute hashes and counts of a version and check its content id against "
+                       "the store's index (manifest altered); exit 1 on any mismatch")
     p.add_argument("ref", help="a version folder, DATASET_FOLDER@VERSION, or org/name@revision")
     p.set_defaults(func=run_verify)
 
@@ -56,13 +57,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_materialize(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lidr_data.dataset.store import default_store
+    from lidr_data.dataset.store import content_id, default_store, read_manifest
     from lidr_data.dataset.version import materialize
 
     store = args.store or default_store(args.workdir)
     path = materialize(args.run_dir, store, version=args.version, force=args.force, allow_empty=args.allow_empty,
                        license=args.license)
-    Console().print(f"materialized [bold]{path}[/]")
+    Console().print(f"materialized [bold]{path}[/] (content id {content_id(read_manifest(path))})", soft_wrap=True)
     return 0
 
 
@@ -80,7 +81,13 @@ def run_publish(args: argparse.Namespace) -> int:
 def run_versions(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lidr_data.dataset.store import list_versions, parse_reference, read_manifest
+    from lidr_data.dataset.store import (
+        content_id,
+        list_versions,
+        parse_reference,
+        read_manifest,
+        recorded_content_id,
+    )
 
     ref = parse_reference(args.ref)
     rows: list[tuple[str, dict]] = []
@@ -88,6 +95,7 @@ def run_versions(args: argparse.Namespace) -> int:
         from lidr_data.dataset.hub import hub_versions
 
         rows = hub_versions(ref.repo_id)
+        recorded: dict[str, str | None] = {}
     else:
         path = ref.path / ref.version if ref.version else ref.path
         if (path / "manifest.json").is_file():
@@ -97,32 +105,48 @@ def run_versions(args: argparse.Namespace) -> int:
             if not folders and path.is_dir():  # a store: datasets, each with versions
                 folders = [v for d in sorted(path.iterdir()) if d.is_dir() for v in list_versions(d)]
             rows = [(str(v), read_manifest(v)) for v in folders]
+        recorded = {where: recorded_content_id(Path(where)) for where, _ in rows}
     if not rows:
         raise LidrError(f"{args.ref}: no dataset versions found")
     table = []
     for where, m in rows:
         counts = m["counts"]
-        table.append({"reference": where, "pairs": counts.get("pairs", 0), "dropped": counts.get("dropped", 0),
+        cid = content_id(m)
+        # The first 12 hex digits identify a version; a manifest edited since it was made is flagged.
+        shown = cid[:12] if recorded.get(where) in (None, cid) else f"{cid[:12]} (manifest altered)"
+        table.append({"reference": where, "content id": shown, "pairs": counts.get("pairs", 0),
+                      "dropped": counts.get("dropped", 0),
                       "languages": " ".join(sorted(counts.get("by_language", {}))), "iteration": m.get("iteration"),
                       "parent": (m.get("parent") or {}).get("version") or "—",
                       "created": str(m.get("created_at", ""))[:10], "license": m.get("license") or "unknown"})
     print_tables([TableData(f"versions · {args.ref}", [
-        Column("reference"), Column("pairs", numeric=True), Column("dropped", numeric=True), Column("languages"),
-        Column("iteration", "iter", numeric=True), Column("parent"), Column("created"), Column("license")],
-        table)], args.format, Console())
+        Column("reference"), Column("content id"), Column("pairs", numeric=True), Column("dropped", numeric=True),
+        Column("languages"), Column("iteration", "iter", numeric=True), Column("parent"), Column("created"),
+        Column("license")], table)], args.format, Console())
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lidr_data.dataset.store import resolve_version
+    from lidr_data.dataset.store import parse_reference, resolve_version
     from lidr_data.dataset.version import verify
 
-    result = verify(resolve_version(args.ref))
+    ref = parse_reference(args.ref)
+    folder = resolve_version(ref)
+    expected = None
+    if ref.is_hub:  # a Hub version: the id its publishing commit recorded; a local one: the store's index
+        from lidr_data.dataset.hub import published_content_id
+
+        expected = published_content_id(ref.repo_id, ref.revision)
+    result = verify(folder, expected_content_id=expected)
     console = Console()
     if result.ok:
-        console.print(f"[green]ok[/] {result.version_dir}: {result.files_checked} files, hashes and counts match")
+        console.print(f"[green]ok[/] {result.version_dir}: {result.files_checked} files, hashes and counts match",
+                      soft_wrap=True)
+        checked = "matches the id recorded when it was made" if result.recorded_content_id else \
+            "no recorded id to check it against"
+        console.print(f"content id {result.content_id} ({checked})", soft_wrap=True, highlight=False)
         return 0
     err = Console(stderr=True)
     err.print(f"[bold red]verify failed[/] {result.version_dir}: {len(result.problems)} problem(s)")

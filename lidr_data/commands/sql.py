@@ -21,13 +21,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run a read-only SQL query over a dataset version (views: pairs, dropped)",
         description="Query a dataset reference with DuckDB. A version gives the views `pairs` and `dropped` (with "
         "flat prompt_text, chosen_text, rejected_text columns); a folder of Parquet files without a manifest gives "
-        "one view per <name>.parquet. Only SELECT/WITH/DESCRIBE/SHOW/SUMMARIZE/EXPLAIN are allowed: statements that "
-        "write files, attach databases, install extensions or change settings are refused.",
+        "one view per <name>.parquet. Only queries (SELECT/WITH/DESCRIBE/SHOW/SUMMARIZE, and EXPLAIN of a query) are "
+        "allowed, and the engine has no file system: statements that write files, attach databases, install "
+        "extensions or change settings are refused.",
     )
     p.add_argument("ref", help="a version folder, DATASET_FOLDER@VERSION, a Parquet folder, or org/name@revision")
     p.add_argument("query", help='e.g. "SELECT lang, count(*) FROM pairs GROUP BY lang"')
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--output", type=Path, default=None, help="write the result here (required for parquet)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="stop a query that runs longer than this (default: 60)")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="DuckDB memory limit, e.g. 2GB (default: a quarter of the RAM); a query needing more fails")
     p.set_defaults(func=run_sql)
 
     p = sub.add_parser(
@@ -137,7 +142,7 @@ def run_sql(args: argparse.Namespace) -> int:
     from lidr_data.sql import check_read_only, query
 
     check_read_only(args.query)  # refuse before anything is downloaded or opened
-    table = query(args.ref, args.query)
+    table = query(args.ref, args.query, timeout=args.timeout, memory_limit=args.memory_limit)
     _write_result(table, args.format, args.output)
     return 0
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from lidr_data.dataset.store import CARD, MANIFEST, check_name, read_manifest, resolve_version
+from lidr_data.dataset.store import CARD, MANIFEST, check_name, content_id, read_manifest, resolve_version
 from lidr_data.errors import LidrError
 
 T = TypeVar("T")
@@ -184,6 +184,26 @@ def hub_versions(repo_id: str) -> list[tuple[str, dict]]:
     return [(what, manifest) for _, _, what, manifest in sorted(found)]
 
 
+def published_content_id(repo_id: str, revision: str | None) -> str | None:
+    """The content id that `publish` wrote into the description of the commit a revision points at (None if
+    that commit has none): what `verify` checks a Hub version's manifest against."""
+    from huggingface_hub import HfApi
+
+    what = f"{repo_id}@{revision or 'main'}"
+    api = HfApi()
+    try:
+        commits = with_retries(what, lambda: api.list_repo_commits(repo_id, repo_type="dataset",
+                                                                   revision=revision or "main"))
+    except (KeyError, TypeError, ValueError):
+        # A Hub-protocol server whose commit listing the client cannot parse (olah's mirror answers without
+        # authors): no recorded id, which `verify` reports as such rather than failing the version.
+        return None
+    except Exception as e:  # noqa: BLE001 (mapped to one line)
+        raise _hub_error(e, what) from None
+    found = re.search(r"content id ([0-9a-f]{64})", commits[0].message or "") if commits else None
+    return found.group(1) if found else None
+
+
 def staged_manifest(src_dir: Path, version: str, location: str, revision: str | None,
                     license: str | None = None) -> tuple[dict, str]:
     """The manifest and card for the version at its new home (name, location in the usage snippets; the
@@ -249,7 +269,7 @@ def _publish_local(src_dir: Path, store: Path, version: str, force: bool, licens
         new_manifest, card = staged_manifest(src_dir, version, str(final.resolve()), None, license)
         (tmp / CARD).write_text(card, encoding="utf-8")
         (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        move_into_place(tmp, final)
+        move_into_place(tmp, final, force=force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -309,7 +329,7 @@ def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force
         commit = with_retries(what, lambda: api.create_commit(
             repo_id, operations(), repo_type="dataset",
             commit_message=f"lidr-data: {manifest['name']} {version}",
-            commit_description=f"{manifest['counts']['pairs']} pairs; manifest.json lists every file with its sha256.",
+            commit_description=f"{manifest['counts']['pairs']} pairs; content id {content_id(manifest)}; manifest.json lists every file with its sha256.",
         ))
         # Tag only a commit whose tree holds the whole version (the tag is what readers pin).
         committed = set(with_retries(what, lambda: api.list_repo_files(repo_id, repo_type="dataset",
@@ -320,7 +340,7 @@ def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force
             Console(stderr=True).print(f"[yellow]--force: moving existing tag {version} of {repo_id}[/]")
             with_retries(what, lambda: api.delete_tag(repo_id, tag=version, repo_type="dataset"))
         with_retries(what, lambda: api.create_tag(repo_id, tag=version, revision=commit.oid, repo_type="dataset",
-                                                  tag_message=f"lidr-data version {version}"))
+                                                  tag_message=f"lidr-data version {version} content id {content_id(manifest)}"))
     except LidrError:
         raise
     except Exception as e:  # noqa: BLE001 (mapped to one line)

@@ -9,7 +9,9 @@ A *reference* is what users type to name a dataset version; the same string work
 - a folder of Parquet files without a manifest (a run folder, eval results): read as tables, no version;
 - a Hub dataset `org/name@revision` (revision = a version tag, branch or commit; `main` when omitted).
 
-The local store is a plain folder: `<store>/<dataset name>/<version>/{data/, README.md, manifest.json}`.
+The local store is a plain folder: `<store>/<dataset name>/<version>/{data/, README.md, manifest.json}`, and per
+dataset an append-only `index.jsonl` (one line per version made: name, content id, time), written beside the
+versions so that editing a manifest cannot change the id recorded for it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from lidr_data.errors import LidrError
 
 MANIFEST = "manifest.json"
 CARD = "README.md"
+INDEX = "index.jsonl"
 DEFAULT_STORE = "store"
 
 # One path component: no slashes, no "..", no leading dot or dash (hidden files, option look-alikes).
@@ -90,6 +94,33 @@ def content_id(manifest: dict) -> str:
     """
     canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def record_version(dataset_dir: Path, version: str, cid: str, replaced: bool = False) -> None:
+    """Append a version's content id to the dataset's index (callers hold the dataset's lock)."""
+    line = {"version": version, "content_id": cid, "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if replaced:
+        line["replaced"] = True
+    with open(Path(dataset_dir) / INDEX, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def recorded_content_id(version_dir: Path) -> str | None:
+    """The content id the dataset's index recorded for this version (the latest line), or None if none."""
+    index = Path(version_dir).parent / INDEX
+    if not index.is_file():
+        return None
+    found = None
+    for line in index.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and entry.get("version") == Path(version_dir).name:
+            found = entry.get("content_id") if isinstance(entry.get("content_id"), str) else None
+    return found
 
 
 def safe_relpath(rel: str) -> bool:

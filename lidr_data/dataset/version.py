@@ -8,9 +8,11 @@ Layout of a version (the Hub's dataset layout, so `datasets.load_dataset(folder_
     README.md                                  the dataset card (Hub YAML metadata + text)
     manifest.json                              counts, sha256 of every file, recipe, generator, lineage
 
-The version is assembled in a hidden temporary folder beside its destination and renamed into place only when
-complete (rename is atomic within one file system): a killed materialize leaves no version, only a `.tmp-*`
-folder that the next materialize removes.
+The version is assembled in a hidden temporary folder beside its destination, made read-only (files 0444,
+folders 0555) and renamed into place only when complete (rename is atomic within one file system), under the
+dataset's lock, never over an existing version without `force`: a killed materialize leaves no version, only a
+`.tmp-*` folder that the next materialize removes. Its content id (`store.content_id`) is recorded then in the
+dataset's index (`store.INDEX`), where `verify` checks the manifest against it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,8 +35,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from lidr_data import __version__
-from lidr_data.dataset.store import CARD, MANIFEST, check_name, list_versions, read_manifest, safe_relpath
+from lidr_data import __version__, locks
+from lidr_data.dataset.store import (
+    CARD,
+    MANIFEST,
+    check_name,
+    content_id,
+    list_versions,
+    read_manifest,
+    record_version,
+    recorded_content_id,
+    safe_relpath,
+)
 from lidr_data.errors import LidrError
 from lidr_data.stages.schema import PAIR_COLUMNS, TAG_COLUMNS
 
@@ -41,6 +54,8 @@ SCHEMA_VERSION = 1
 ALL, DROPPED = "all", "dropped"
 SHARD_ROWS = 250_000  # rows per Parquet shard (a few hundred MB of text at most)
 ROW_GROUP_ROWS = 10_000
+STORE_LOCK_WAIT_S = 60.0  # the dataset lock is held only for the final check and rename: a wait is short
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -238,7 +253,7 @@ def _parent(dataset_dir: Path, iteration: int, version: str) -> dict | None:
             except LidrError:
                 continue
             if m.get("iteration") == iteration - 1 and v.name != version:
-                return {"version": v.name, "manifest_sha256": sha256_file(v / MANIFEST)}
+                return {"version": v.name, "manifest_sha256": sha256_file(v / MANIFEST), "content_id": content_id(m)}
     return {"version": f"iter-{iteration - 1}", "manifest_sha256": None}
 
 
@@ -328,7 +343,7 @@ def cleanup_stale_temps(dataset_dir: Path) -> None:
             continue
         if pid.isdigit() and int(pid) == os.getpid():
             continue
-        shutil.rmtree(child, ignore_errors=True)
+        remove_tree(child)
 
 
 def _alive(pid: int) -> bool:
@@ -372,6 +387,13 @@ def materialize(
     `license:`.
     """
     run = RunFolder.open(run_dir)
+    with locks.hold(run.path, "build", optional=True):  # no build may rewrite the pairs while they are copied
+        return _materialize(run, store, version, force, shard_rows, progress, allow_empty, license)
+
+
+def _materialize(run: RunFolder, store: str | Path, version: str | None, force: bool, shard_rows: int,
+                 progress: bool, allow_empty: bool, license: str | None) -> Path:
+    run_dir = run.path
     schema = run.check_schema()
     if not allow_empty and pq.ParquetFile(run.pairs).metadata.num_rows == 0:
         raise LidrError(f"{run.path}: no pairs to materialize ({_drop_summary(run)}); fix the cause, or pass "
@@ -380,7 +402,7 @@ def materialize(
     iteration = _iteration(run)
     final = version_path(run_dir, store, version)
     dataset_dir, version = final.parent, final.name
-    if final.exists() and not force:
+    if final.exists() and not force:  # checked again, under the dataset's lock, before the final rename
         raise LidrError(f"version {final} already exists (versions are immutable; pass --force to replace it)")
     dataset_dir.mkdir(parents=True, exist_ok=True)
     cleanup_stale_temps(dataset_dir)
@@ -447,26 +469,68 @@ def materialize(
         (tmp / CARD).write_text(render_card(manifest, location=str(final.resolve())), encoding="utf-8")
         write_manifest(tmp, manifest)
         _fsync_tree(tmp)
-        move_into_place(tmp, final)
+        move_into_place(tmp, final, force=force)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
         raise
     return final
 
 
-def move_into_place(tmp: Path, final: Path) -> None:
-    """Rename a complete version folder to its final name. An existing version (callers allow that only with
-    --force) is swapped out first and deleted after, so readers never see a missing or half version."""
-    if final.exists():
-        from rich.console import Console
+def move_into_place(tmp: Path, final: Path, force: bool = False) -> str:
+    """Make a complete version folder read-only and rename it to its final name; return its content id.
 
-        Console(stderr=True).print(f"[yellow]--force: replacing existing version {final}[/]")
-        old = final.parent / temp_dir_name(f"old-{final.name}")
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
+    Under the dataset's lock: an existing version is refused unless `force`, and then swapped out first and
+    deleted after, so readers never see a missing or half version. The content id goes into the dataset's index.
+    """
+    cid = content_id(read_manifest(tmp))
+    make_read_only(tmp)
+    try:
+        with locks.hold(final.parent, "writer of this dataset", wait_s=STORE_LOCK_WAIT_S):
+            replaced = final.exists() or final.is_symlink()
+            if replaced:
+                if not force:
+                    raise LidrError(f"version {final} already exists (versions are immutable; pass --force to "
+                                    "replace it)")
+                from rich.console import Console
+
+                Console(stderr=True).print(f"[yellow]--force: replacing existing version {final}[/]")
+                old = final.parent / temp_dir_name(f"old-{final.name}")
+                final.rename(old)
+                tmp.rename(final)
+                remove_tree(old)
+            else:
+                tmp.rename(final)
+            record_version(final.parent, final.name, cid, replaced=replaced)
+    except BaseException:
+        if tmp.exists():
+            make_writable(tmp)  # the caller removes it
+        raise
+    return cid
+
+
+def make_read_only(folder: Path) -> None:
+    """Drop every write bit under `folder` (files and folders, `folder` included): a version is immutable."""
+    for path in [*sorted(folder.rglob("*"), reverse=True), folder]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode & ~_WRITE_BITS)
+
+
+def make_writable(folder: Path) -> None:
+    """Give the owner write permission again under `folder` (before deleting or replacing a version)."""
+    if not folder.exists():
+        return
+    folder.chmod(folder.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | stat.S_IWUSR | (stat.S_IXUSR if path.is_dir() else 0))
+
+
+def remove_tree(folder: Path) -> None:
+    """Delete a folder that may be a read-only version (or a half-written one)."""
+    if folder.is_symlink() or not folder.exists():
+        return
+    make_writable(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -508,17 +572,26 @@ class VerifyResult:
     version_dir: Path
     problems: list[str]
     files_checked: int
+    content_id: str | None = None  # of the manifest as it is now
+    recorded_content_id: str | None = None  # what the store's index (or the caller) recorded; None: unknown
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify(version_dir: str | Path) -> VerifyResult:
-    """Recompute every hash and row count in the manifest; report missing, altered and unlisted files."""
+def verify(version_dir: str | Path, expected_content_id: str | None = None) -> VerifyResult:
+    """Recompute every hash and row count in the manifest; report missing, altered and unlisted files, and a
+    manifest whose content id differs from the one recorded when the version was made (`expected_content_id`,
+    else the store's index)."""
     folder = Path(version_dir)
     manifest = read_manifest(folder)
     problems: list[str] = []
+    cid = content_id(manifest)
+    recorded = expected_content_id or recorded_content_id(folder)
+    if recorded is not None and recorded != cid:
+        problems.append(f"{MANIFEST}: manifest altered (content id {cid}, recorded when the version was made: "
+                        f"{recorded})")
     files = manifest["files"]
     for rel, entry in sorted(files.items()):
         path = folder / rel
@@ -545,7 +618,7 @@ def verify(version_dir: str | Path) -> VerifyResult:
         for rel in rels:
             if rel not in files or not safe_relpath(rel):
                 problems.append(f"config {cfg}: file {rel} not in the manifest")
-    if not problems:  # counts recomputed from the data (only meaningful once the files are intact)
+    if all(p.startswith(f"{MANIFEST}:") for p in problems):  # counts: only meaningful once the files are intact
         all_files = [folder / rel for rel in manifest["configs"].get(ALL, [])]
         dropped_files = [folder / rel for rel in manifest["configs"].get(DROPPED, [])]
         counts = compute_stats(all_files, dropped_files)
@@ -558,4 +631,4 @@ def verify(version_dir: str | Path) -> VerifyResult:
             n = sum(files[r].get("rows", 0) for r in rels)
             if n != manifest["counts"]["by_language"].get(cfg, 0):
                 problems.append(f"config {cfg}: {n} rows, manifest counts {manifest['counts']['by_language'].get(cfg)}")
-    return VerifyResult(folder, problems, len(files))
+    return VerifyResult(folder, problems, len(files), cid, recorded)

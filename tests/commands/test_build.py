@@ -311,3 +311,48 @@ def test_import_flag_values_are_read_like_the_recipe():
     assert spec.failure_markers == ["Translation Error", "<none>"]
     (spec,) = import_specs("responses", [["a.jsonl", "failure_markers=Error: no output"]])
     assert spec.failure_markers == ["Error: no output"] and spec.model is None
+
+
+def test_a_build_while_another_holds_the_run_folder_exits_at_once(tiny_model_dir, tmp_path, capsys):
+    from test_locks import start_holder
+
+    run_dir = tmp_path / "runs" / "demo" / "iter-1"
+    holder = start_holder(run_dir, 60)
+    try:
+        code = main(["build", DEMO, "--model", str(tiny_model_dir), "--workdir", str(tmp_path), "--limit", "2",
+                     "--langs", "es", "--no-progress"])
+        err = " ".join(capsys.readouterr().err.split())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 2 and f"another build (pid {holder.pid}) holds {run_dir}" in err
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # nothing generated, nothing written
+
+
+@pytest.mark.slow
+def test_two_concurrent_builds_of_one_recipe_and_workdir(tiny_model_dir, tmp_path, capsys):
+    """Issue 10: both used to generate everything, then one failed or silently replaced the other's version."""
+    import subprocess
+    import sys
+
+    from lidr_data.dataset.store import content_id, read_manifest
+
+    args = [sys.executable, "-m", "lidr_data.cli", "build", DEMO, "--model", str(tiny_model_dir), "--workdir",
+            str(tmp_path), "--limit", "2", "--langs", "es", "--no-progress"]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes in ([0, 0], [0, 2]), results
+    # [0, 2]: they overlapped and the second stopped at once; [0, 0]: the second started after the first had
+    # finished and found the version up to date. Never both generating, never a replaced version.
+    for code, _, err in results:
+        if code == 2:
+            assert "another build (pid" in " ".join(err.split()) and "Traceback" not in err
+    version = tmp_path / "store" / "demo" / "iter-1"
+    assert main(["verify", str(version)]) == 0
+    index = (tmp_path / "store" / "demo" / "index.jsonl").read_text().splitlines()
+    assert len(index) == 1 and content_id(read_manifest(version)) in index[0]  # made once, never replaced
+    capsys.readouterr()
+    assert main(["build", DEMO, "--model", str(tiny_model_dir), "--workdir", str(tmp_path), "--limit", "2",
+                 "--langs", "es", "--no-progress"]) == 0  # no --force needed afterwards
+    assert "is up to date" in " ".join(capsys.readouterr().out.split())

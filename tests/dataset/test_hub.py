@@ -202,15 +202,14 @@ def test_every_iteration_published_to_one_repo_keeps_its_manifest(store: Path, t
             out = lidr(hub, tmp_path, "sql", f"acme/iters@{rev}", "SELECT count(*) AS n FROM pairs", "--format", "csv")
             assert out.returncode == 0 and out.stdout.split()[-1] == str(local["counts"]["pairs"]), (rev, out.stderr)
 
-        out = lidr(hub, tmp_path, "versions", "acme/iters")
+        out = lidr(hub, tmp_path, "versions", "acme/iters", "--format", "json")
         assert out.returncode == 0, out.stderr
-        rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-                for line in out.stdout.splitlines() if "acme/iters@" in line}
+        rows = {r["reference"]: r for r in json.loads(out.stdout)}
         assert list(rows) == [f"acme/iters@{tag}" for tag in versions]  # oldest first
-        for tag in versions:  # columns: pairs, dropped, languages, iter, parent, created
+        for tag in versions:
             m = read_manifest(versions[tag])
-            assert rows[f"acme/iters@{tag}"][0] == f"{m['counts']['pairs']:,}"
-            assert rows[f"acme/iters@{tag}"][4] == ("—" if tag == "iter-1" else f"iter-{int(tag[-1]) - 1}")
+            assert rows[f"acme/iters@{tag}"]["pairs"] == m["counts"]["pairs"]
+            assert rows[f"acme/iters@{tag}"]["parent"] == ("—" if tag == "iter-1" else f"iter-{int(tag[-1]) - 1}")
 
         # The card's snippet path: datasets.load_dataset by Hub id, config and revision returns that version's rows.
         wanted = [(rev, cfg) for rev, tag in expected.items() for cfg in ("all", "de")]

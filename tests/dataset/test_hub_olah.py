@@ -71,15 +71,15 @@ def lidr(served, name: str, *args: str):
 
 
 def test_versions_lists_every_tag_with_its_parent(served):
-    out = lidr(served, "versions", "versions", "acme/demo")
+    out = lidr(served, "versions", "versions", "acme/demo", "--format", "json")
     assert out.returncode == 0, out.stderr
-    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.stdout.splitlines() if "acme/demo@" in line]
+    rows = json.loads(out.stdout)
     versions = served[1]
-    assert [r[0] for r in rows] == ["acme/demo@iter-1", "acme/demo@iter-2"]
+    assert [r["reference"] for r in rows] == ["acme/demo@iter-1", "acme/demo@iter-2"]
     for row, (tag, folder) in zip(rows, versions.items()):
         m = read_manifest(folder)
-        assert row[1] == f"{m['counts']['pairs']:,}" and row[3] == " ".join(sorted(m["counts"]["by_language"]))
-        assert row[5] == ("—" if tag == "iter-1" else "iter-1")
+        assert row["pairs"] == m["counts"]["pairs"] and row["languages"] == " ".join(sorted(m["counts"]["by_language"]))
+        assert row["parent"] == ("—" if tag == "iter-1" else "iter-1")
 
 
 def test_verify_sql_and_inspect_by_tag_branch_and_commit(served):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tamper import flip_byte
 
 from lidr_data.cli import main
 
@@ -28,9 +29,7 @@ def test_build_materialize_verify(tmp_path: Path, capsys):
     assert capsys.readouterr().out.split()[-1] == str(pq.read_metadata(run_dir / "pairs.parquet").num_rows)
     assert main(["inspect", str(version), "--html", str(tmp_path / "report.html")]) == 0
     target = next((version / "data" / "all").glob("*.parquet"))
-    data = bytearray(target.read_bytes())
-    data[100] ^= 0xFF
-    target.write_bytes(bytes(data))
+    flip_byte(target, 100)
     capsys.readouterr()
     assert main(["verify", str(version)]) == 1
     assert target.relative_to(version).as_posix() in capsys.readouterr().err

@@ -14,9 +14,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from tamper import flip_byte, overwrite, writable
 
 from lidr_data.cli import main
-from lidr_data.dataset.store import read_manifest
+from lidr_data.dataset.store import content_id, read_manifest, recorded_content_id
 from lidr_data.dataset.synthetic import make_run
 from lidr_data.dataset.version import materialize, sha256_file, verify
 from lidr_data.errors import LidrError
@@ -62,7 +63,8 @@ def test_iteration_two_names_its_parent(run_dir: Path, store: Path, version_dir:
     v2 = materialize(run2, store, progress=False)
     m2 = read_manifest(v2)
     assert v2.name == "iter-2" and m2["iteration"] == 2
-    assert m2["parent"] == {"version": "iter-1", "manifest_sha256": sha256_file(version_dir / "manifest.json")}
+    assert m2["parent"] == {"version": "iter-1", "manifest_sha256": sha256_file(version_dir / "manifest.json"),
+                            "content_id": content_id(read_manifest(version_dir))}
     assert "`iter-1`" in (v2 / "README.md").read_text()
 
 
@@ -75,7 +77,8 @@ def test_existing_version_is_immutable_unless_forced(run_dir: Path, store: Path,
     path = materialize(run_dir, store, force=True, progress=False)
     assert path == version_dir and verify(path).ok
     assert "--force: replacing existing version" in capsys.readouterr().err
-    assert sorted(p.name for p in store.joinpath("demo-lidr").iterdir()) == ["iter-1"]
+    assert sorted(p.name for p in store.joinpath("demo-lidr").iterdir() if p.is_dir()) == ["iter-1"]
+    assert read_only(path)
 
 
 def test_secrets_in_recipe_never_reach_manifest_or_card(tmp_path: Path, store: Path):
@@ -93,9 +96,7 @@ def test_secrets_in_recipe_never_reach_manifest_or_card(tmp_path: Path, store: P
 def test_verify_names_an_altered_file_and_the_cli_fails(version_dir: Path, capsys):
     assert main(["verify", str(version_dir)]) == 0
     target = version_dir / "data" / "de" / "train-00000-of-00001.parquet"
-    data = bytearray(target.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    target.write_bytes(bytes(data))
+    flip_byte(target, target.stat().st_size // 2)
     result = verify(version_dir)
     assert not result.ok and result.problems == ["data/de/train-00000-of-00001.parquet: sha256 mismatch (file altered)"]
     capsys.readouterr()
@@ -104,8 +105,8 @@ def test_verify_names_an_altered_file_and_the_cli_fails(version_dir: Path, capsy
 
 
 def test_verify_missing_and_unlisted_files(version_dir: Path):
-    (version_dir / "data" / "fr" / "train-00000-of-00001.parquet").unlink()
-    (version_dir / "data" / "extra.parquet").write_bytes(b"x")
+    writable(version_dir / "data" / "fr" / "train-00000-of-00001.parquet").unlink()
+    overwrite(version_dir / "data" / "extra.parquet", b"x")
     problems = verify(version_dir).problems
     assert "data/fr/train-00000-of-00001.parquet: missing" in problems
     assert "data/extra.parquet: not listed in the manifest" in problems
@@ -119,7 +120,7 @@ def test_verify_missing_and_unlisted_files(version_dir: Path):
      '"files": {"../etc/passwd": {"sha256": "0"}}}', "bad entry"),
 ])
 def test_malformed_manifest_is_a_clear_error(version_dir: Path, content: str, message: str, capsys):
-    (version_dir / "manifest.json").write_text(content)
+    overwrite(version_dir / "manifest.json", content)
     before = _tree(version_dir)
     with pytest.raises(LidrError, match=message):
         verify(version_dir)
@@ -176,9 +177,9 @@ def test_killed_materialize_leaves_no_version(tmp_path: Path, store: Path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (dataset_dir / "iter-1").exists()
-    assert [p.name for p in dataset_dir.iterdir() if not p.name.startswith(".tmp-")] == []
+    assert [p.name for p in dataset_dir.iterdir() if p.is_dir() and not p.name.startswith(".tmp-")] == []
     v = materialize(run, store, progress=False)
-    assert verify(v).ok and [p.name for p in dataset_dir.iterdir()] == ["iter-1"]
+    assert verify(v).ok and [p.name for p in dataset_dir.iterdir() if p.is_dir()] == ["iter-1"]
 
 
 # -- issue 10, item 7: nothing local, secret or empty is published
@@ -280,3 +281,105 @@ def test_manifest_and_hub_card_hold_no_absolute_local_path(run_dir: Path, store:
         for local in (str(tmp_path), "/home/alice", home):
             assert local.encode() not in data, (rel, local)
     assert not re.search(rb"(?m)(^|[\s\"'`(])/(home|root|tmp|Users)/", files["README.md"] + files["manifest.json"])
+
+
+def read_only(folder: Path) -> bool:
+    """No write bit anywhere under a version (files and folders, the version folder included)."""
+    return all(not (p.stat().st_mode & 0o222) for p in [folder, *folder.rglob("*")])
+
+
+def _permission_bits_apply(tmp_path: Path) -> bool:
+    """False for a process that ignores them (root with CAP_DAC_OVERRIDE, as in some containers)."""
+    probe = tmp_path / "probe"
+    probe.write_text("")
+    probe.chmod(0o444)
+    try:
+        with open(probe, "a"):
+            return False
+    except PermissionError:
+        return True
+
+
+def test_versions_are_read_only_on_disk(version_dir: Path, tmp_path: Path):
+    assert read_only(version_dir)
+    assert all(p.stat().st_mode & 0o444 == 0o444 for p in version_dir.rglob("*"))  # still readable by all
+    if _permission_bits_apply(tmp_path):  # then the bits stop an append, a new file, a deletion
+        with pytest.raises(PermissionError):
+            with open(version_dir / "README.md", "a") as f:
+                f.write("appended")
+        with pytest.raises(PermissionError):
+            (version_dir / "data" / "new.parquet").write_bytes(b"x")
+        with pytest.raises(PermissionError):
+            (version_dir / "manifest.json").unlink()
+    assert verify(version_dir).ok
+
+
+FORGERIES = {
+    "recipe.model": lambda m: m["recipe"].__setitem__("model", "forged/model"),
+    "generator.model": lambda m: m["generator"].__setitem__("model", "gpt-forged"),
+    "license": lambda m: m.__setitem__("license", "mit"),
+    "parent": lambda m: m.__setitem__("parent", {"version": "iter-0", "manifest_sha256": None}),
+}
+
+
+@pytest.mark.parametrize("field", sorted(FORGERIES))
+def test_a_forged_manifest_fails_verify_and_publish(version_dir: Path, tmp_path: Path, field: str, capsys):
+    """Fields that no file hash covers: the content id recorded in the store's index catches the edit."""
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    made = content_id(manifest)
+    assert recorded_content_id(version_dir) == made and verify(version_dir).content_id == made
+    FORGERIES[field](manifest)
+    overwrite(version_dir / "manifest.json", json.dumps(manifest, indent=2))
+    result = verify(version_dir)
+    assert not result.ok and result.problems == [
+        f"manifest.json: manifest altered (content id {content_id(manifest)}, recorded when the version was made: "
+        f"{made})"]
+    capsys.readouterr()
+    assert main(["verify", str(version_dir)]) == 1
+    assert "manifest altered" in capsys.readouterr().err
+    assert main(["publish", str(version_dir), "--to", str(tmp_path / "elsewhere")]) == 2
+    assert "manifest altered" in capsys.readouterr().err and not (tmp_path / "elsewhere").exists()
+
+
+def test_content_id_is_printed_indexed_and_listed(run_dir: Path, store: Path, tmp_path: Path, capsys):
+    assert main(["materialize", str(run_dir), "--store", str(store)]) == 0
+    version = store / "demo-lidr" / "iter-1"
+    cid = content_id(read_manifest(version))
+    assert f"contentid{cid}" in "".join(capsys.readouterr().out.split())
+    index = [json.loads(line) for line in (store / "demo-lidr" / "index.jsonl").read_text().splitlines()]
+    assert [(e["version"], e["content_id"]) for e in index] == [("iter-1", cid)]
+    assert main(["verify", str(version)]) == 0
+    assert f"contentid{cid}(matchestheidrecordedwhenitwasmade)" in "".join(capsys.readouterr().out.split())
+    assert main(["versions", str(store / "demo-lidr")]) == 0
+    assert cid[:12] in capsys.readouterr().out
+    # Publishing to another local store records the new home's id (its card names the new location).
+    assert main(["publish", str(version), "--to", str(tmp_path / "other-store")]) == 0
+    copy = tmp_path / "other-store" / "demo-lidr" / "iter-1"
+    assert recorded_content_id(copy) == content_id(read_manifest(copy)) and verify(copy).ok and read_only(copy)
+    # A forced replacement is recorded too, and the replaced version is read-only again.
+    assert main(["materialize", str(run_dir), "--store", str(store), "--force"]) == 0
+    lines = (store / "demo-lidr" / "index.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[-1])["replaced"] is True
+    assert verify(version).ok and read_only(version)
+
+
+def test_the_final_move_never_replaces_a_version_that_appeared_meanwhile(run_dir: Path, store: Path, monkeypatch):
+    """Two materializes of one version: the existence check at the start passes for both; the final move, under
+    the dataset's lock, refuses the second unless --force (issue 10: it used to swap the first one out)."""
+    import lidr_data.dataset.version as version_module
+
+    first = {}
+    real_fsync = version_module._fsync_tree
+
+    def racing_fsync(folder: Path) -> None:  # the other writer finishes while this one is writing
+        real_fsync(folder)
+        if not first:
+            monkeypatch.setattr(version_module, "_fsync_tree", real_fsync)
+            first["path"] = materialize(run_dir, store, version="iter-1", progress=False)
+            first["id"] = content_id(read_manifest(first["path"]))
+
+    monkeypatch.setattr(version_module, "_fsync_tree", racing_fsync)
+    with pytest.raises(LidrError, match="already exists.*--force"):
+        materialize(run_dir, store, version="iter-1", progress=False)
+    assert content_id(read_manifest(first["path"])) == first["id"] and verify(first["path"]).ok
+    assert [p.name for p in (store / "demo-lidr").iterdir() if p.is_dir()] == ["iter-1"]  # no temp left behind

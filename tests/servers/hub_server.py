@@ -318,10 +318,22 @@ class HubServer:
                 return h._error(400, f"unknown commit key {key}")
         oid = hashlib.sha1(f"{repo.repo_id}{len(repo.commits)}{sorted(files)}".encode()).hexdigest()
         repo.commits.append({"oid": oid, "files": files, "lfs": lfs, "message": header.get("summary"),
-                             "operations": lines})
+                             "description": header.get("description", ""), "operations": lines})
         repo.branches[m["rev"]] = oid
         h._send(200, {"commitUrl": f"{self.url}/datasets/{repo.repo_id}/commit/{oid}", "commitOid": oid,
                       "success": True})
+
+    def commits(self, h, m, body, q, head):
+        """The history of a revision, newest first (the Hub's commit listing; one page)."""
+        repo = self._repo(h, m["repo"])
+        if not repo:
+            return
+        commit = repo.resolve(m["rev"])
+        if commit is None:
+            return h._error(404, "Invalid rev id", extra={"X-Error-Code": "RevisionNotFound"})
+        history = repo.commits[: repo.commits.index(commit) + 1][::-1]
+        h._send(200, [{"id": c["oid"], "authors": [], "date": "2026-01-01T00:00:00.000Z",
+                       "title": c.get("message") or "", "message": c.get("description") or ""} for c in history])
 
     def create_tag(self, h, m, body, q, head):
         repo = self._repo(h, m["repo"])
@@ -373,6 +385,7 @@ ROUTES = [
     (("PUT", "upload"), r"/lfs-upload/(?P<oid>[0-9a-f]{64})", HubServer.lfs_upload),
     (("POST", "verify"), r"/lfs-verify/(?P<oid>[0-9a-f]{64})", HubServer.lfs_verify),
     (("POST", "commit"), rf"/api/datasets/{_REPO}/commit/(?P<rev>.+)", HubServer.commit),
+    (("GET", "commits"), rf"/api/datasets/{_REPO}/commits/(?P<rev>.+)", HubServer.commits),
     (("POST", "tag"), rf"/api/datasets/{_REPO}/tag/(?P<rev>.+)", HubServer.create_tag),
     (("DELETE", "deltag"), rf"/api/datasets/{_REPO}/tag/(?P<tag>.+)", HubServer.delete_tag),
     (("GET", "resolve"), rf"/datasets/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", HubServer.resolve_file),
