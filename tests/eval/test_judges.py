@@ -14,13 +14,14 @@ import pytest
 from lidr_data.cli import main
 from lidr_data.errors import LidrError
 from lidr_data.eval.judges import (
-    OpenAIJudge,
     Pair,
     RewardModelJudge,
+    load_chat_judge,
     logprob_preference,
     parse_letter,
 )
 from lidr_data.eval.winrate import WinrateConfig, run_winrate
+from lidr_data.generation.openai_backend import logprobs_from_openai
 from tests.servers.openai_server import OpenAIServer, Reply, completion_response
 
 ANSWER = re.compile(r"\[Answer A\]\n(.*?)\n\n\[Answer B\]\n(.*?)\n\nReply with", re.S)
@@ -68,7 +69,7 @@ def outputs(tmp_path):
 def run(outputs, server, both_orders=False, **options):
     cfg = WinrateConfig(output=outputs / "wr", reference=str(outputs / "ref"), candidate=str(outputs / "cand"),
                         langs=("de",), judge="openai", judge_model="judge-1", both_orders=both_orders,
-                        judge_options={"base_url": server.base_url, "retry_wait": 0.01, **options})
+                        judge_options={"base_url": server.base_url, "backoff": 0.01, **options})
     return run_winrate(cfg, progress=False)
 
 
@@ -76,7 +77,7 @@ def test_openai_judge_scores_logprobs_letters_and_malformed(outputs):
     with OpenAIServer(handler=scripted_judge, model_name="judge-1") as server:
         summary, info = run(outputs, server, concurrency=4)
         assert server.chat_count == 4  # items 1, 2, 3, 5; the identical pair is never sent
-        bodies = [r["body"] for r in server.received]
+        bodies = [r["body"] for r in server.received if r["path"] == "/v1/chat/completions"]  # not GET /models
         assert all(b["model"] == "judge-1" and b["logprobs"] and b["temperature"] == 0 for b in bodies)
         prompt = bodies[0]["messages"][-1]["content"]
         assert "(German)" in prompt and "language of the instruction" in prompt
@@ -177,8 +178,9 @@ def test_verdict_parsers():
     lp = {"content": [{"token": "\n", "top_logprobs": []}, {"token": "B", "top_logprobs": [
         {"token": "B", "logprob": math.log(0.6)}, {"token": "A", "logprob": math.log(0.2)},
         {"token": " A", "logprob": math.log(0.1)}, {"token": "C", "logprob": math.log(0.1)}]}]}
-    assert logprob_preference(lp) == pytest.approx(0.3 / 0.9)
-    assert logprob_preference(None) is None and logprob_preference({"content": []}) is None
+    # The openai backend reads the endpoint's logprobs object into the Completion the judge parses.
+    assert logprob_preference(logprobs_from_openai(lp)) == pytest.approx(0.3 / 0.9)
+    assert logprob_preference(None) is None and logprob_preference(logprobs_from_openai({"content": []})) is None
 
 
 @pytest.fixture(scope="module")
@@ -239,9 +241,13 @@ def test_reward_model_must_have_one_label(tiny_model_dir):
 
 
 def test_openai_judge_key_is_stable_and_prompt_sensitive():
-    judge = OpenAIJudge("m", base_url="http://127.0.0.1:9/v1")
-    p = Pair("Q", "fr", "a", "b")
-    k = judge.key(judge.messages(p))
-    assert k == judge.key(judge.messages(Pair("Q", "fr", "a", "b")))
-    assert k != judge.key(judge.messages(Pair("Q", "fr", "b", "a")))
-    assert k != OpenAIJudge("m2", base_url="http://x/v1").key(judge.messages(p))
+    with OpenAIServer(handler=scripted_judge, model_name="m") as server:
+        judge = load_chat_judge("m", base_url=server.base_url)
+        other = load_chat_judge("m2", base_url=server.base_url)
+        p = Pair("Q", "fr", "a", "b")
+        k = judge.key(p)
+        assert k == judge.key(Pair("Q", "fr", "a", "b"))
+        assert k != judge.key(Pair("Q", "fr", "b", "a"))
+        assert k != other.key(p)
+        judge.close()
+        other.close()
