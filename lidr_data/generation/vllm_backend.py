@@ -137,11 +137,14 @@ class VLLMGenerator(Generator):
         logprobs = None
         if top_logprobs and sample.logprobs is not None:
             # One {token id: Logprob} dict per generated token; tokens decoded here since detokenize=False.
+            positions = list(zip(sample.token_ids, sample.logprobs))
+            if reason == "stop" and sample.stop_reason is None and positions:
+                positions.pop()  # the end-of-sequence token, which the text (and the transformers backend) omit
             logprobs = tuple(
                 TokenLogprob(self.tokenizer.decode([tid]), position[tid].logprob, tuple(
                     (self.tokenizer.decode([i]), lp.logprob)
                     for i, lp in sorted(position.items(), key=lambda kv: -kv[1].logprob)[:top_logprobs]))
-                for tid, position in zip(sample.token_ids, sample.logprobs))
+                for tid, position in positions)
         return Completion(text, reason, len(sample.token_ids), self.model, self.model_revision, logprobs=logprobs)
 
     def _error(self, message: str) -> Completion:
