@@ -275,7 +275,8 @@ def load_chat_judge(model: str, backend: str = "openai", cache_path: str | Path 
     judge_options = {k: options.pop(k) for k in CHAT_JUDGE_OPTIONS if k in options}
     options = {k: v for k, v in options.items() if v is not None}  # unset CLI flags: the backend's defaults
     if backend == "openai" and "batch_size" not in options:  # a batch is committed at once: keep it >= in flight
-        options["batch_size"] = max(64, int(options.get("concurrency", 16)))
+        concurrency = options.get("concurrency")
+        options["batch_size"] = max(64, concurrency) if isinstance(concurrency, int) else 64
     try:
         generator = load_generator(backend, model, **options)
     except EndpointUnreachable as e:  # the judge's flags, not the generation backend's, are the ones to check
