@@ -1,4 +1,4 @@
-"""Benchmark the `openai` judge: judge-call throughput against a loopback server at concurrency 1 and at the
+"""Benchmark the `openai` judge (a ChatJudge over the openai generation backend): judge-call throughput against a loopback server at concurrency 1 and at the
 chosen concurrency, and the cost of a fully cached rerun.
 
 The server (tests/servers/openai_server.py, a real ThreadingHTTPServer on 127.0.0.1, in its own process so it
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lidr_data.eval.judges import OpenAIJudge, Pair  # noqa: E402
+from lidr_data.eval.judges import Pair, load_chat_judge  # noqa: E402
 from tests.servers.openai_server import OpenAIServer, completion_response  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "x-alpacaeval" / "outputs"
@@ -83,11 +83,13 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             # One warm-up judgment: httpx loads httpcore/anyio/h11 on first use (~0.3 s, paid once per process).
-            OpenAIJudge("judge", base_url=base_url, cache_path=None).judge(pairs[:1], progress=False)
+            warm = load_chat_judge("judge", base_url=base_url)
+            warm.judge(pairs[:1], progress=False)
+            warm.close()
             for name, concurrency, cache in (("concurrency 1", 1, "c1"), (conc, args.concurrency, "cN"),
                                              ("cached rerun", args.concurrency, "cN")):
-                judge = OpenAIJudge("judge", base_url=base_url, cache_path=Path(tmp) / f"{cache}.sqlite",
-                                    concurrency=concurrency)
+                judge = load_chat_judge("judge", base_url=base_url, cache_path=Path(tmp) / f"{cache}.sqlite",
+                                        concurrency=concurrency)
                 start, cpu = time.perf_counter(), time.process_time()
                 verdicts = judge.judge(pairs, progress=False)
                 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -95,11 +97,11 @@ def main() -> None:
                 assert all(v.score is not None and abs(v.score - 0.7) < 1e-9 for v in verdicts)
                 results[name] = seconds
                 print(f"{name:>16}: {seconds:7.3f} s  {len(pairs) / seconds:9.1f} judgments/s  "
-                      f"{judge.calls} HTTP requests  client CPU {1000 * cpu / len(pairs):.2f} ms/judgment")
+                      f"{judge.calls} judge requests  client CPU {1000 * cpu / len(pairs):.2f} ms/judgment")
     finally:
         stop.set()
         total, max_in_flight = urls.get(timeout=30)
-        total -= 1  # the warm-up
+        total -= 1  # the warm-up (GET /models checks are not chat requests)
         server.join(timeout=10)
     print(f"server: {total} requests in all, at most {max_in_flight} in flight")
     print(f"speed-up of {conc} over concurrency 1: {results['concurrency 1'] / results[conc]:.1f}x "

@@ -1,41 +1,35 @@
 """Pairwise judges behind one small interface: `judge(pairs) -> verdicts`, a verdict being the preference for
 the answer shown first, in [0, 1] (None when the judge gave no usable answer).
 
-- `openai`: an OpenAI-compatible chat model with our own prompt (which also asks that the answer be in the
-  instruction's language); a logprob-weighted preference P(A) / (P(A) + P(B)) when the endpoint returns
-  top_logprobs, else the parsed letter; judgments cached in SQLite and requested concurrently with httpx.
+- `openai` (a `ChatJudge`): a chat model asked with our own prompt (which also asks that the answer be in the
+  instruction's language), parsed into a verdict: a logprob-weighted preference P(A) / (P(A) + P(B)) when the
+  backend returns top log-probabilities, else the parsed letter. It is only a prompt and a parser: the requests
+  go through any generation backend (by default `openai`, an OpenAI-compatible endpoint; also `transformers`
+  and `vllm`) and the one request cache, so retries, concurrency and resumability are the generation layer's.
 - `reward-model`: a local sequence-classification reward model scores each answer; the higher one wins.
 - `length`: longer answer wins, equal lengths tie (deterministic; for tests and sanity checks).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import re
-import sqlite3
-import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lidr_data.errors import LidrError
+from lidr_data.generation.base import Completion, Generator, Request, SamplingParams, TokenLogprob
+from lidr_data.generation.cache import RequestCache
+from lidr_data.generation.runner import run_requests
+from lidr_data.languages import LANGUAGES
 
 JUDGES = ("openai", "reward-model", "length")
-PROMPT_VERSION = "lidr-pairwise-v1"  # bump when the prompt changes, so cached judgments are not reused
-
-LANG_NAMES = {
-    "ar": "Arabic", "bn": "Bengali", "de": "German", "en": "English", "es": "Spanish", "fr": "French",
-    "hi": "Hindi", "it": "Italian", "ja": "Japanese", "ko": "Korean", "pt": "Portuguese", "ru": "Russian",
-    "sw": "Swahili", "te": "Telugu", "th": "Thai", "tr": "Turkish", "vi": "Vietnamese", "zh": "Chinese",
-}
+# Recorded in run.json. The request key holds the whole prompt, so a prompt change misses the cache by itself.
+PROMPT_VERSION = "lidr-pairwise-v1"
 
 SYSTEM_PROMPT = "You are an impartial judge of the answers of AI assistants."
 USER_PROMPT = """Which of the two answers below responds better to the user's instruction?
@@ -75,6 +69,7 @@ class Verdict:
     first_reward: float | None = None  # reward-model scores
     second_reward: float | None = None
     cached: bool = False
+    request_key: str | None = None  # the generation request behind a chat judge's verdict
 
 
 class Judge(ABC):
@@ -167,45 +162,6 @@ class RewardModelJudge(Judge):
         return {"judge": self.name, "judge_model": self.model_name}
 
 
-class JudgeCache:
-    """Judgments by key (hash of judge model, prompt and sampling); errors are never stored, so reruns retry."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS judgments (key TEXT PRIMARY KEY, score REAL, "
-                             "method TEXT NOT NULL, raw TEXT)")
-        except sqlite3.DatabaseError as e:
-            raise LidrError(f"judge cache {self.path} is not a readable SQLite file: {e}") from e
-
-    def get_many(self, keys: list[str]) -> dict[str, Verdict]:
-        keys = list(dict.fromkeys(keys))
-        found = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            rows = self._db.execute(
-                f"SELECT key, score, method, raw FROM judgments WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            )
-            for key, score, method, raw in rows:
-                found[key] = Verdict(score, method, raw, cached=True)
-        return found
-
-    def put_many(self, items: list[tuple[str, Verdict]]) -> None:
-        rows = [(k, v.score, v.method, v.raw) for k, v in items if v.method != "error"]
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?)", rows)
-
-    def __len__(self) -> int:
-        return self._db.execute("SELECT count(*) FROM judgments").fetchone()[0]
-
-    def close(self) -> None:
-        self._db.close()
-
-
 _LETTER = re.compile(r"^\W*(?:(?:answer|output|response)\s*)?\(?([AB])\)?\W*$", re.IGNORECASE)
 
 
@@ -215,149 +171,81 @@ def parse_letter(text: str | None) -> float | None:
     return None if m is None else 1.0 if m.group(1).upper() == "A" else 0.0
 
 
-def logprob_preference(logprobs: dict | None) -> float | None:
-    """P(A) / (P(A) + P(B)) from the top_logprobs of the first answer token that is a letter A or B."""
-    content = (logprobs or {}).get("content") or []
-    for position in content:
-        if not isinstance(position, dict) or parse_letter(position.get("token")) is None:
+def logprob_preference(logprobs: Sequence[TokenLogprob] | None) -> float | None:
+    """P(A) / (P(A) + P(B)) from the top log-probabilities of the first generated token that is a letter A or B."""
+    for position in logprobs or ():
+        if parse_letter(position.token) is None:
             continue
         mass = {"A": 0.0, "B": 0.0}
-        for top in position.get("top_logprobs") or []:
-            letter = parse_letter(top.get("token"))
-            if letter is not None and isinstance(top.get("logprob"), int | float):
-                mass["A" if letter == 1.0 else "B"] += math.exp(top["logprob"])
+        for token, logprob in position.top:
+            letter = parse_letter(token)
+            if letter is not None and math.isfinite(logprob):
+                mass["A" if letter == 1.0 else "B"] += math.exp(logprob)
         total = mass["A"] + mass["B"]
         return mass["A"] / total if total > 0 else None
     return None
 
 
-class _Fatal(Exception):
-    """A failure no retry can fix (unreachable endpoint, bad credentials): stops the whole run."""
+def judge_messages(pair: Pair) -> list[dict[str, str]]:
+    """The chat judge's prompt for one pair: `first` is Answer A, `second` Answer B."""
+    user = USER_PROMPT.format(language=LANGUAGES.get(pair.lang, pair.lang), instruction=pair.instruction,
+                              first=pair.first, second=pair.second)
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-class OpenAIJudge(Judge):
-    """Pairwise judge over an OpenAI-compatible `/chat/completions` endpoint."""
+def parse_verdict(completion: Completion, key: str | None = None) -> Verdict:
+    """The chat judge's parser: log-probabilities when there are some, else the letter; failures stay errors."""
+    if completion.finish_reason == "error":
+        return Verdict(None, "error", error=completion.error, cached=completion.cached, request_key=key)
+    raw = completion.text[:500]
+    weighted = logprob_preference(completion.logprobs)
+    if weighted is not None:
+        return Verdict(weighted, "logprobs", raw, cached=completion.cached, request_key=key)
+    parsed = parse_letter(completion.text)
+    return Verdict(parsed, "parsed" if parsed is not None else "malformed", raw, cached=completion.cached,
+                   request_key=key)
+
+
+class ChatJudge(Judge):
+    """A pairwise judge that is a prompt and a parser over a `Generator`: greedy, a few tokens, and the top
+    log-probabilities of each (when `logprobs`). With a `cache`, a verdict already given is never asked again
+    (errors are not cached, so a rerun retries them)."""
 
     name = "openai"
     positional = True
 
-    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 cache_path: str | Path | None = None, concurrency: int = 8, timeout: float = 120.0,
-                 max_retries: int = 3, retry_wait: float = 0.5, logprobs: bool = True, max_tokens: int = 5):
-        self.model = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
-        self._api_key = os.environ.get(api_key_env) or ""  # never printed, logged or stored
-        self.concurrency, self.timeout = max(1, concurrency), timeout
-        self.max_retries, self.retry_wait = max_retries, retry_wait
-        self.logprobs, self.max_tokens = logprobs, max_tokens
-        self.cache = JudgeCache(cache_path) if cache_path else None
-        self.calls = 0  # HTTP requests made (for tests and benchmarks)
-        self._lock = threading.Lock()
+    def __init__(self, generator: Generator, cache: RequestCache | None = None, logprobs: bool = True,
+                 top_logprobs: int = 5, max_new_tokens: int = 5):
+        self.generator, self.cache = generator, cache
+        self.sampling = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, repetition_penalty=1.0,
+                                       top_logprobs=top_logprobs if logprobs else 0)
+        self.calls = 0  # requests handed to the backend (cache misses), over the judge's life
 
-    def messages(self, pair: Pair) -> list[dict]:
-        user = USER_PROMPT.format(language=LANG_NAMES.get(pair.lang, pair.lang), instruction=pair.instruction,
-                                  first=pair.first, second=pair.second)
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    def request(self, pair: Pair) -> Request:
+        return Request.from_messages(judge_messages(pair), self.sampling)
 
-    def key(self, messages: list[dict]) -> str:
-        payload = {"v": PROMPT_VERSION, "model": self.model, "messages": messages, "max_tokens": self.max_tokens,
-                   "temperature": 0}
-        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()
+    def key(self, pair: Pair) -> str:
+        """The request-cache key of this pair's judgment (it covers the judge model, the prompt and sampling)."""
+        return self.generator.request_key(self.request(pair))
 
     def judge(self, pairs: Sequence[Pair], progress: bool = True) -> list[Verdict]:
-        messages = [self.messages(p) for p in pairs]
-        keys = [self.key(m) for m in messages]
-        results: dict[str, Verdict] = self.cache.get_many(keys) if self.cache is not None else {}
-        todo = {k: m for k, m in zip(keys, messages) if k not in results}
-        if todo:
-            try:
-                results.update(self._run_all(todo, progress, len(keys) - len(todo)))
-            except _Fatal as e:
-                raise LidrError(str(e)) from None
-        return [results[k] for k in keys]
-
-    def _run_all(self, todo: dict[str, list], progress: bool, hits: int) -> dict[str, Verdict]:
-        # Threads over one pooled sync client: measured cheaper per request than httpx's asyncio client here
-        # (about 1.7 vs 5.5 ms of client CPU per judgment on 2 cores), and the GIL is released while waiting.
-        import httpx
-
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        done: dict[str, Verdict] = {}
-        unsaved: list[tuple[str, Verdict]] = []
-        with httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout, limits=limits) as client:
-            pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="judge")
-            futures = {pool.submit(self._call, client, m): k for k, m in todo.items()}
-            try:
-                with _progress(progress) as bar:
-                    task = bar.add_task("judging", total=len(todo) + hits, completed=hits, info=f"cached {hits}")
-                    for future in as_completed(futures):
-                        verdict = future.result()  # a _Fatal stops the run
-                        done[futures[future]] = verdict
-                        unsaved.append((futures[future], verdict))
-                        if self.cache is not None and len(unsaved) >= 32:  # commit as we go: a killed run resumes
-                            self.cache.put_many(unsaved)
-                            unsaved = []
-                        bar.update(task, advance=1)
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-                if self.cache is not None and unsaved:
-                    self.cache.put_many(unsaved)
-        return done
-
-    def _call(self, client, messages: list[dict]) -> Verdict:
-        import httpx
-
-        error = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.retry_wait * 2 ** (attempt - 1))
-            body = {"model": self.model, "messages": messages, "temperature": 0, "max_tokens": self.max_tokens}
-            if self.logprobs:
-                body.update(logprobs=True, top_logprobs=5)
-            try:
-                with self._lock:
-                    self.calls += 1
-                response = client.post("/chat/completions", json=body)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-                error = f"judge endpoint {self.base_url} is unreachable ({type(e).__name__}: {e})"
-                if attempt == self.max_retries:
-                    raise _Fatal(f"{error}; check --judge-base-url and that the server is running") from None
-                continue
-            except httpx.HTTPError as e:
-                error = f"{type(e).__name__}: {e}"
-                continue
-            status = response.status_code
-            if status in (401, 403):
-                raise _Fatal(f"judge endpoint {self.base_url} rejected the request (HTTP {status}): check the API key")
-            if status == 404:
-                raise _Fatal(f"judge endpoint {self.base_url}/chat/completions answered 404 (model {self.model!r}?)")
-            if status == 400 and self.logprobs and "logprob" in response.text.lower():
-                self.logprobs = False  # this endpoint does not offer log-probabilities: parse the letter
-                continue
-            if status != 200:
-                error = f"HTTP {status}: {response.text[:200]}"
-                continue
-            try:
-                choice = response.json()["choices"][0]
-                content = choice["message"].get("content") or ""
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-                return Verdict(None, "malformed", response.text[:500])
-            weighted = logprob_preference(choice.get("logprobs"))
-            if weighted is not None:
-                return Verdict(weighted, "logprobs", content[:500])
-            parsed = parse_letter(content)
-            return Verdict(parsed, "parsed" if parsed is not None else "malformed", content[:500])
-        return Verdict(None, "error", error=error)
+        completions, keys, stats = run_requests(self.generator, [self.request(p) for p in pairs], self.cache,
+                                                progress=progress, description="judging")
+        self.calls += stats.generated
+        return [parse_verdict(c, k) for c, k in zip(completions, keys)]
 
     def describe(self) -> dict:
-        return {"judge": self.name, "judge_model": self.model, "judge_base_url": self.base_url,
-                "prompt_version": PROMPT_VERSION}
+        info = {"judge": self.name, "judge_model": self.generator.model,
+                "judge_backend": self.generator.backend, "prompt_version": PROMPT_VERSION}
+        base_url = getattr(self.generator, "base_url", None)
+        if base_url is not None:
+            info["judge_base_url"] = base_url
+        return info
 
     def close(self) -> None:
         if self.cache is not None:
             self.cache.close()
+        self.generator.close()
 
 
 def load_judge(name: str, model: str | None = None, cache_path: str | Path | None = None, **options) -> Judge:
@@ -370,4 +258,35 @@ def load_judge(name: str, model: str | None = None, cache_path: str | Path | Non
         raise LidrError(f"judge {name!r} needs --judge-model")
     if name == "reward-model":
         return RewardModelJudge(model, **{k: v for k, v in options.items() if k in ("batch_size", "device")})
-    return OpenAIJudge(model, cache_path=cache_path, **options)
+    return load_chat_judge(model, cache_path=cache_path, **options)
+
+
+CHAT_JUDGE_OPTIONS = ("logprobs", "top_logprobs", "max_new_tokens")
+
+
+def load_chat_judge(model: str, backend: str = "openai", cache_path: str | Path | None = None,
+                    **options) -> ChatJudge:
+    """A `ChatJudge` over `backend` serving `model`. Options are the judge's own (`logprobs`, `top_logprobs`,
+    `max_new_tokens`); the rest go to the backend (for openai: base_url, api_key_env, concurrency, max_retries,
+    backoff, ...). `cache_path` is a request-cache file or folder."""
+    from lidr_data.generation import load_generator
+    from lidr_data.generation.openai_backend import EndpointRefused, EndpointUnreachable
+
+    judge_options = {k: options.pop(k) for k in CHAT_JUDGE_OPTIONS if k in options}
+    options = {k: v for k, v in options.items() if v is not None}  # unset CLI flags: the backend's defaults
+    if backend == "openai" and "batch_size" not in options:  # a batch is committed at once: keep it >= in flight
+        concurrency = options.get("concurrency")
+        options["batch_size"] = max(64, concurrency) if isinstance(concurrency, int) else 64
+    try:
+        generator = load_generator(backend, model, **options)
+    except EndpointUnreachable as e:  # the judge's flags, not the generation backend's, are the ones to check
+        raise LidrError(f"judge endpoint {e.base_url} is unreachable ({e.detail}); check --judge-base-url and "
+                        "that the server is running") from None
+    except EndpointRefused as e:
+        raise LidrError(f"judge endpoint {e.base_url} rejected the request (HTTP {e.status}): check the API key "
+                        "(--judge-api-key-env)") from None
+    try:
+        return ChatJudge(generator, RequestCache(cache_path) if cache_path else None, **judge_options)
+    except BaseException:
+        generator.close()
+        raise

@@ -261,7 +261,7 @@ def run_winrate(cfg: WinrateConfig, judge: Judge | None = None, progress: bool =
             find_lang_file(cfg.candidate, lang, "candidate")
     candidate_dir = Path(cfg.candidate) if cfg.candidate else generate_candidates(cfg, langs, progress)
     own_judge = judge is None
-    judge = judge or load_judge(cfg.judge, cfg.judge_model, cache_path=output / "cache" / "judgments.sqlite",
+    judge = judge or load_judge(cfg.judge, cfg.judge_model, cache_path=output / "cache",  # the generation cache
                                 **cfg.judge_options)
     label = cfg.label or cfg.model or Path(cfg.candidate).name
     all_items, all_judgments, unmatched_rows, summaries, notes = [], [], [], [], []

@@ -11,7 +11,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from lidr_data.errors import LidrError
@@ -29,6 +29,11 @@ class SamplingParams:
     max_new_tokens: int = field(default=512, metadata={"help": "Upper bound on generated tokens."})
     repetition_penalty: float = field(default=1.1, metadata={"help": "1.0 disables the penalty."})
     seed: int = field(default=0, metadata={"help": "Sampling seed (ignored when greedy)."})
+    # Fields added after the first release carry `key_default`: they enter the request key only when set to
+    # something else, so the keys of earlier requests (and the caches holding them) stay valid.
+    top_logprobs: int = field(default=0, metadata={
+        "help": "Also return the k most likely tokens and their log-probabilities at each generated position "
+        "(0 = none; OpenAI allows up to 20).", "key_default": 0})
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -39,6 +44,14 @@ class SamplingParams:
             raise LidrError(f"sampling.max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.repetition_penalty <= 0:
             raise LidrError(f"sampling.repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if not isinstance(self.top_logprobs, int) or isinstance(self.top_logprobs, bool) or \
+                not 0 <= self.top_logprobs <= 20:
+            raise LidrError(f"sampling.top_logprobs must be an integer in [0, 20], got {self.top_logprobs!r}")
+
+    def key_fields(self) -> dict:
+        """The fields that determine the output, as they enter the request key (see `key_default`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if "key_default" not in f.metadata or getattr(self, f.name) != f.metadata["key_default"]}
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,15 @@ class Request:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token with its log-probability and the most likely tokens at its position (best first)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Completion:
     text: str
     finish_reason: FinishReason
@@ -95,11 +117,16 @@ class Completion:
     model: str
     model_revision: str
     error: str | None = None  # the message, when finish_reason == "error"
+    # One entry per generated token when the request asked for `top_logprobs` and the backend could give them.
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    # Served from the request cache rather than generated now (how it was obtained, not what it is).
+    cached: bool = field(default=False, compare=False)
 
 
 class Generator(ABC):
     """A backend. Subclasses set `model`, `model_revision`, `template_hash` and implement `generate`."""
 
+    backend: str = "custom"  # the name `load_generator` knows it by
     model: str
     model_revision: str
     template_hash: str  # hash of the chat template; "server" when the endpoint applies its own
@@ -116,7 +143,7 @@ class Generator(ABC):
             "template": self.template_hash,
             "messages": request.chat(),
             "assistant_prefix": request.assistant_prefix,
-            "sampling": asdict(request.sampling),
+            "sampling": request.sampling.key_fields(),
             "sample_index": request.sample_index,
         }
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

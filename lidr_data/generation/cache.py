@@ -6,12 +6,13 @@ flight and never leaves a half-written row. Errors are never cached: a rerun ret
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
 from lidr_data.errors import LidrError
-from lidr_data.generation.base import Completion
+from lidr_data.generation.base import Completion, TokenLogprob
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
@@ -21,6 +22,7 @@ CREATE TABLE IF NOT EXISTS completions (
     n_tokens INTEGER NOT NULL,
     model TEXT NOT NULL,
     model_revision TEXT NOT NULL,
+    logprobs TEXT,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 )
 """
@@ -39,6 +41,9 @@ class RequestCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(completions)")}
+            if "logprobs" not in columns:  # a cache written before log-probabilities existed: keep its rows
+                self._db.execute("ALTER TABLE completions ADD COLUMN logprobs TEXT")
         except sqlite3.DatabaseError as e:
             raise LidrError(f"request cache {self.path} is not a readable SQLite file: {e}") from e
 
@@ -48,17 +53,18 @@ class RequestCache:
         for i in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
             chunk = keys[i : i + 500]
             rows = self._db.execute(
-                "SELECT request_key, text, finish_reason, n_tokens, model, model_revision FROM completions "
-                f"WHERE request_key IN ({','.join('?' * len(chunk))})",
+                "SELECT request_key, text, finish_reason, n_tokens, model, model_revision, logprobs "
+                f"FROM completions WHERE request_key IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            for key, text, reason, n_tokens, model, revision in rows:
-                found[key] = Completion(text, reason, n_tokens, model, revision)
+            for key, text, reason, n_tokens, model, revision, logprobs in rows:
+                found[key] = Completion(text, reason, n_tokens, model, revision,
+                                        logprobs=_load_logprobs(logprobs), cached=True)
         return found
 
     def put_many(self, items: Iterable[tuple[str, Completion]]) -> int:
         rows = [
-            (k, c.text, c.finish_reason, c.n_tokens, c.model, c.model_revision)
+            (k, c.text, c.finish_reason, c.n_tokens, c.model, c.model_revision, _dump_logprobs(c.logprobs))
             for k, c in items
             if c.finish_reason != "error"
         ]
@@ -66,7 +72,8 @@ class RequestCache:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO completions "
-                "(request_key, text, finish_reason, n_tokens, model, model_revision) VALUES (?, ?, ?, ?, ?, ?)",
+                "(request_key, text, finish_reason, n_tokens, model, model_revision, logprobs) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return len(rows)
@@ -76,3 +83,16 @@ class RequestCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _dump_logprobs(logprobs: tuple[TokenLogprob, ...] | None) -> str | None:
+    if logprobs is None:
+        return None
+    return json.dumps([[t.token, t.logprob, [list(x) for x in t.top]] for t in logprobs], ensure_ascii=False)
+
+
+def _load_logprobs(blob: str | None) -> tuple[TokenLogprob, ...] | None:
+    if blob is None:
+        return None
+    return tuple(TokenLogprob(token, logprob, tuple((t, lp) for t, lp in top))
+                 for token, logprob, top in json.loads(blob))

@@ -9,6 +9,10 @@ The API key is read from an environment variable and only ever lives in the clie
 httpx masks that header in reprs and logs only method, URL and status, and every message this module builds
 from a server's answer or an exception is scrubbed of the key before it reaches a Completion or an error.
 
+A request with `sampling.top_logprobs` asks for `logprobs`/`top_logprobs`; an endpoint that refuses them
+(HTTP 400 naming log-probabilities) is asked again without, for that request and every later one, and its
+completions carry no log-probabilities.
+
 Two vLLM extensions are used: `repetition_penalty` (sent only when it is not 1.0) and, for an
 `assistant_prefix`, `continue_final_message` (the prefix is sent as a final assistant message that the model
 continues; the server returns only the continuation). Hosted APIs reject both: use
@@ -29,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from lidr_data.errors import LidrError
-from lidr_data.generation.base import Completion, Generator, Request
+from lidr_data.generation.base import Completion, Generator, Request, TokenLogprob
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,41 @@ class _RedactKeys(logging.Filter):
 
 
 _redact_logs = _RedactKeys()
+
+
+class EndpointUnreachable(LidrError):
+    """The endpoint could not be reached at all (connection refused, DNS, TLS, timeout)."""
+
+    def __init__(self, base_url: str, detail: str):
+        super().__init__(f"cannot reach the OpenAI-compatible endpoint {base_url} ({detail})")
+        self.base_url, self.detail = base_url, detail
+
+
+class EndpointRefused(LidrError):
+    """The endpoint refused our credentials (HTTP 401 or 403)."""
+
+    def __init__(self, message: str, base_url: str, status: int):
+        super().__init__(message)
+        self.base_url, self.status = base_url, status
+
+
+def logprobs_from_openai(logprobs: object) -> tuple[TokenLogprob, ...] | None:
+    """A chat-completions `choice.logprobs` object (`{"content": [{token, logprob, top_logprobs}]}`) as
+    TokenLogprobs; None when it is absent or not of that shape."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list):
+        return None
+    out = []
+    for position in content:
+        if not isinstance(position, dict) or not isinstance(position.get("token"), str):
+            return None
+        top = tuple((t["token"], float(t["logprob"])) for t in position.get("top_logprobs") or []
+                    if isinstance(t, dict) and isinstance(t.get("token"), str)
+                    and isinstance(t.get("logprob"), int | float))
+        logprob = position.get("logprob")
+        out.append(TokenLogprob(position["token"], float(logprob) if isinstance(logprob, int | float) else
+                                float("nan"), top))
+    return tuple(out)
 
 
 def is_retryable(status: int) -> bool:
@@ -115,6 +154,8 @@ class OpenAIGenerator(Generator):
         supports_prefix: whether the endpoint understands vLLM's `continue_final_message`.
     """
 
+    backend = "openai"
+
     def __init__(
         self,
         model: str,
@@ -145,6 +186,7 @@ class OpenAIGenerator(Generator):
         self.max_retries = max_retries
         self.backoff = float(backoff)
         self.supports_prefix = bool(supports_prefix)
+        self.supports_logprobs = True  # until the endpoint says otherwise (see _complete)
         self.base_url = str(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if not self.base_url.startswith(("http://", "https://")):
             raise LidrError(f"openai backend: base_url must start with http:// or https://, got {self.base_url!r}")
@@ -189,16 +231,15 @@ class OpenAIGenerator(Generator):
         try:
             r = self._client.get(url)
         except (httpx.HTTPError, httpx.InvalidURL) as e:
-            raise LidrError(
-                f"cannot reach the OpenAI-compatible endpoint {self.base_url} "
-                f"({type(e).__name__}: {self._redact(str(e)) or 'no detail'})"
+            raise EndpointUnreachable(
+                self.base_url, f"{type(e).__name__}: {self._redact(str(e)) or 'no detail'}"
             ) from None  # no chained httpx exception: nothing about the request leaves this frame
         if r.status_code in (401, 403):
             if self._api_key:
-                raise LidrError(f"the endpoint {self.base_url} refused the API key from ${self.api_key_env} "
-                                f"(HTTP {r.status_code})")
-            raise LidrError(f"the endpoint {self.base_url} needs an API key (HTTP {r.status_code}); "
-                            f"set ${self.api_key_env}")
+                raise EndpointRefused(f"the endpoint {self.base_url} refused the API key from "
+                                      f"${self.api_key_env} (HTTP {r.status_code})", self.base_url, r.status_code)
+            raise EndpointRefused(f"the endpoint {self.base_url} needs an API key (HTTP {r.status_code}); "
+                                  f"set ${self.api_key_env}", self.base_url, r.status_code)
         if r.status_code == 404:
             raise LidrError(f"{url} answered 404: is base_url right? OpenAI-compatible servers usually "
                             "serve under /v1, e.g. http://localhost:8000/v1")
@@ -228,6 +269,9 @@ class OpenAIGenerator(Generator):
         }
         if s.repetition_penalty != 1.0:  # vLLM extension; leaving it out keeps plain OpenAI servers happy
             body["repetition_penalty"] = s.repetition_penalty
+        if s.top_logprobs and self.supports_logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = s.top_logprobs
         if request.assistant_prefix and self.supports_prefix:
             messages.append({"role": "assistant", "content": request.assistant_prefix})
             body["continue_final_message"] = True
@@ -256,7 +300,8 @@ class OpenAIGenerator(Generator):
         body = self.request_body(request)
         url = f"{self.base_url}/chat/completions"
         last_error = "no attempt made"
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        while attempt <= self.max_retries:
             if self._closing.is_set():
                 return self._error("generator closed before the request finished")
             headers: Mapping[str, str] = {}
@@ -270,6 +315,11 @@ class OpenAIGenerator(Generator):
                 if r.is_success:
                     return self._parse(r, request)
                 last_error = f"HTTP {r.status_code}: {self._detail(r)}"
+                if r.status_code == 400 and "logprobs" in body and "logprob" in last_error.lower():
+                    # The endpoint offers no log-probabilities: ask again without them, at once and for good.
+                    self.supports_logprobs = False
+                    body = self.request_body(request)
+                    continue
                 if not is_retryable(r.status_code):
                     return self._error(last_error)
                 headers = r.headers
@@ -277,6 +327,7 @@ class OpenAIGenerator(Generator):
                 wait = retry_delay(headers, attempt, self.backoff)
                 logger.debug("retrying %s in %.2fs after: %s", url, wait, self._redact(last_error))
                 self._closing.wait(wait)
+            attempt += 1
         return self._error(f"{last_error} (gave up after {self.max_retries + 1} attempts)")
 
     def _parse(self, r: httpx.Response, request: Request) -> Completion:
@@ -286,6 +337,7 @@ class OpenAIGenerator(Generator):
             text = (choice.get("message") or {}).get("content") or ""
             reason = choice.get("finish_reason")
             n_tokens = int((data.get("usage") or {}).get("completion_tokens") or 0)
+            logprobs = logprobs_from_openai(choice.get("logprobs")) if request.sampling.top_logprobs else None
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
             return self._error(f"malformed chat-completions response ({type(e).__name__}: {e})")
         prefix = request.assistant_prefix
@@ -294,7 +346,7 @@ class OpenAIGenerator(Generator):
         if reason not in ("stop", "length"):
             return Completion(text, "error", n_tokens, self.model, self.model_revision,
                               error=self._redact(f"unexpected finish_reason {reason!r}"))
-        return Completion(text, reason, n_tokens, self.model, self.model_revision)
+        return Completion(text, reason, n_tokens, self.model, self.model_revision, logprobs=logprobs)
 
     def close(self) -> None:
         self._closing.set()

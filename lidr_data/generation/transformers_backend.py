@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lidr_data.errors import LidrError
-from lidr_data.generation.base import Completion, Generator, Request, SamplingParams
+from lidr_data.generation.base import Completion, Generator, Request, SamplingParams, TokenLogprob
 
 
 def local_model_revision(path: Path) -> str:
@@ -34,6 +34,8 @@ def local_model_revision(path: Path) -> str:
 
 
 class TransformersGenerator(Generator):
+    backend = "transformers"
+
     def __init__(
         self,
         model: str,
@@ -128,15 +130,34 @@ class TransformersGenerator(Generator):
             kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if s.top_logprobs:
+            # Raw logits (before the repetition penalty or sampling warpers), as OpenAI and vLLM report them.
+            # transformers keeps one (batch, vocab) tensor per step: meant for short answers such as a verdict.
+            kwargs.update(output_logits=True, return_dict_in_generate=True)
         with torch.inference_mode():
-            generated = self.hf_model.generate(**enc, **kwargs)
+            output = self.hf_model.generate(**enc, **kwargs)
+        generated = (output.sequences if s.top_logprobs else output)[:, enc["input_ids"].shape[1] :]
+        if s.top_logprobs:  # per step: (batch,) chosen-token log-prob and (batch, k) top log-probs and ids
+            chosen, top_values, top_ids = [], [], []
+            for step, logits in enumerate(output.logits):
+                lp = logits.float().log_softmax(dim=-1)
+                chosen.append(lp.gather(1, generated[:, step : step + 1])[:, 0].tolist())
+                values, ids = lp.topk(s.top_logprobs, dim=-1)
+                top_values.append(values.tolist())
+                top_ids.append(ids.tolist())
         completions = []
-        for ids in generated[:, enc["input_ids"].shape[1] :].tolist():
+        for row, ids in enumerate(generated.tolist()):
             stop_at = next((j for j, t in enumerate(ids) if t in self._stop_ids), None)
             if stop_at is not None:
                 ids, reason, n = ids[:stop_at], "stop", stop_at + 1
             else:
                 reason, n = "length", len(ids)
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            completions.append(Completion(text, reason, n, self.model, self.model_revision))
+            token_logprobs = None
+            if s.top_logprobs:
+                token_logprobs = tuple(
+                    TokenLogprob(self.tokenizer.decode([t]), chosen[j][row], tuple(
+                        (self.tokenizer.decode([i]), v) for i, v in zip(top_ids[j][row], top_values[j][row])))
+                    for j, t in enumerate(ids))
+            completions.append(Completion(text, reason, n, self.model, self.model_revision, logprobs=token_logprobs))
         return completions

@@ -12,13 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lidr_data.errors import LidrError
-from lidr_data.generation.base import Completion, Generator, Request
+from lidr_data.generation.base import Completion, Generator, Request, TokenLogprob
 from lidr_data.generation.transformers_backend import local_model_revision
 
 _FINISH = {"stop": "stop", "length": "length"}  # anything else (abort, error) is a failed request
 
 
 class VLLMGenerator(Generator):
+    backend = "vllm"
+
     def __init__(
         self,
         model: str,
@@ -88,6 +90,8 @@ class VLLMGenerator(Generator):
             # We decode the token ids ourselves, as the transformers backend does: vLLM's incremental detokenizer
             # drops a trailing partial UTF-8 character, which would make the two backends' texts differ.
             detokenize=False,
+            # vLLM returns these top k (plus the sampled token) per position, from the raw logits by default.
+            logprobs=s.top_logprobs or None,
         )
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
@@ -122,15 +126,26 @@ class VLLMGenerator(Generator):
             # Halve until the bad requests are isolated: the good ones still run in batches.
             mid = len(requests) // 2
             return self._chat(requests[:mid], primed) + self._chat(requests[mid:], primed)
-        return [self._completion(o) for o in outputs]
+        return [self._completion(o, r.sampling.top_logprobs) for o, r in zip(outputs, requests)]
 
-    def _completion(self, output) -> Completion:
+    def _completion(self, output, top_logprobs: int = 0) -> Completion:
         sample = output.outputs[0]
         reason = _FINISH.get(sample.finish_reason)
         if reason is None:
             return self._error(f"vLLM finished with {sample.finish_reason!r}")
         text = self.tokenizer.decode(sample.token_ids, skip_special_tokens=True)
-        return Completion(text, reason, len(sample.token_ids), self.model, self.model_revision)
+        logprobs = None
+        if top_logprobs and sample.logprobs is not None:
+            # One {token id: Logprob} dict per generated token; tokens decoded here since detokenize=False.
+            positions = list(zip(sample.token_ids, sample.logprobs))
+            if reason == "stop" and sample.stop_reason is None and positions:
+                positions.pop()  # the end-of-sequence token, which the text (and the transformers backend) omit
+            logprobs = tuple(
+                TokenLogprob(self.tokenizer.decode([tid]), position[tid].logprob, tuple(
+                    (self.tokenizer.decode([i]), lp.logprob)
+                    for i, lp in sorted(position.items(), key=lambda kv: -kv[1].logprob)[:top_logprobs]))
+                for tid, position in positions)
+        return Completion(text, reason, len(sample.token_ids), self.model, self.model_revision, logprobs=logprobs)
 
     def _error(self, message: str) -> Completion:
         return Completion("", "error", 0, self.model, self.model_revision, error=message)

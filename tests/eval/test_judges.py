@@ -14,13 +14,14 @@ import pytest
 from lidr_data.cli import main
 from lidr_data.errors import LidrError
 from lidr_data.eval.judges import (
-    OpenAIJudge,
     Pair,
     RewardModelJudge,
+    load_chat_judge,
     logprob_preference,
     parse_letter,
 )
 from lidr_data.eval.winrate import WinrateConfig, run_winrate
+from lidr_data.generation.openai_backend import logprobs_from_openai
 from tests.servers.openai_server import OpenAIServer, Reply, completion_response
 
 ANSWER = re.compile(r"\[Answer A\]\n(.*?)\n\n\[Answer B\]\n(.*?)\n\nReply with", re.S)
@@ -68,7 +69,7 @@ def outputs(tmp_path):
 def run(outputs, server, both_orders=False, **options):
     cfg = WinrateConfig(output=outputs / "wr", reference=str(outputs / "ref"), candidate=str(outputs / "cand"),
                         langs=("de",), judge="openai", judge_model="judge-1", both_orders=both_orders,
-                        judge_options={"base_url": server.base_url, "retry_wait": 0.01, **options})
+                        judge_options={"base_url": server.base_url, "backoff": 0.01, **options})
     return run_winrate(cfg, progress=False)
 
 
@@ -76,7 +77,7 @@ def test_openai_judge_scores_logprobs_letters_and_malformed(outputs):
     with OpenAIServer(handler=scripted_judge, model_name="judge-1") as server:
         summary, info = run(outputs, server, concurrency=4)
         assert server.chat_count == 4  # items 1, 2, 3, 5; the identical pair is never sent
-        bodies = [r["body"] for r in server.received]
+        bodies = [r["body"] for r in server.received if r["path"] == "/v1/chat/completions"]  # not GET /models
         assert all(b["model"] == "judge-1" and b["logprobs"] and b["temperature"] == 0 for b in bodies)
         prompt = bodies[0]["messages"][-1]["content"]
         assert "(German)" in prompt and "language of the instruction" in prompt
@@ -177,8 +178,9 @@ def test_verdict_parsers():
     lp = {"content": [{"token": "\n", "top_logprobs": []}, {"token": "B", "top_logprobs": [
         {"token": "B", "logprob": math.log(0.6)}, {"token": "A", "logprob": math.log(0.2)},
         {"token": " A", "logprob": math.log(0.1)}, {"token": "C", "logprob": math.log(0.1)}]}]}
-    assert logprob_preference(lp) == pytest.approx(0.3 / 0.9)
-    assert logprob_preference(None) is None and logprob_preference({"content": []}) is None
+    # The openai backend reads the endpoint's logprobs object into the Completion the judge parses.
+    assert logprob_preference(logprobs_from_openai(lp)) == pytest.approx(0.3 / 0.9)
+    assert logprob_preference(None) is None and logprob_preference(logprobs_from_openai({"content": []})) is None
 
 
 @pytest.fixture(scope="module")
@@ -239,9 +241,106 @@ def test_reward_model_must_have_one_label(tiny_model_dir):
 
 
 def test_openai_judge_key_is_stable_and_prompt_sensitive():
-    judge = OpenAIJudge("m", base_url="http://127.0.0.1:9/v1")
-    p = Pair("Q", "fr", "a", "b")
-    k = judge.key(judge.messages(p))
-    assert k == judge.key(judge.messages(Pair("Q", "fr", "a", "b")))
-    assert k != judge.key(judge.messages(Pair("Q", "fr", "b", "a")))
-    assert k != OpenAIJudge("m2", base_url="http://x/v1").key(judge.messages(p))
+    with OpenAIServer(handler=scripted_judge, model_name="m") as server:
+        judge = load_chat_judge("m", base_url=server.base_url)
+        other = load_chat_judge("m2", base_url=server.base_url)
+        p = Pair("Q", "fr", "a", "b")
+        k = judge.key(p)
+        assert k == judge.key(Pair("Q", "fr", "a", "b"))
+        assert k != judge.key(Pair("Q", "fr", "b", "a"))
+        assert k != other.key(p)
+        judge.close()
+        other.close()
+
+
+PHOTOSYNTHESIS = Pair("Erkläre Photosynthese.", "de", "Pflanzen wandeln Licht in Energie um.", "weiß nicht")
+
+
+@pytest.fixture(scope="module")
+def tiny_judge_model(tiny_model_dir, tmp_path_factory):
+    """The tiny chat model with its output rows for 'A' and 'B' swapped with those of its two most likely first
+    tokens for the PHOTOSYNTHESIS judgment (input embeddings untouched), so that it answers that judgment with
+    'A' and puts 'B' second: a judge whose log-prob verdict is known from the original model.
+    Returns (folder, expected preference for the first answer)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lidr_data.eval.judges import judge_messages
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    prompt = tok.apply_chat_template(judge_messages(PHOTOSYNTHESIS), tokenize=False, add_generation_prompt=True)
+    with torch.inference_mode():
+        first = model(**tok(prompt, return_tensors="pt", add_special_tokens=False)).logits[0, -1].log_softmax(-1)
+    values, ids = first.topk(5)
+    letters = [tok.convert_tokens_to_ids(c) for c in "AB"]
+    top1, top2 = ids[:2].tolist()
+    assert not {top1, top2} & set(letters), "the tiny model already answers with a letter"
+    # The other three of the top five must not read as a letter, or they would count too.
+    assert all(parse_letter(tok.decode([i])) is None for i in ids[2:].tolist())
+    head = model.get_output_embeddings().weight.detach().clone()
+    for letter, token in zip(letters, (top1, top2)):
+        head[[letter, token]] = head[[token, letter]]
+    model.config.tie_word_embeddings = False
+    model.lm_head = torch.nn.Linear(head.shape[1], head.shape[0], bias=False)
+    model.lm_head.weight = torch.nn.Parameter(head)
+    out = tmp_path_factory.mktemp("tiny-judge")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    p1, p2 = math.exp(values[0].item()), math.exp(values[1].item())
+    return out, p1 / (p1 + p2)
+
+
+@pytest.mark.slow
+def test_chat_judge_through_the_transformers_backend_on_the_tiny_model(tiny_judge_model, tmp_path):
+    """A judge is a prompt and a parser over any Generator: the log-prob verdict of the tiny judge model through
+    the transformers backend, the letter-less noise of another pair counted as malformed, and a rerun served
+    from the request cache without a model call."""
+    from lidr_data.eval.judges import ChatJudge, parse_verdict
+    from lidr_data.generation.cache import RequestCache
+    from lidr_data.generation.transformers_backend import TransformersGenerator
+
+    folder, expected = tiny_judge_model
+    noise = Pair("Nenne eine Farbe.", "de", "Blau.", "Tisch")
+    judge = load_chat_judge(str(folder), backend="transformers", cache_path=tmp_path / "cache", batch_size=2)
+    assert judge.generator.backend == "transformers" and judge.describe()["judge_backend"] == "transformers"
+    first, other = judge.judge([PHOTOSYNTHESIS, noise], progress=False)
+    assert (first.method, first.raw[:1]) == ("logprobs", "A")
+    assert first.score == pytest.approx(expected, abs=1e-4) and 0.5 < first.score < 1.0
+    # The other prompt gets the model's noise, parsed as the same request answered directly parses.
+    [noise_completion] = judge.generator.generate([judge.request(noise)])
+    assert other == parse_verdict(noise_completion, judge.key(noise)) and other.raw == noise_completion.text[:500]
+    assert judge.calls == 2 and not first.cached
+    judge.close()
+
+    class Counting(TransformersGenerator):
+        seen = 0
+
+        def generate(self, requests):
+            self.seen += len(requests)
+            return super().generate(requests)
+
+    generator = Counting(str(folder))
+    rerun = ChatJudge(generator, RequestCache(tmp_path / "cache"))
+    again = rerun.judge([PHOTOSYNTHESIS, noise], progress=False)
+    assert generator.seen == 0 and rerun.calls == 0 and all(v.cached for v in again)
+    assert [(v.score, v.method, v.raw) for v in again] == [(v.score, v.method, v.raw) for v in (first, other)]
+    rerun.close()
+
+
+@pytest.mark.slow
+def test_openai_judge_logprob_verdict_comes_through_the_generation_layer(tiny_judge_model):
+    """The tiny judge model behind a real loopback OpenAI-compatible server: the `openai` judge asks for top
+    log-probabilities, the openai backend reads them into the Completion, and the verdict is the weighted one,
+    equal to the same judge's through the in-process transformers backend."""
+    from lidr_data.generation import load_generator
+
+    folder, expected = tiny_judge_model
+    served = load_generator("transformers", str(folder))
+    with OpenAIServer(served, model_name="tiny-judge") as server:
+        judge = load_chat_judge("tiny-judge", base_url=server.base_url, backoff=0.01)
+        [verdict] = judge.judge([PHOTOSYNTHESIS], progress=False)
+        judge.close()
+        [body] = [r["body"] for r in server.received if r["path"] == "/v1/chat/completions"]
+    assert (body["logprobs"], body["top_logprobs"], body["max_tokens"], body["temperature"]) == (True, 5, 5, 0.0)
+    assert verdict.method == "logprobs" and verdict.score == pytest.approx(expected, abs=1e-4)

@@ -65,3 +65,48 @@ def test_key_covers_what_determines_output_only():
     # Operational knobs are not in the key.
     other.model_revision, other.batch_size = "r1", 99
     assert other.request_key(base) == gen.request_key(base)
+
+
+# Keys computed by the release before `top_logprobs` existed (lidr_data/generation/base.py at d192267).
+EARLIER_KEYS = {
+    "e5a02164044c1de48534723e835be282c53d29f6c7c4057f60046bc339102eb1":
+        Request.from_messages("hi", SamplingParams(max_new_tokens=8)),
+    "addbdc5ee4c9522b1276ad2094f60c01d7f1b85a562dc12dda48c5d1741f731a":
+        Request.from_messages([{"role": "user", "content": "Bonjour"}], SamplingParams(temperature=0.7, seed=3),
+                              system_prompt="sys", assistant_prefix="<t>", sample_index=2),
+}
+
+
+def test_new_sampling_fields_keep_the_keys_of_requests_that_do_not_use_them():
+    gen = CountingGenerator()
+    assert {gen.request_key(r): r for r in EARLIER_KEYS.values()}.keys() == EARLIER_KEYS.keys()
+    asked = Request.from_messages("hi", SamplingParams(max_new_tokens=8, top_logprobs=5))
+    assert gen.request_key(asked) not in EARLIER_KEYS  # a different output: a different key
+    assert gen.request_key(asked) != gen.request_key(Request.from_messages(
+        "hi", SamplingParams(max_new_tokens=8, top_logprobs=3)))
+
+
+def test_cache_written_before_logprobs_still_hits_and_keeps_logprobs_now(tmp_path):
+    import sqlite3
+
+    from lidr_data.generation.base import TokenLogprob
+
+    db = sqlite3.connect(tmp_path / "requests.sqlite")  # the schema of the earlier release, with one row
+    db.execute("CREATE TABLE completions (request_key TEXT PRIMARY KEY, text TEXT NOT NULL, finish_reason TEXT "
+               "NOT NULL, n_tokens INTEGER NOT NULL, model TEXT NOT NULL, model_revision TEXT NOT NULL, created_at "
+               "TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))")
+    key, request = next(iter(EARLIER_KEYS.items()))
+    db.execute("INSERT INTO completions (request_key, text, finish_reason, n_tokens, model, model_revision) "
+               "VALUES (?, 'ih', 'stop', 1, 'echo', 'r1')", (key,))
+    db.commit()
+    db.close()
+    cache = RequestCache(tmp_path)
+    gen = CountingGenerator()
+    [hit], _, stats = run_requests(gen, [request], cache, progress=False)
+    assert (hit.text, hit.logprobs, hit.cached, stats.cache_hits, gen.calls) == ("ih", None, True, 1, 0)
+    with_logprobs = Completion("A", "stop", 1, "m", "r", logprobs=(
+        TokenLogprob("A", -0.1, (("A", -0.1), (" B", -2.5), ("ф", float("-inf")))),))
+    cache.put_many([("k", with_logprobs)])
+    cache.close()
+    [got] = RequestCache(tmp_path).get_many(["k"]).values()
+    assert got == with_logprobs and got.logprobs == with_logprobs.logprobs and got.cached

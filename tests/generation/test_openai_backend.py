@@ -108,6 +108,41 @@ def test_assistant_prefix_sent_as_continue_final_message(server, tiny_gen):
     assert body["messages"][-1]["role"] == "user" and "continue_final_message" not in body
 
 
+def test_top_logprobs_travel_over_http_like_in_process(server, tiny_gen):
+    """Real loopback server: `top_logprobs` is sent as logprobs/top_logprobs and the endpoint's log-probabilities
+    come back in the Completion, equal to the in-process backend's; requests without it send neither."""
+    asked = Request.from_messages("Hello", SamplingParams(max_new_tokens=5, top_logprobs=3))
+    gen = client(server)
+    try:
+        [remote, plain] = gen.generate([asked, Request.from_messages("Hello", SamplingParams(max_new_tokens=5))])
+    finally:
+        gen.close()
+    [local] = tiny_gen.generate([asked])
+    assert remote.text == local.text and remote.logprobs is not None and plain.logprobs is None
+    assert [(t.token, [tok for tok, _ in t.top]) for t in remote.logprobs] == \
+        [(t.token, [tok for tok, _ in t.top]) for t in local.logprobs]
+    assert [t.logprob for t in remote.logprobs] == pytest.approx([t.logprob for t in local.logprobs])
+    with_lp, without = chat_bodies(server)
+    assert (with_lp["logprobs"], with_lp["top_logprobs"]) == (True, 3)
+    assert "logprobs" not in without and "top_logprobs" not in without
+
+
+def test_endpoint_refusing_logprobs_is_asked_again_without(server):
+    """Real loopback server answering 400 about logprobs: the request is sent again at once without them (not a
+    spent retry: max_retries=0), and later requests leave them out; the completions have no log-probabilities."""
+    server.script.append(Reply(400, body={"error": {"message": "logprobs are not supported by this model"}}))
+    gen = client(server, max_retries=0, concurrency=1)
+    try:
+        out = gen.generate([Request.from_messages(p, SamplingParams(max_new_tokens=3, top_logprobs=2))
+                            for p in PROMPTS[:2]])
+    finally:
+        gen.close()
+    assert all(c.finish_reason in ("stop", "length") and c.error is None for c in out)
+    assert all(c.logprobs is None for c in out)
+    bodies = chat_bodies(server)
+    assert len(bodies) == 3 and bodies[0]["logprobs"] and not any("logprobs" in b for b in bodies[1:])
+
+
 def test_retries_429_then_500_then_success(server):
     """Real loopback server answering 429 (Retry-After) then 500, then serving: one good completion, 3 requests,
     and the client waited at least the Retry-After before retrying (backoff alone is 1 ms)."""

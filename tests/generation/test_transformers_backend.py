@@ -56,3 +56,35 @@ def test_bad_model_and_options(tmp_path):
         load_generator("nope", "x")
     with pytest.raises(LidrError, match="unknown option"):
         load_generator("transformers", "x", tensor_parallel_size=2)
+
+
+def test_top_logprobs_match_a_plain_forward_pass(gen, tiny_model_dir):
+    """Batched, left-padded generation with top_logprobs: each position's log-probabilities equal those of one
+    unpadded forward pass over prompt + generated tokens; asking for them does not change the text."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    prompts = ["Hello", "¿Cuál es la capital de Francia?", "数学"]
+    sampling = SamplingParams(max_new_tokens=6, repetition_penalty=1.3, top_logprobs=3)
+    reqs = [Request.from_messages(p, sampling) for p in prompts]
+    completions = gen.generate(reqs)
+    plain = gen.generate([Request.from_messages(p, SamplingParams(max_new_tokens=6, repetition_penalty=1.3))
+                          for p in prompts])
+    assert [c.text for c in completions] == [c.text for c in plain] and all(c.logprobs is None for c in plain)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    tok = gen.tokenizer
+    for req, c in zip(reqs, completions):
+        prompt_ids = tok(gen.render(req), add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():  # one unpadded greedy run, then one forward pass over its tokens
+            out = model.generate(torch.tensor([prompt_ids]), max_new_tokens=6, do_sample=False,
+                                 repetition_penalty=1.3, pad_token_id=tok.pad_token_id)[0, len(prompt_ids):].tolist()
+            generated = out[: next((j for j, t in enumerate(out) if t == tok.eos_token_id), len(out))]
+            logits = model(torch.tensor([prompt_ids + generated])).logits[0, len(prompt_ids) - 1 : -1]
+        assert c.logprobs is not None and len(c.logprobs) == len(generated) > 0
+        expected = logits.float().log_softmax(-1)  # raw: the repetition penalty is not applied to reported values
+        for j, (position, token_id) in enumerate(zip(c.logprobs, generated)):
+            assert position.token == tok.decode([token_id])
+            assert position.logprob == pytest.approx(expected[j, token_id].item(), abs=1e-4)
+            values, ids = expected[j].topk(3)
+            assert [t for t, _ in position.top] == [tok.decode([i]) for i in ids.tolist()]
+            assert [lp for _, lp in position.top] == pytest.approx(values.tolist(), abs=1e-4)

@@ -56,6 +56,9 @@ def _request_specs() -> list[dict]:
          "sample_index": 1},
         # Long enough that the random tiny model stops on its own (eos) in a few rows (6 of 32 at this writing).
         *({"messages": f"Question {i}: what is {i} + {i}?", "sampling": {"max_new_tokens": 128}} for i in range(32)),
+        # With the top log-probabilities of each generated token (as a judge asks); the second stops on eos.
+        *({"messages": m, "sampling": {"max_new_tokens": n, "repetition_penalty": 1.0, "top_logprobs": 3}}
+          for m, n in (("Which answer is better, A or B?", 6), ("Question 8: what is 8 + 8?", 128))),
     ]
 
 
@@ -123,3 +126,12 @@ def test_vllm_cpu_generates_like_the_transformers_backend(tiny_model_dir, tmp_pa
         assert (c["text"], c["finish_reason"], c["n_tokens"]) == (e.text, e.finish_reason, e.n_tokens), (
             f"request {i}: vllm {c} != transformers {e}"
         )
+        # Log-probabilities of the raw logits, position by position, where asked for; none elsewhere.
+        if requests[i].sampling.top_logprobs:
+            assert c["logprobs"] is not None and len(c["logprobs"]) == len(e.logprobs) > 0, f"request {i}"
+            for got, t in zip(c["logprobs"], e.logprobs):  # asdict made each TokenLogprob a dict
+                assert got["token"] == t.token and got["logprob"] == pytest.approx(t.logprob, abs=1e-3)
+                assert [x for x, _ in got["top"]] == [x for x, _ in t.top]
+                assert [lp for _, lp in got["top"]] == pytest.approx([lp for _, lp in t.top], abs=1e-3)
+        else:
+            assert c["logprobs"] is None

@@ -24,13 +24,13 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from lidr_data.errors import LidrError
-from lidr_data.generation.base import Generator, Request, SamplingParams
+from lidr_data.generation.base import Generator, Request, SamplingParams, TokenLogprob
 
 
 class _Server(ThreadingHTTPServer):
@@ -59,14 +59,15 @@ def request_from_body(body: dict) -> Request:
         max_new_tokens=int(body.get("max_tokens") or 256),
         repetition_penalty=float(body.get("repetition_penalty", 1.0)),
         seed=int(body.get("seed") or 0),
+        top_logprobs=int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0,
     )
     return Request.from_messages(messages, sampling, assistant_prefix=prefix)
 
 
 def completion_response(model: str, text: str, finish_reason: str, completion_tokens: int,
-                        prompt_tokens: int = 0) -> dict:
-    """An OpenAI chat.completion object."""
-    return {
+                        prompt_tokens: int = 0, logprobs: Sequence[TokenLogprob] | None = None) -> dict:
+    """An OpenAI chat.completion object (with `choices[0].logprobs` when `logprobs` are given)."""
+    response = {
         "id": f"chatcmpl-{time.monotonic_ns()}",
         "object": "chat.completion",
         "created": int(time.time()),
@@ -76,6 +77,11 @@ def completion_response(model: str, text: str, finish_reason: str, completion_to
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }
+    if logprobs is not None:
+        response["choices"][0]["logprobs"] = {"content": [
+            {"token": t.token, "logprob": t.logprob,
+             "top_logprobs": [{"token": token, "logprob": lp} for token, lp in t.top]} for t in logprobs]}
+    return response
 
 
 def error_body(message: str, kind: str = "server_error") -> dict:
@@ -200,7 +206,8 @@ class OpenAIServer:
             [c] = self.generator.generate([request])
         if c.finish_reason == "error":
             return 400, error_body(c.error or "generation failed", "invalid_request_error"), {}
-        return 200, completion_response(self.model_name, c.text, c.finish_reason, c.n_tokens), {}
+        return 200, completion_response(self.model_name, c.text, c.finish_reason, c.n_tokens,
+                                        logprobs=c.logprobs), {}
 
 
 def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
