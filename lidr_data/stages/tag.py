@@ -5,7 +5,8 @@ language of chosen and rejected (and of the prompt, when asked), character lengt
 are not copied: the filter and dedup stages read pairs_raw and this table side by side (`load_tags`), so the
 long text columns are written once, into the published table. pairs_raw is streamed batch by batch; language ID
 (the cost to beat) reads a bounded prefix of each text, skips null/blank texts (failed translations), and reads
-each distinct prefix once per batch (the English pairs of several pivot languages share their chosen answer).
+each distinct text once per batch (the English pairs of several pivot languages share their chosen answer).
+A side whose first read is not the pair's language gets a further look (`recheck_chars`, see langid.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from lidr_data.langid import (
     DEFAULT_MIN_SCORE,
     DEFAULT_PREFIX_CHARS,
     DEFAULT_QUICK_CHARS,
+    DEFAULT_RECHECK_CHARS,
     UNKNOWN,
     detect_languages,
 )
@@ -46,6 +48,10 @@ class TagConfig:
     quick_chars: int | None = field(default=DEFAULT_QUICK_CHARS, metadata={
         "help": "fastText first reads this many characters and keeps a confident answer; it reads on to "
         "prefix_chars only when unsure (~4x faster, as accurate on real answers). null: read prefix_chars at once."})
+    recheck_chars: int = field(default=DEFAULT_RECHECK_CHARS, metadata={
+        "help": "A side whose first read is not the pair's language (`lang`) gets a further look before the "
+        "filter calls it wrong: the words of this many characters, read whole, decide (a short foreign quote, "
+        "a table or a list at the start no longer does). Only the few sides that disagree pay."})
     min_score: float = field(default=DEFAULT_MIN_SCORE, metadata={
         "help": "Language-ID confidence below this gives 'unknown' instead of a guess (0..1)."})
     detect_prompt_language: bool = field(default=False, metadata={
@@ -57,6 +63,8 @@ class TagConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.prefix_chars, int) or self.prefix_chars < 1:
             raise LidrError(f"tag.prefix_chars must be an integer >= 1, got {self.prefix_chars!r}")
+        if not isinstance(self.recheck_chars, int) or self.recheck_chars < 1:
+            raise LidrError(f"tag.recheck_chars must be an integer >= 1, got {self.recheck_chars!r}")
         if self.quick_chars is not None and (not isinstance(self.quick_chars, int) or self.quick_chars < 1):
             raise LidrError(f"tag.quick_chars must be an integer >= 1 or null, got {self.quick_chars!r}")
         if not 0.0 <= float(self.min_score) <= 1.0:
@@ -65,20 +73,25 @@ class TagConfig:
             raise LidrError(f"tag.batch_rows must be an integer >= 1, got {self.batch_rows!r}")
 
 
-def _detect(columns: list[pa.ChunkedArray | pa.Array], languages: list[str],
+def _detect(columns: list[pa.ChunkedArray | pa.Array], expected: pa.ChunkedArray | pa.Array, languages: list[str],
             config: TagConfig) -> list[tuple[pa.Array, pa.Array]]:
     """Language and score per text of each column, in one language-ID call; null/blank texts are 'unknown'
-    with score 0 and cost nothing, and a prefix that repeats is read once."""
-    prefixes = [p for texts in columns for p in pc.utf8_slice_codeunits(texts, 0, config.prefix_chars).to_pylist()]
-    unique: dict[str, int] = {}
-    for p in prefixes:
-        if p is not None and p.strip() and p not in unique:
-            unique[p] = len(unique)
-    found = detect_languages(list(unique), languages, prefix_chars=config.prefix_chars, min_score=config.min_score,
-                             quick_chars=config.quick_chars)
+    with score 0 and cost nothing, and a text that repeats with the same expected language is read once.
+    Each text is expected in the pair's language (`expected`, the `lang` column)."""
+    chars = max(config.prefix_chars, config.recheck_chars)  # what the further look may read
+    want = expected.to_pylist()
+    keys = [(t, w) for texts in columns
+            for t, w in zip(pc.utf8_slice_codeunits(texts, 0, chars).to_pylist(), want)]
+    unique: dict[tuple[str, str], int] = {}
+    for key in keys:
+        if key[0] is not None and key[0].strip() and key not in unique:
+            unique[key] = len(unique)
+    found = detect_languages([t for t, _ in unique], languages, prefix_chars=config.prefix_chars,
+                             min_score=config.min_score, quick_chars=config.quick_chars,
+                             expected=[w for _, w in unique], recheck_chars=config.recheck_chars)
     codes, scores = [], []
-    for p in prefixes:
-        i = unique.get(p) if p is not None else None
+    for key in keys:
+        i = unique.get(key) if key[0] is not None else None
         code, score = found[i] if i is not None else (UNKNOWN, 0.0)
         codes.append(code)
         scores.append(score)
@@ -92,7 +105,7 @@ def _detect(columns: list[pa.ChunkedArray | pa.Array], languages: list[str],
 
 def _language_tags(batch: pa.RecordBatch, languages: list[str], config: TagConfig) -> dict[str, pa.Array]:
     sides = ["chosen", "rejected"] + (["prompt"] if config.detect_prompt_language else [])
-    found = _detect([batch.column(f"{side}_text") for side in sides], languages, config)
+    found = _detect([batch.column(f"{side}_text") for side in sides], batch.column("lang"), languages, config)
     tags = {}
     for side, (codes, scores) in zip(sides, found):
         tags[f"{side}_lang"], tags[f"{side}_lang_score"] = codes, scores
