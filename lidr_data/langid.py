@@ -58,9 +58,9 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")  # kana or Han: 
 _SPACE = re.compile(r"\s+")
 # Not words: fenced code (also one cut open by the prefix), inline code, URLs, e-mail addresses.
 _NOT_WORDS = re.compile(r"```.*?(?:```|$)|`[^`\n]*`|\bhttps?://\S+|\bwww\.\S+|\S+@\S+\.\w+", re.DOTALL)
-# Digits, markdown and table markup, brackets and symbols become spaces (one C-level pass); letters, marks of
-# every script and sentence punctuation stay.
-_BLANK = str.maketrans({c: " " for c in "0123456789|*_#>~`=[]{}()<>\\/+^@$%&-•·–—"})
+# Digits, markdown and table markup, brackets and symbols (and the whitespace around them) become one space;
+# letters, marks of every script and sentence punctuation stay. One regex pass: ~2x faster than str.translate.
+_BLANK = re.compile(r"[0-9|*_#>~`=\[\]{}()<>\\/+^@$%&\-•·–—\s]+")
 
 
 def words_only(text: str) -> str:
@@ -68,7 +68,7 @@ def words_only(text: str) -> str:
     whitespace collapsed to single spaces (one line, as fastText reads it)."""
     if "`" in text or "://" in text or "www." in text or "@" in text:
         text = _NOT_WORDS.sub(" ", text)
-    return " ".join(text.translate(_BLANK).split())
+    return _BLANK.sub(" ", text).strip()
 
 
 def _has_letters(text: str) -> bool:
@@ -142,21 +142,26 @@ def _fasttext_pass(prefixes: list[str], allowed: frozenset[str], min_score: floa
     predict = _fasttext_predict()
     results: list[tuple[str, float] | None] = []
     for p in prefixes:
-        line = words_only(p)  # one line: fastText reads one; labels are "__label__xx"
-        if not _has_letters(line):
-            results.append((UNKNOWN, 0.0))
-            continue
-        script = _by_script(line, allowed)
-        if script is not None:
-            results.append(script)
-            continue
-        # k=1: asking for more labels costs ~3x.
+        line = None  # the words of the whole prefix, made only when needed (they cost ~10 us a text)
+        if _CJK.search(p):
+            line = words_only(p)
+            script = _by_script(line, allowed)
+            if script is not None:
+                results.append(script)
+                continue
+        # fastText reads one line; labels are "__label__xx". k=1: asking for more labels costs ~3x.
         top = None
-        if quick_chars and len(line) > quick_chars:  # its cost grows with the text: a short prefix settles most
-            top = predict(line[:quick_chars] + "\n", 1, 0.0, "replace")
-            if top and (top[0][1][9:] not in allowed or top[0][0] < QUICK_MIN_SCORE):
-                top = None
+        if quick_chars and len(p) > quick_chars:  # its cost grows with the text: a short prefix settles most
+            head = (line if line is not None else words_only(p[:2 * quick_chars]))[:quick_chars]
+            if _has_letters(head):
+                top = predict(head + "\n", 1, 0.0, "replace")
+                if top and (top[0][1][9:] not in allowed or top[0][0] < QUICK_MIN_SCORE):
+                    top = None
         if top is None:
+            line = line if line is not None else words_only(p)
+            if not _has_letters(line):
+                results.append((UNKNOWN, 0.0))
+                continue
             top = predict(line + "\n", 1, 0.0, "replace")
         code, score = (top[0][1][9:], float(top[0][0])) if top else (UNKNOWN, 0.0)
         unsure = code not in allowed or score < min_score or code in _RECHECK_CODES
