@@ -54,7 +54,7 @@ _TOKEN = rf"\d+{_GROUPS}(?::\d+)*"
 # Thai put no space before it ("答えは-10"). A currency sign may sit between ("-$10").
 _CURRENCY = "$€£¥₹"
 _SIGNED = rf"(?:(?<![0-9A-Za-z_\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff-])-\s?[{_CURRENCY}]?)?{_TOKEN}"
-_NUMBER = re.compile(rf"(?<![\d:]){_SIGNED}")
+_NUMBER = re.compile(rf"(?<!\d){_SIGNED}")
 _BOXED = re.compile(r"\\boxed\{\s*([^{}]*?)\s*\}")
 # Between a phrase and its number. Strict: markup, quotes, currency signs, spaces on the same line ("**18**",
 # "$18", ": 18"). Loose: also words without digits ("the answer is that she has 18 apples").

@@ -212,3 +212,4 @@ def test_a_time_is_not_an_integer_answer(lang):
 def test_issue_reproduction_time():
     assert extract_answer("The answer is 12:30.", "en") is None
     assert extract_answer("Step 1: 5 + 3 = 8", "en") == "8"  # a colon after a label is not a time
+    assert extract_answer("Total:18", "en") == "18"
