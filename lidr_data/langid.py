@@ -205,13 +205,29 @@ def detect_languages(
         if len(expected) != len(texts):
             raise LidrError(f"language ID: {len(expected)} expected languages for {len(texts)} texts")
         again = [i for i, (r, want) in enumerate(zip(results, expected))
-                 if want is not None and r[0] != want and len(texts[i] or "") > prefix_chars]
+                 if disagrees(r, want) and len(texts[i] or "") > prefix_chars]
         if again:
-            longer = [(texts[i] or "")[:recheck_chars] for i in again]
-            for i, r in zip(again, _detect(longer, langs, recheck_chars, min_score, None)):
-                if r[0] != UNKNOWN or results[i][0] == UNKNOWN:  # a longer read that says nothing changes nothing
-                    results[i] = r
+            further = read_further([texts[i] or "" for i in again], [results[i] for i in again], langs, min_score,
+                                   recheck_chars)
+            for i, r in zip(again, further):
+                results[i] = r
     return results
+
+
+def disagrees(result: tuple[str, float], expected: str | None) -> bool:
+    """Whether a first read calls for a further look: it is not the expected language (when one is expected)."""
+    return expected is not None and result[0] != expected
+
+
+def read_further(texts: Sequence[str], first: Sequence[tuple[str, float]], languages: Sequence[str],
+                 min_score: float = DEFAULT_MIN_SCORE,
+                 recheck_chars: int = DEFAULT_RECHECK_CHARS) -> list[tuple[str, float]]:
+    """The further look at texts whose first read (`first`) disagreed with their expected language: the words of
+    up to `recheck_chars` characters, read whole, decide, whichever language they say; a longer read that says
+    nothing ("unknown") leaves the first read standing."""
+    langs = tuple(sorted(set(languages)))
+    again = _detect([t[:recheck_chars] for t in texts], langs, recheck_chars, min_score, None)
+    return [r if r[0] != UNKNOWN or f[0] == UNKNOWN else f for f, r in zip(first, again)]
 
 
 def _detect(texts: Sequence[str | None], langs: tuple[str, ...], prefix_chars: int, min_score: float,

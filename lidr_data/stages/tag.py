@@ -5,7 +5,7 @@ language of chosen and rejected (and of the prompt, when asked), character lengt
 are not copied: the filter and dedup stages read pairs_raw and this table side by side (`load_tags`), so the
 long text columns are written once, into the published table. pairs_raw is streamed batch by batch; language ID
 (the cost to beat) reads a bounded prefix of each text, skips null/blank texts (failed translations), and reads
-each distinct text once per batch (the English pairs of several pivot languages share their chosen answer).
+each distinct prefix once per batch (the English pairs of several pivot languages share their chosen answer).
 A side whose first read is not the pair's language gets a further look (`recheck_chars`, see langid.py).
 """
 
@@ -30,6 +30,8 @@ from lidr_data.langid import (
     DEFAULT_RECHECK_CHARS,
     UNKNOWN,
     detect_languages,
+    disagrees,
+    read_further,
 )
 from lidr_data.stages.schema import FLAT_TEXT, TAG_COLUMNS, StageStats
 from lidr_data.stages.tables import open_table, parquet_writer, tmp_path
@@ -76,25 +78,41 @@ class TagConfig:
 def _detect(columns: list[pa.ChunkedArray | pa.Array], expected: pa.ChunkedArray | pa.Array, languages: list[str],
             config: TagConfig) -> list[tuple[pa.Array, pa.Array]]:
     """Language and score per text of each column, in one language-ID call; null/blank texts are 'unknown'
-    with score 0 and cost nothing, and a text that repeats with the same expected language is read once.
-    Each text is expected in the pair's language (`expected`, the `lang` column)."""
-    chars = max(config.prefix_chars, config.recheck_chars)  # what the further look may read
-    want = expected.to_pylist()
-    keys = [(t, w) for texts in columns
-            for t, w in zip(pc.utf8_slice_codeunits(texts, 0, chars).to_pylist(), want)]
-    unique: dict[tuple[str, str], int] = {}
-    for key in keys:
-        if key[0] is not None and key[0].strip() and key not in unique:
-            unique[key] = len(unique)
-    found = detect_languages([t for t, _ in unique], languages, prefix_chars=config.prefix_chars,
-                             min_score=config.min_score, quick_chars=config.quick_chars,
-                             expected=[w for _, w in unique], recheck_chars=config.recheck_chars)
+    with score 0 and cost nothing, and a prefix that repeats is read once. Each text is expected in the pair's
+    language (`expected`, the `lang` column): the few whose first read disagrees get a further look at up to
+    `recheck_chars` characters (only those are copied out of Arrow at that length)."""
+    prefixes = [p for texts in columns for p in pc.utf8_slice_codeunits(texts, 0, config.prefix_chars).to_pylist()]
+    unique: dict[str, int] = {}
+    for p in prefixes:
+        if p is not None and p.strip() and p not in unique:
+            unique[p] = len(unique)
+    found = detect_languages(list(unique), languages, prefix_chars=config.prefix_chars, min_score=config.min_score,
+                             quick_chars=config.quick_chars)
     codes, scores = [], []
-    for key in keys:
-        i = unique.get(key) if key[0] is not None else None
+    for p in prefixes:
+        i = unique.get(p) if p is not None else None
         code, score = found[i] if i is not None else (UNKNOWN, 0.0)
         codes.append(code)
         scores.append(score)
+    want = expected.to_pylist() * len(columns)
+    rows = len(want) // max(len(columns), 1)
+    again = [k for k, (p, w) in enumerate(zip(prefixes, want))
+             if p is not None and len(p) == config.prefix_chars and disagrees((codes[k], 0.0), w)]
+    if again:
+        longer: list[str] = []
+        for c, texts in enumerate(columns):
+            picked = [k - c * rows for k in again if k // rows == c]
+            if picked:
+                longer += pc.utf8_slice_codeunits(pc.take(texts, pa.array(picked, pa.int64())), 0,
+                                                  config.recheck_chars).to_pylist()
+        distinct: dict[str, int] = {}
+        for text in longer:
+            distinct.setdefault(text, len(distinct))
+        firsts = {text: (codes[k], scores[k]) for text, k in zip(longer, again)}
+        further = read_further(list(distinct), [firsts[t] for t in distinct], languages, config.min_score,
+                               config.recheck_chars)
+        for k, text in zip(again, longer):
+            codes[k], scores[k] = further[distinct[text]]
     out, start = [], 0
     for texts in columns:
         end = start + len(texts)
