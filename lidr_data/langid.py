@@ -19,9 +19,10 @@ What is read is the words: code (fenced and inline), URLs, markdown markup and t
 are blanked first (`words_only`), since both detectors read "| Category | Derek Jeter |" or "1. **Transition
 to renewable energy**" as Spanish. Text with no letters left ("221", "😺🐾") is "unknown", never a language.
 Given the language each text should be in (`expected`), a text whose first read disagrees gets a further look
-before it is called wrong: the words of up to `recheck_chars` characters, read whole, decide. A short foreign
-opening ("Je vous manque (pronounced ...) This phrase ...") then no longer decides an English answer, and only
-the few texts that disagree pay for the longer read.
+before it is called wrong (`read_further`): the next characters are read, and where they disagree with the
+first read, the words of up to `recheck_chars` characters, read whole, decide. A short foreign opening ("Je vous
+manque (pronounced ...) This phrase ...") then no longer decides an English answer, and only the few texts that
+disagree pay for the longer reads.
 """
 
 from __future__ import annotations
@@ -197,8 +198,8 @@ def detect_languages(
     "unknown". With `quick_chars`, fastText first reads only that many and keeps a confident answer
     (>= QUICK_MIN_SCORE, in `languages`); the rest is read only when it is unsure. None reads `prefix_chars` at
     once (for texts that switch language after their opening). `expected` (one language or None per text): where
-    the answer is not the expected language, the words of up to `recheck_chars` characters are read whole and
-    their answer stands, whichever it is (a text really in another language stays so)."""
+    the answer is not the expected language, the text gets a further look (`read_further`) whose answer stands,
+    whichever it is (a text really in another language stays so)."""
     langs = tuple(sorted(set(languages)))
     results = _detect(texts, langs, prefix_chars, min_score, quick_chars)
     if expected is not None:
@@ -208,7 +209,7 @@ def detect_languages(
                  if disagrees(r, want) and len(texts[i] or "") > prefix_chars]
         if again:
             further = read_further([texts[i] or "" for i in again], [results[i] for i in again], langs, min_score,
-                                   recheck_chars)
+                                   prefix_chars, recheck_chars)
             for i, r in zip(again, further):
                 results[i] = r
     return results
@@ -220,14 +221,22 @@ def disagrees(result: tuple[str, float], expected: str | None) -> bool:
 
 
 def read_further(texts: Sequence[str], first: Sequence[tuple[str, float]], languages: Sequence[str],
-                 min_score: float = DEFAULT_MIN_SCORE,
+                 min_score: float = DEFAULT_MIN_SCORE, prefix_chars: int = DEFAULT_PREFIX_CHARS,
                  recheck_chars: int = DEFAULT_RECHECK_CHARS) -> list[tuple[str, float]]:
-    """The further look at texts whose first read (`first`) disagreed with their expected language: the words of
-    up to `recheck_chars` characters, read whole, decide, whichever language they say; a longer read that says
-    nothing ("unknown") leaves the first read standing."""
+    """The further look at texts whose first read (`first`, of `prefix_chars`) disagreed with their expected
+    language. The next `prefix_chars` characters are read; when they say the same as the first read, it stands
+    (most texts that disagree are in another language, and this costs them one more short read). Otherwise the
+    words of up to `recheck_chars` characters, read whole, decide, whichever language they say; a longer read that
+    says nothing ("unknown") leaves the first read standing."""
     langs = tuple(sorted(set(languages)))
-    again = _detect([t[:recheck_chars] for t in texts], langs, recheck_chars, min_score, None)
-    return [r if r[0] != UNKNOWN or f[0] == UNKNOWN else f for f, r in zip(first, again)]
+    second = _detect([t[prefix_chars:2 * prefix_chars] for t in texts], langs, prefix_chars, min_score, None)
+    results = list(first)
+    split = [i for i, (f, s) in enumerate(zip(first, second)) if s[0] != f[0]]
+    whole = _detect([texts[i][:recheck_chars] for i in split], langs, recheck_chars, min_score, None) if split else []
+    for i, r in zip(split, whole):
+        if r[0] != UNKNOWN or first[i][0] == UNKNOWN:
+            results[i] = r
+    return results
 
 
 def _detect(texts: Sequence[str | None], langs: tuple[str, ...], prefix_chars: int, min_score: float,

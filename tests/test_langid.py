@@ -191,19 +191,25 @@ def test_a_disagreeing_first_read_gets_a_further_look():
     (code, score), = detect_languages([QUOTE_FIRST], PAIR_LANGS, prefix_chars=60, expected=["en"])
     assert code == "en" and score >= 0.5
     assert detect_languages([QUOTE_FIRST], PAIR_LANGS, expected=["en"])[0][0] == "en"
-    # A text really in another language stays so (wrong-language recall): the further look reads more of it.
+    # A text really in another language stays so (wrong-language recall), and costs one more short read: the
+    # next characters agree with the first read, so the whole text is not read.
     path = require_shared_data("generations", "llama-3-8b-instruct-M0", "en.responses.to_fr.jsonl")
     rows = [json.loads(line) for line in path.open(encoding="utf-8")]
     fr = [r["en2fr_reponse"] for r in rows if r["en2fr_reponse"] != "Translation Error"][:300]
-    found = detect_languages(fr, PAIR_LANGS, expected=["en"] * len(fr))
-    assert sum(c == "fr" for c, _ in found) >= 0.99 * len(fr) and "en" not in {c for c, _ in found}
-    # Only the texts that disagree are read again.
     calls = []
     real = langid._detect
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(langid, "_detect", lambda texts, *a: calls.append(len(texts)) or real(texts, *a))
+        found = detect_languages(fr, PAIR_LANGS, expected=["en"] * len(fr))
+        assert sum(c == "fr" for c, _ in found) >= 0.99 * len(fr) and "en" not in {c for c, _ in found}
+        longer = sum(len(t) > 300 for t in fr)
+        assert calls[0] == len(fr) and calls[1] == longer and sum(calls[2:]) <= 0.02 * longer
+        # Only the texts that disagree are read again: the table's 60 characters are names, the headings read
+        # as English at once; the quote and the table get the next 60 characters, then (as these disagree with
+        # the first read) the whole text.
+        calls.clear()
         found = detect_languages([QUOTE_FIRST, HEADINGS, TABLE], PAIR_LANGS, prefix_chars=60, expected=["en"] * 3)
-    assert calls == [3, 2]  # the table's 60 characters are names; the headings read as English at once
+    assert calls == [3, 2, 2]
     assert [c for c, _ in found] == ["en"] * 3
 
 

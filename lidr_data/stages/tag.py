@@ -52,8 +52,9 @@ class TagConfig:
         "prefix_chars only when unsure (~4x faster, as accurate on real answers). null: read prefix_chars at once."})
     recheck_chars: int = field(default=DEFAULT_RECHECK_CHARS, metadata={
         "help": "A side whose first read is not the pair's language (`lang`) gets a further look before the "
-        "filter calls it wrong: the words of this many characters, read whole, decide (a short foreign quote, "
-        "a table or a list at the start no longer does). Only the few sides that disagree pay."})
+        "filter calls it wrong: the next prefix_chars characters, and where they disagree with the first read, "
+        "the words of up to this many characters read whole (a short foreign quote, a table or a list at the "
+        "start no longer decides). Only the few sides that disagree pay."})
     min_score: float = field(default=DEFAULT_MIN_SCORE, metadata={
         "help": "Language-ID confidence below this gives 'unknown' instead of a guess (0..1)."})
     detect_prompt_language: bool = field(default=False, metadata={
@@ -110,7 +111,7 @@ def _detect(columns: list[pa.ChunkedArray | pa.Array], expected: pa.ChunkedArray
             distinct.setdefault(text, len(distinct))
         firsts = {text: (codes[k], scores[k]) for text, k in zip(longer, again)}
         further = read_further(list(distinct), [firsts[t] for t in distinct], languages, config.min_score,
-                               config.recheck_chars)
+                               config.prefix_chars, config.recheck_chars)
         for k, text in zip(again, longer):
             codes[k], scores[k] = further[distinct[text]]
     out, start = [], 0
