@@ -224,14 +224,15 @@ def read_further(texts: Sequence[str], first: Sequence[tuple[str, float]], langu
                  min_score: float = DEFAULT_MIN_SCORE, prefix_chars: int = DEFAULT_PREFIX_CHARS,
                  recheck_chars: int = DEFAULT_RECHECK_CHARS) -> list[tuple[str, float]]:
     """The further look at texts whose first read (`first`, of `prefix_chars`) disagreed with their expected
-    language. The next `prefix_chars` characters are read; when they say the same as the first read, it stands
-    (most texts that disagree are in another language, and this costs them one more short read). Otherwise the
+    language. The next `prefix_chars` characters are read; when they say the same language as the first read, it
+    stands (most texts that disagree are in another language, and this costs them one more short read). Otherwise the
     words of up to `recheck_chars` characters, read whole, decide, whichever language they say; a longer read that
     says nothing ("unknown") leaves the first read standing."""
     langs = tuple(sorted(set(languages)))
     second = _detect([t[prefix_chars:2 * prefix_chars] for t in texts], langs, prefix_chars, min_score, None)
     results = list(first)
-    split = [i for i, (f, s) in enumerate(zip(first, second)) if s[0] != f[0]]
+    # An "unknown" first read (code, a table of numbers) is confirmed by nothing: it reads on too.
+    split = [i for i, (f, s) in enumerate(zip(first, second)) if s[0] != f[0] or f[0] == UNKNOWN]
     whole = _detect([texts[i][:recheck_chars] for i in split], langs, recheck_chars, min_score, None) if split else []
     for i, r in zip(split, whole):
         if r[0] != UNKNOWN or first[i][0] == UNKNOWN:

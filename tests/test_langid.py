@@ -216,3 +216,13 @@ def test_a_disagreeing_first_read_gets_a_further_look():
 def test_expected_must_match_the_texts():
     with pytest.raises(LidrError, match="2 expected languages for 1 texts"):
         detect_languages(["hello there"], ["en", "fr"], expected=["en", "fr"])
+
+
+def test_an_unknown_first_read_reads_on_when_a_language_is_expected():
+    """A data block first (no letters in the first two windows), prose after: unknown at first, English on the
+    whole."""
+    text = "```\n" + "[1, 2, 3, 4.5, 6]\n" * 40 + "```\n\n" + CODE.split("```\n\n")[1]
+    assert detect_languages([text], PAIR_LANGS)[0] == ("unknown", 0.0)
+    assert detect_languages([text], PAIR_LANGS, expected=["en"])[0][0] == "en"
+    # Data alone has no language, expected or not.
+    assert detect_languages([text.split("\n\n")[0]], PAIR_LANGS, expected=["en"])[0] == ("unknown", 0.0)
