@@ -56,9 +56,11 @@ _CURRENCY = "$€£¥₹"
 _SIGNED = rf"(?:(?<![0-9A-Za-z_\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff-])-\s?[{_CURRENCY}]?)?{_TOKEN}"
 _NUMBER = re.compile(rf"(?<!\d){_SIGNED}")
 _BOXED = re.compile(r"\\boxed\{\s*([^{}]*?)\s*\}")
-# Between a phrase and its number. Strict: markup, quotes, currency signs, spaces on the same line ("**18**",
-# "$18", ": 18"). Loose: also words without digits ("the answer is that she has 18 apples").
-_STRICT_FILLER = r"[^\w\n]{0,12}?"
+# Between a phrase and its number. Strict: markup, quotes, currency signs, spaces ("**18**", "$18", ": 18"), line
+# breaks too ("The answer is:\n\n**18**"). After a bare noun: the same on one line. Loose: also words without
+# digits, on one line ("the answer is that she has 18 apples").
+_STRICT_FILLER = r"[^\w]{0,12}?"
+_NOUN_FILLER = r"[^\w\n]{0,12}?"
 _LOOSE_FILLER = r"[^\d\n]{0,40}?"
 _COMPILED: dict[tuple[str, str], re.Pattern | None] = {}
 
@@ -147,7 +149,7 @@ def _pattern(lang: str, tier: str) -> re.Pattern | None:
             phrases = [ANSWER_NOUNS[lang]] if lang in ANSWER_NOUNS else []
         else:
             phrases = ANSWER_PHRASES.get(lang, []) + (ANSWER_PHRASES["en"] if lang != "en" else [])
-        filler = _LOOSE_FILLER if tier == "loose" else _STRICT_FILLER
+        filler = {"strict": _STRICT_FILLER, "noun": _NOUN_FILLER, "loose": _LOOSE_FILLER}[tier]
         # Phrases go through the same normalization as the text (Thai SARA AM, for one, decomposes under NFKC).
         alternatives = "|".join(normalize_digits(p) for p in phrases)
         _COMPILED[key] = re.compile(rf"(?:{alternatives}){filler}({_SIGNED})", re.IGNORECASE) if phrases else None

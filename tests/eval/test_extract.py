@@ -209,6 +209,14 @@ def test_a_time_is_not_an_integer_answer(lang):
     assert extract_answer("The meeting starts at 12:30", lang) is None
 
 
+def test_stated_answer_on_the_next_line():
+    assert extract_answer("So, 16 - 3 = 13.\nThe answer is:\n\n**18**\n\nHope 2 steps helped.", "en") == "18"
+    assert extract_answer("Ответ:\n18 долларов. Это 2 шага.", "ru") == "18"
+    # A bare noun at the end of a line is not followed by its number on the next one.
+    assert extract_answer("Получаем ответ\n2. Ответ: 18", "ru") == "18"
+    assert extract_answer("Считаем ответ\n2 раза проверили, итого 7", "ru") == "7"
+
+
 def test_issue_reproduction_time():
     assert extract_answer("The answer is 12:30.", "en") is None
     assert extract_answer("Step 1: 5 + 3 = 8", "en") == "8"  # a colon after a label is not a time
