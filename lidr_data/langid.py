@@ -71,7 +71,7 @@ def words_only(text: str) -> str:
     """The words of a text as language ID reads them: code, URLs, markup, digits and symbols blanked out,
     whitespace collapsed to single spaces (one line, as fastText reads it)."""
     if "`" in text or "://" in text or "www." in text or "@" in text:
-        text = _NOT_WORDS.sub(" ", text)
+        text = _NOT_WORDS.sub("\n", text)  # a line break: _BLANK then folds the spaces around it into one
     return _BLANK.sub(" ", text).strip()
 
 
