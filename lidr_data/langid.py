@@ -19,10 +19,9 @@ What is read is the words: code (fenced and inline), URLs, markdown markup and t
 are blanked first (`words_only`), since both detectors read "| Category | Derek Jeter |" or "1. **Transition
 to renewable energy**" as Spanish. Text with no letters left ("221", "😺🐾") is "unknown", never a language.
 Given the language each text should be in (`expected`), a text whose first read disagrees gets a further look
-before it is called wrong (`read_further`): the next characters are read, and where they disagree with the
-first read, the words of up to `recheck_chars` characters, read whole, decide. A short foreign opening ("Je vous
-manque (pronounced ...) This phrase ...") then no longer decides an English answer, and only the few texts that
-disagree pay for the longer reads.
+before it is called wrong (`read_further`): the next windows of the text vote, up to `recheck_chars`
+characters. A short foreign opening ("Je vous manque (pronounced ...) This phrase ...") then no longer decides an
+English answer, and only the few texts that disagree pay for the extra windows.
 """
 
 from __future__ import annotations
@@ -226,20 +225,40 @@ def disagrees(result: tuple[str, float], expected: str | None) -> bool:
 def read_further(texts: Sequence[str], first: Sequence[tuple[str, float]], languages: Sequence[str],
                  min_score: float = DEFAULT_MIN_SCORE, prefix_chars: int = DEFAULT_PREFIX_CHARS,
                  recheck_chars: int = DEFAULT_RECHECK_CHARS) -> list[tuple[str, float]]:
-    """The further look at texts whose first read (`first`, of `prefix_chars`) disagreed with their expected
-    language. The next `prefix_chars` characters are read; when they say the same language as the first read, it
-    stands (most texts that disagree are in another language, and this costs them one more short read). Otherwise the
-    words of up to `recheck_chars` characters, read whole, decide, whichever language they say; a longer read that
-    says nothing ("unknown") leaves the first read standing."""
+    """The further look at texts whose first read (`first`, of their first `prefix_chars` characters) disagreed
+    with their expected language: the next windows of `prefix_chars` characters vote, up to `recheck_chars`.
+    Two windows in a row that say the same language decide (a text in another language pays one more window; an
+    English answer opening with a French quote, two); when the text or the windows run out first, the language
+    with most windows wins (ties: the higher summed confidence). Windows that say nothing ("unknown") do not vote,
+    and a text with no vote stays as it was. The answer's score is the mean confidence of its windows."""
     langs = tuple(sorted(set(languages)))
-    second = _detect([t[prefix_chars:2 * prefix_chars] for t in texts], langs, prefix_chars, min_score, None)
+    votes: list[list[tuple[str, float]]] = [[f] if f[0] != UNKNOWN else [] for f in first]
     results = list(first)
-    # An "unknown" first read (code, a table of numbers) is confirmed by nothing: it reads on too.
-    split = [i for i, (f, s) in enumerate(zip(first, second)) if s[0] != f[0] or f[0] == UNKNOWN]
-    whole = _detect([texts[i][:recheck_chars] for i in split], langs, recheck_chars, min_score, None) if split else []
-    for i, r in zip(split, whole):
-        if r[0] != UNKNOWN or first[i][0] == UNKNOWN:
-            results[i] = r
+    active = list(range(len(texts)))
+    for w in range(1, max(2, -(-recheck_chars // prefix_chars))):
+        active = [i for i in active if len(texts[i]) > w * prefix_chars]
+        if not active:
+            break
+        windows = [texts[i][w * prefix_chars:(w + 1) * prefix_chars] for i in active]
+        undecided = []
+        for i, r in zip(active, _detect(windows, langs, prefix_chars, min_score, None)):
+            if r[0] == UNKNOWN:
+                undecided.append(i)
+                continue
+            if votes[i] and votes[i][-1][0] == r[0]:  # two windows in a row agree: decided
+                results[i] = (r[0], (votes[i][-1][1] + r[1]) / 2)
+                votes[i] = []
+                continue
+            votes[i].append(r)
+            undecided.append(i)
+        active = undecided
+    for i, cast in enumerate(votes):
+        if len(cast) > (first[i][0] != UNKNOWN):  # undecided, with votes beyond the first read's
+            tally: dict[str, list[float]] = {}
+            for code, score in cast:
+                tally.setdefault(code, []).append(score)
+            code, scores = max(tally.items(), key=lambda kv: (len(kv[1]), sum(kv[1])))
+            results[i] = (code, sum(scores) / len(scores))
     return results
 
 

@@ -191,8 +191,8 @@ def test_a_disagreeing_first_read_gets_a_further_look():
     (code, score), = detect_languages([QUOTE_FIRST], PAIR_LANGS, prefix_chars=60, expected=["en"])
     assert code == "en" and score >= 0.5
     assert detect_languages([QUOTE_FIRST], PAIR_LANGS, expected=["en"])[0][0] == "en"
-    # A text really in another language stays so (wrong-language recall), and costs one more short read: the
-    # next characters agree with the first read, so the whole text is not read.
+    # A text really in another language stays so (wrong-language recall), and costs one more window: the next
+    # characters agree with the first read, which decides.
     path = require_shared_data("generations", "llama-3-8b-instruct-M0", "en.responses.to_fr.jsonl")
     rows = [json.loads(line) for line in path.open(encoding="utf-8")]
     fr = [r["en2fr_reponse"] for r in rows if r["en2fr_reponse"] != "Translation Error"][:300]
@@ -205,8 +205,8 @@ def test_a_disagreeing_first_read_gets_a_further_look():
         longer = sum(len(t) > 300 for t in fr)
         assert calls[0] == len(fr) and calls[1] == longer and sum(calls[2:]) <= 0.02 * longer
         # Only the texts that disagree are read again: the table's 60 characters are names, the headings read
-        # as English at once; the quote and the table get the next 60 characters, then (as these disagree with
-        # the first read) the whole text.
+        # as English at once; the quote and the table get the next window of 60 characters, then (as it
+        # disagrees with the first read) a third, and two windows in a row saying English decide.
         calls.clear()
         found = detect_languages([QUOTE_FIRST, HEADINGS, TABLE], PAIR_LANGS, prefix_chars=60, expected=["en"] * 3)
     assert calls == [3, 2, 2]
@@ -226,3 +226,28 @@ def test_an_unknown_first_read_reads_on_when_a_language_is_expected():
     assert detect_languages([text], PAIR_LANGS, expected=["en"])[0][0] == "en"
     # Data alone has no language, expected or not.
     assert detect_languages([text.split("\n\n")[0]], PAIR_LANGS, expected=["en"])[0] == ("unknown", 0.0)
+
+
+def test_further_look_votes(monkeypatch):
+    """read_further's rule on scripted window reads: two windows in a row decide; otherwise most windows win
+    (ties: higher summed confidence); unknown windows do not vote."""
+    script = {"A": [("fr", 0.9), ("fr", 0.7)], "B": [("en", 0.8), ("en", 0.6)], "C": [("en", 0.8), ("fr", 0.6)],
+              "D": [("unknown", 0.0), ("unknown", 0.0)], "E": [("unknown", 0.2), ("en", 0.9)]}
+    window = {}
+
+    def fake_detect(texts, *args):
+        out = []
+        for t in texts:
+            window[t[0]] = window.get(t[0], -1) + 1
+            out.append(script[t[0]][window[t[0]]])
+        return out
+
+    monkeypatch.setattr(langid, "_detect", fake_detect)
+    texts = [k * 30 for k in "ABCDE"]  # three windows of 10 characters each: two further reads at most
+    first = [("fr", 0.8), ("fr", 0.9), ("fr", 0.95), ("fr", 0.7), ("unknown", 0.1)]
+    got = langid.read_further(texts, first, ["en", "fr"], prefix_chars=10, recheck_chars=30)
+    assert got[0] == ("fr", pytest.approx(0.85))  # the first read confirmed by the next window
+    assert got[1] == ("en", pytest.approx(0.7))  # two English windows in a row
+    assert got[2] == ("fr", pytest.approx((0.95 + 0.6) / 2))  # fr, en, fr: most windows
+    assert got[3] == ("fr", 0.7)  # nothing said after the first read: it stands
+    assert got[4] == ("en", 0.9)  # an unknown first read, one window with a language

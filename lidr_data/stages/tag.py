@@ -52,9 +52,9 @@ class TagConfig:
         "prefix_chars only when unsure (~4x faster, as accurate on real answers). null: read prefix_chars at once."})
     recheck_chars: int = field(default=DEFAULT_RECHECK_CHARS, metadata={
         "help": "A side whose first read is not the pair's language (`lang`) gets a further look before the "
-        "filter calls it wrong: the next prefix_chars characters, and where they disagree with the first read, "
-        "the words of up to this many characters read whole (a short foreign quote, a table or a list at the "
-        "start no longer decides). Only the few sides that disagree pay."})
+        "filter calls it wrong: its next windows of prefix_chars characters vote, up to this many characters (a "
+        "short foreign quote, a table or a list at the start no longer decides). Only the few sides that "
+        "disagree pay."})
     min_score: float = field(default=DEFAULT_MIN_SCORE, metadata={
         "help": "Language-ID confidence below this gives 'unknown' instead of a guess (0..1)."})
     detect_prompt_language: bool = field(default=False, metadata={
@@ -81,7 +81,7 @@ def _detect(columns: list[pa.ChunkedArray | pa.Array], expected: pa.ChunkedArray
     """Language and score per text of each column, in one language-ID call; null/blank texts are 'unknown'
     with score 0 and cost nothing, and a prefix that repeats is read once. Each text is expected in the pair's
     language (`expected`, the `lang` column): the few whose first read disagrees get a further look at up to
-    `recheck_chars` characters (only those are copied out of Arrow at that length)."""
+    `recheck_chars` characters (`read_further`; only those texts are copied out of Arrow at that length)."""
     prefixes = [p for texts in columns for p in pc.utf8_slice_codeunits(texts, 0, config.prefix_chars).to_pylist()]
     unique: dict[str, int] = {}
     for p in prefixes:
