@@ -232,14 +232,18 @@ def read_further(texts: Sequence[str], first: Sequence[tuple[str, float]], langu
     with most windows wins (ties: the higher summed confidence). Windows that say nothing ("unknown") do not vote,
     and a text with no vote stays as it was. The answer's score is the mean confidence of its windows."""
     langs = tuple(sorted(set(languages)))
+    # Windows of the words, not of the raw text (a window starting inside a code block would not see its fence),
+    # from where the words of the first read end.
+    starts = [len(words_only(t[:prefix_chars])) for t in texts]
+    texts = [words_only(t[:recheck_chars]) for t in texts]
     votes: list[list[tuple[str, float]]] = [[f] if f[0] != UNKNOWN else [] for f in first]
     results = list(first)
     active = list(range(len(texts)))
-    for w in range(1, max(2, -(-recheck_chars // prefix_chars))):
-        active = [i for i in active if len(texts[i]) > w * prefix_chars]
+    for w in range(max(1, -(-recheck_chars // prefix_chars) - 1)):
+        active = [i for i in active if len(texts[i]) > starts[i] + w * prefix_chars]
         if not active:
             break
-        windows = [texts[i][w * prefix_chars:(w + 1) * prefix_chars] for i in active]
+        windows = [texts[i][starts[i] + w * prefix_chars:starts[i] + (w + 1) * prefix_chars] for i in active]
         undecided = []
         for i, r in zip(active, _detect(windows, langs, prefix_chars, min_score, None)):
             if r[0] == UNKNOWN:

@@ -203,7 +203,7 @@ def test_a_disagreeing_first_read_gets_a_further_look():
         found = detect_languages(fr, PAIR_LANGS, expected=["en"] * len(fr))
         assert sum(c == "fr" for c, _ in found) >= 0.99 * len(fr) and "en" not in {c for c, _ in found}
         longer = sum(len(t) > 300 for t in fr)
-        assert calls[0] == len(fr) and calls[1] == longer and sum(calls[2:]) <= 0.02 * longer
+        assert calls[0] == len(fr) and 0.9 * longer <= calls[1] <= longer and sum(calls[2:]) <= 0.02 * longer
         # Only the texts that disagree are read again: the table's 60 characters are names, the headings read
         # as English at once; the quote and the table get the next window of 60 characters, then (as it
         # disagrees with the first read) a third, and two windows in a row saying English decide.
