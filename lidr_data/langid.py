@@ -64,6 +64,7 @@ _SYMBOLS = r"0-9|*_#>~`=\[\]{}()<>\\/+^@$%&\-•·–—"
 # A run holding at least one symbol or a line break; a plain space between two words is left alone (the cheap case).
 _BLANK = re.compile(rf"[ ]*[{_SYMBOLS}\n\r\t\f\v\u00a0\u3000][{_SYMBOLS}\s]*")
 _LETTER = re.compile(r"[^\W\d_]")  # a letter of any script
+_NOT_PROSE = re.compile(rf"[{_SYMBOLS}\n\r\t\f\v\u00a0\u3000]|@|://|www\.")  # anything words_only would change
 
 
 def words_only(text: str) -> str:
@@ -120,14 +121,17 @@ def _fasttext_predict():
     return fasttext.load_model(str(_LOCAL_SMALL_MODEL_PATH)).f.predict
 
 
-def _lingua(prefixes: list[str], languages: tuple[str, ...], min_score: float) -> list[tuple[str, float]]:
+def _lingua(prefixes: list[str], languages: tuple[str, ...], min_score: float,
+           long: list[bool] | None = None) -> list[tuple[str, float]]:
     # Prefixes of LINGUA_LONG characters or more go to lingua's low-accuracy mode (trigram models only), which
     # loads in 0.07 s instead of ~1.1 s. On 29,827 real texts (8,869 of >= 300 characters) the wrong / unknown
     # counts were the same as with the full models, after fastText (334 / 134) and for lingua alone (387 / 301).
     # Short texts need the full models: low-accuracy mode for all gave 383 / 84 after fastText, 660 / 123 alone.
+    # `long` (per text): the length rule applied to the raw prefix, when `prefixes` are its words (shorter).
     results: list[tuple[str, float]] = [(UNKNOWN, 0.0)] * len(prefixes)
+    long = long if long is not None else [len(p) >= LINGUA_LONG for p in prefixes]
     for low_accuracy in (True, False):
-        idx = [i for i, p in enumerate(prefixes) if (len(p) >= LINGUA_LONG) == low_accuracy]
+        idx = [i for i, is_long in enumerate(long) if is_long == low_accuracy]
         if not idx:
             continue
         detector = _detector(languages, low_accuracy)
@@ -155,7 +159,10 @@ def _fasttext_pass(prefixes: list[str], allowed: frozenset[str], min_score: floa
         # fastText reads one line; labels are "__label__xx". k=1: asking for more labels costs ~3x.
         top = None
         if quick_chars and len(p) > quick_chars:  # its cost grows with the text: a short prefix settles most
-            head = (line if line is not None else words_only(p[:2 * quick_chars]))[:quick_chars]
+            head = line if line is not None else p[:quick_chars]
+            if line is None and _NOT_PROSE.search(head):  # most openings are plain prose: no rewrite needed
+                head = words_only(p[:2 * quick_chars])
+            head = head[:quick_chars]
             if _has_letters(head):
                 top = predict(head + "\n", 1, 0.0, "replace")
                 if top and (top[0][1][9:] not in allowed or top[0][0] < QUICK_MIN_SCORE):
@@ -298,6 +305,8 @@ def _detect(texts: Sequence[str | None], langs: tuple[str, ...], prefix_chars: i
     if recheck:
         words = [words_only(prefixes[i]) for i in recheck]
         keep = [(i, w) for i, w in zip(recheck, words) if _has_letters(w)]  # no letters: unknown, as above
-        for (i, _), r in zip(keep, _lingua([w for _, w in keep], langs, min_score)):
+        # The mode follows the raw prefix's length, as measured (words alone would load the full models more).
+        long = [len(prefixes[i]) >= LINGUA_LONG for i, _ in keep]
+        for (i, _), r in zip(keep, _lingua([w for _, w in keep], langs, min_score, long)):
             results[i] = r
     return results
