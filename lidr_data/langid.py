@@ -236,8 +236,9 @@ def read_further(texts: Sequence[str], first: Sequence[tuple[str, float]], langu
     with their expected language: the next windows of `prefix_chars` characters vote, up to `recheck_chars`.
     Two windows in a row that say the same language decide (a text in another language pays one more window; an
     English answer opening with a French quote, two); when the text or the windows run out first, the language
-    with most windows wins (ties: the higher summed confidence). Windows that say nothing ("unknown") do not vote,
-    and a text with no vote stays as it was. The answer's score is the mean confidence of its windows."""
+    with most windows wins, and a tie is decided by the words of the text read whole. Windows that say nothing
+    ("unknown") do not vote, and a text with no vote stays as it was. The answer's score is the mean confidence
+    of its windows (of the whole read, after a tie)."""
     langs = tuple(sorted(set(languages)))
     # Windows of the words, not of the raw text (a window starting inside a code block would not see its fence),
     # from where the words of the first read end.
@@ -263,13 +264,21 @@ def read_further(texts: Sequence[str], first: Sequence[tuple[str, float]], langu
             votes[i].append(r)
             undecided.append(i)
         active = undecided
+    tied = []
     for i, cast in enumerate(votes):
         if len(cast) > (first[i][0] != UNKNOWN):  # undecided, with votes beyond the first read's
             tally: dict[str, list[float]] = {}
             for code, score in cast:
                 tally.setdefault(code, []).append(score)
-            code, scores = max(tally.items(), key=lambda kv: (len(kv[1]), sum(kv[1])))
+            ranked = sorted(tally.items(), key=lambda kv: (len(kv[1]), sum(kv[1])), reverse=True)
+            code, scores = ranked[0]
             results[i] = (code, sum(scores) / len(scores))
+            if len(ranked) > 1 and len(ranked[1][1]) == len(scores):
+                tied.append(i)
+    # As many windows for two languages: the words read whole decide (rare: short texts, mixed ones).
+    for i, r in zip(tied, _detect([texts[i] for i in tied], langs, recheck_chars, min_score, None) if tied else []):
+        if r[0] != UNKNOWN:
+            results[i] = r
     return results
 
 

@@ -230,9 +230,10 @@ def test_an_unknown_first_read_reads_on_when_a_language_is_expected():
 
 def test_further_look_votes(monkeypatch):
     """read_further's rule on scripted window reads: two windows in a row decide; otherwise most windows win
-    (ties: higher summed confidence); unknown windows do not vote."""
+    (a tie: the text read whole); unknown windows do not vote."""
     script = {"A": [("fr", 0.9), ("fr", 0.7)], "B": [("en", 0.8), ("en", 0.6)], "C": [("en", 0.8), ("fr", 0.6)],
-              "D": [("unknown", 0.0), ("unknown", 0.0)], "E": [("unknown", 0.2), ("en", 0.9)]}
+              "D": [("unknown", 0.0), ("unknown", 0.0)], "E": [("unknown", 0.2), ("en", 0.9)],
+              "F": [("en", 0.8), ("en", 0.99)]}
     window = {}
 
     def fake_detect(texts, *args):
@@ -243,11 +244,12 @@ def test_further_look_votes(monkeypatch):
         return out
 
     monkeypatch.setattr(langid, "_detect", fake_detect)
-    texts = [k * 30 for k in "ABCDE"]  # three windows of 10 characters each: two further reads at most
-    first = [("fr", 0.8), ("fr", 0.9), ("fr", 0.95), ("fr", 0.7), ("unknown", 0.1)]
+    texts = [k * 30 for k in "ABCDE"] + ["F" * 20]  # windows of 10 characters: two further reads at most
+    first = [("fr", 0.8), ("fr", 0.9), ("fr", 0.95), ("fr", 0.7), ("unknown", 0.1), ("fr", 0.9)]
     got = langid.read_further(texts, first, ["en", "fr"], prefix_chars=10, recheck_chars=30)
     assert got[0] == ("fr", pytest.approx(0.85))  # the first read confirmed by the next window
     assert got[1] == ("en", pytest.approx(0.7))  # two English windows in a row
     assert got[2] == ("fr", pytest.approx((0.95 + 0.6) / 2))  # fr, en, fr: most windows
     assert got[3] == ("fr", 0.7)  # nothing said after the first read: it stands
     assert got[4] == ("en", 0.9)  # an unknown first read, one window with a language
+    assert got[5] == ("en", 0.99)  # fr, en and the text ends: a tie, the whole text read decides
