@@ -242,18 +242,27 @@ def read_further(texts: Sequence[str], first: Sequence[tuple[str, float]], langu
     langs = tuple(sorted(set(languages)))
     # Windows of the words, not of the raw text (a window starting inside a code block would not see its fence),
     # from where the words of the first read end.
-    starts = [len(words_only(t[:prefix_chars])) for t in texts]
-    texts = [words_only(t[:recheck_chars]) for t in texts]
+    # The words of 2 x prefix_chars hold the first window; the rest is made only for texts that read on.
+    raw = texts
+    starts = [len(words_only(t[:prefix_chars])) for t in raw]
+    texts = [words_only(t[:2 * prefix_chars]) for t in raw]
+    for i, t in enumerate(raw):
+        if len(texts[i]) < starts[i] + prefix_chars and len(t) > 2 * prefix_chars:  # a short window (code, a table)
+            texts[i] = words_only(t[:recheck_chars])
     votes: list[list[tuple[str, float]]] = [[f] if f[0] != UNKNOWN else [] for f in first]
     results = list(first)
     active = list(range(len(texts)))
     for w in range(max(1, -(-recheck_chars // prefix_chars) - 1)):
+        if w == 1:
+            for i in active:
+                texts[i] = words_only(raw[i][:recheck_chars])
         active = [i for i in active if len(texts[i]) > starts[i] + w * prefix_chars]
         if not active:
             break
         windows = [texts[i][starts[i] + w * prefix_chars:starts[i] + (w + 1) * prefix_chars] for i in active]
         undecided = []
-        for i, r in zip(active, _detect(windows, langs, prefix_chars, min_score, None)):
+        # light: lingua's trigram models for every window (a short tail window would load the full models, ~1 s)
+        for i, r in zip(active, _detect(windows, langs, prefix_chars, min_score, None, light=True)):
             if r[0] == UNKNOWN:
                 undecided.append(i)
                 continue
@@ -276,14 +285,15 @@ def read_further(texts: Sequence[str], first: Sequence[tuple[str, float]], langu
             if len(ranked) > 1 and len(ranked[1][1]) == len(scores):
                 tied.append(i)
     # As many windows for two languages: the words read whole decide (rare: short texts, mixed ones).
-    for i, r in zip(tied, _detect([texts[i] for i in tied], langs, recheck_chars, min_score, None) if tied else []):
+    whole = [words_only(raw[i][:recheck_chars]) for i in tied]
+    for i, r in zip(tied, _detect(whole, langs, recheck_chars, min_score, None, light=True) if tied else []):
         if r[0] != UNKNOWN:
             results[i] = r
     return results
 
 
 def _detect(texts: Sequence[str | None], langs: tuple[str, ...], prefix_chars: int, min_score: float,
-            quick_chars: int | None) -> list[tuple[str, float]]:
+            quick_chars: int | None, light: bool = False) -> list[tuple[str, float]]:
     _detector(langs)  # validates the codes (and builds lingua once) even when fastText answers everything
     prefixes = [(t or "")[:prefix_chars] for t in texts]
     results: list[tuple[str, float]] = [(UNKNOWN, 0.0)] * len(prefixes)
@@ -315,7 +325,7 @@ def _detect(texts: Sequence[str | None], langs: tuple[str, ...], prefix_chars: i
         words = [words_only(prefixes[i]) for i in recheck]
         keep = [(i, w) for i, w in zip(recheck, words) if _has_letters(w)]  # no letters: unknown, as above
         # The mode follows the raw prefix's length, as measured (words alone would load the full models more).
-        long = [len(prefixes[i]) >= LINGUA_LONG for i, _ in keep]
+        long = [light or len(prefixes[i]) >= LINGUA_LONG for i, _ in keep]
         for (i, _), r in zip(keep, _lingua([w for _, w in keep], langs, min_score, long)):
             results[i] = r
     return results

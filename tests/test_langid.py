@@ -199,7 +199,7 @@ def test_a_disagreeing_first_read_gets_a_further_look():
     calls = []
     real = langid._detect
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(langid, "_detect", lambda texts, *a: calls.append(len(texts)) or real(texts, *a))
+        mp.setattr(langid, "_detect", lambda texts, *a, **k: calls.append(len(texts)) or real(texts, *a, **k))
         found = detect_languages(fr, PAIR_LANGS, expected=["en"] * len(fr))
         assert sum(c == "fr" for c, _ in found) >= 0.99 * len(fr) and "en" not in {c for c, _ in found}
         longer = sum(len(t) > 300 for t in fr)
@@ -236,7 +236,7 @@ def test_further_look_votes(monkeypatch):
               "F": [("en", 0.8), ("en", 0.99)]}
     window = {}
 
-    def fake_detect(texts, *args):
+    def fake_detect(texts, *args, **kwargs):
         out = []
         for t in texts:
             window[t[0]] = window.get(t[0], -1) + 1
