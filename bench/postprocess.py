@@ -5,8 +5,11 @@ real parallel prompts and whose answers are stitched from real sentences (GPT-4-
 outputs, Llama-3 answers and their French translations, MGSM and prompt texts for zh/ja), each sentence
 checked by language ID first so that clean rows really are clean. Known numbers of defects are planted, one per
 defective row: translation failures, empty sides, truncated sides, wrong-language sides, exact duplicates and
-near duplicates (a copy with a couple of words changed and a different rejected side). It is written the way
-the pairs stage writes pairs_raw (stages.tables.parquet_writer: LZ4, 10k-row row groups).
+near duplicates (a copy with a couple of words changed and a different rejected side). A share of the clean
+rows (DECORATED) has one side written the way real answers are: a quoted foreign phrase first, a markdown
+table, numbered bold headings, a recipe-style list, a code block before the prose; they are clean, so every one
+dropped counts against language-ID precision. It is written the way the pairs stage writes pairs_raw
+(stages.tables.parquet_writer: LZ4, 10k-row row groups).
 
 It prints:
 - the toolkit (lidr_data.stages tag_pairs -> filter_pairs -> dedup_pairs, each writing Parquet), run in a
@@ -54,6 +57,8 @@ DEFECTS = {  # fraction of rows
     "exact_duplicate": 0.03,
     "near_duplicate": 0.03,
 }
+DECORATED = 0.1  # share of clean rows with one side in a markdown/list/code/quote layout (still clean)
+decorated: dict[str, str] = {}  # prompt_id -> layout of the decorated clean rows of the last build_corpus
 TARGET_CHARS = {"en": 1300, "es": 1300, "ru": 1300, "de": 1300, "fr": 1300, "zh": 450, "ja": 500}
 _SENT = re.compile(r"(?<=[.!?。！？])\s*")
 
@@ -128,6 +133,42 @@ def _near_edit(rng: random.Random, text: str, lang: str) -> str:
     return "".join(chars)
 
 
+_CODE = ("```python\nimport json\n\ndef load(path):\n    with open(path) as f:\n        return json.load(f)\n\n"
+         "data = load('config.json')\nprint(data['name'], len(data['items']))\n```\n\n")
+
+
+def _decorate(rng: random.Random, pools: dict[str, list[str]], lang: str, text: str) -> tuple[str, str]:
+    """(layout, text in `lang` laid out as real answers are): the corner cases of language ID, issue 11."""
+    pool = pools[lang]
+    cjk = lang in ("zh", "ja")
+
+    def words(k: int) -> list[str]:
+        s = rng.choice(pool)
+        return list(s[:2 * k]) if cjk else s.rstrip(".!?").split()[:k]
+
+    def phrase(k: int) -> str:
+        return ("" if cjk else " ").join(words(k))
+
+    layout = rng.choice(["quote", "table", "headings", "recipe", "code"])
+    if layout == "quote":  # a short foreign phrase first, then the answer ("Je vous manque (pronounced ...)")
+        foreign = [x for x in pools if x != lang and x not in ("zh", "ja")]
+        quote = rng.choice([s for s in pools[rng.choice(foreign)][:2000] if len(s) < 60] or ["Je vous manque"])
+        return layout, f'{quote} (pronounced "{quote.lower()[:20]}")\n\n{text}'
+    if layout == "table":  # cells of a few words and numbers, then the prose
+        cells = [phrase(2) for _ in range(3)]
+        rows = [f"| {phrase(2)} | {rng.randint(1, 999)} | {rng.randint(1, 99)}.{rng.randint(0, 9)} |" for _ in range(4)]
+        return layout, "\n".join([f"| {' | '.join(cells)} |", "|---|---|---|", *rows]) + "\n\n" + text
+    if layout == "headings":  # 1. **Heading**: sentence
+        lines = [f"{i}. **{phrase(4)}**: {rng.choice(pool)}" for i in range(1, 6)]
+        return layout, "\n".join(lines) + "\n\n" + text
+    if layout == "recipe":  # quantities and units first, then numbered steps
+        units = ["g", "ml", "cups", "tsp", "x"]
+        items = [f"- {rng.randint(1, 500)} {rng.choice(units)} {phrase(2)}" for _ in range(6)]
+        steps = [f"{i}. {rng.choice(pool)}" for i in range(1, 4)]
+        return layout, "\n".join([*items, "", *steps]) + "\n\n" + text
+    return layout, _CODE + text
+
+
 def build_corpus(n: int, path: Path, seed: int, chunk: int = 50_000) -> dict[str, str]:
     """Write `n` pairs_raw rows to `path`; return {prompt_id: planted defect} for the defective rows."""
     from postprocess_rows import RAW_SCHEMA, make_pair
@@ -138,6 +179,7 @@ def build_corpus(n: int, path: Path, seed: int, chunk: int = 50_000) -> dict[str
     prompts, answers = _load_texts()
     pools = _sentence_pools(answers)
     planted: dict[str, str] = {}
+    decorated.clear()
     other = {lang: [x for x in ("en", "es", "ru", "de", "fr") if x != lang] for lang in LANGS}
     with parquet_writer(path, RAW_SCHEMA) as writer:  # written as the pairs stage writes pairs_raw
         for start in range(0, n, chunk):
@@ -186,6 +228,11 @@ def build_corpus(n: int, path: Path, seed: int, chunk: int = 50_000) -> dict[str
                     row = make_pair(prompt, foreign, rejected, **kw) if rng.random() < 0.5 \
                         else make_pair(prompt, chosen, foreign, **kw)
                 else:
+                    if rng.random() < DECORATED:  # clean, in a layout real answers use (see _decorate)
+                        side = rng.choice(["chosen", "rejected"])
+                        layout, text = _decorate(rng, pools, lang, chosen if side == "chosen" else rejected)
+                        chosen, rejected = (text, rejected) if side == "chosen" else (chosen, text)
+                        decorated[pid] = layout
                     row = make_pair(prompt, chosen, rejected, **kw)
                 if kind != "clean":
                     planted[pid] = kind
@@ -339,7 +386,8 @@ def score(planted: dict[str, str], drops: dict[str, str], n: int) -> list[tuple[
     return rows
 
 
-def print_scores(title: str, planted, drops, n: int) -> None:
+def print_scores(title: str, planted, drops, n: int, layouts: dict[str, str] | None = None,
+                 ids: set[str] | None = None) -> None:
     print(f"  {title}: precision / recall per planted defect")
     for kind, count, p, r in score(planted, drops, n):
         print(f"    {kind:<20} planted {count:>7,}  precision {p:7.2%}  recall {r:7.2%}")
@@ -348,6 +396,16 @@ def print_scores(title: str, planted, drops, n: int) -> None:
         if pid not in planted:
             clean_dropped[reason] = clean_dropped.get(reason, 0) + 1
     print(f"    clean rows dropped (unplanted): {clean_dropped or 0}")
+    if layouts:
+        total = sum(1 for pid in layouts if pid in ids)
+        lost = {}
+        for pid, layout in layouts.items():
+            if pid in ids and drops.get(pid) == "wrong_language":
+                lost[layout] = lost.get(layout, 0) + 1
+        clean = sum(1 for pid in ids if pid not in planted)
+        wrong = sum(1 for pid, r in drops.items() if pid not in planted and r == "wrong_language")
+        print(f"    clean rows dropped as wrong_language: {wrong:,} of {clean:,} ({wrong / max(clean, 1):.3%}); "
+              f"of them decorated: {sum(lost.values()):,} of {total:,} {lost or ''}")
 
 
 def main() -> None:
@@ -369,16 +427,20 @@ def main() -> None:
 
     t = time.perf_counter()
     raw, meta = work / "pairs_raw.parquet", work / "planted.json"
-    key = {"pairs": args.pairs, "seed": args.seed, "version": 3}
+    key = {"pairs": args.pairs, "seed": args.seed, "version": 4}
     if raw.is_file() and meta.is_file() and json.loads(meta.read_text())["key"] == key:
-        planted = json.loads(meta.read_text())["planted"]  # same corpus as a previous run in this folder
+        saved = json.loads(meta.read_text())  # same corpus as a previous run in this folder
+        planted, layouts = saved["planted"], saved["decorated"]
     else:
         planted = build_corpus(args.pairs, raw, args.seed)
-        meta.write_text(json.dumps({"key": key, "planted": planted}))
+        layouts = dict(decorated)
+        meta.write_text(json.dumps({"key": key, "planted": planted, "decorated": layouts}))
+    all_ids = {f"b{i}" for i in range(args.pairs)}
     size_mb = raw.stat().st_size / 2**20
     text_mb = sum(pq.read_table(raw, columns=[c]).column(c).nbytes for c in
                   ("prompt_text", "chosen_text", "rejected_text")) / 2**20
     print(f"corpus: {args.pairs:,} pairs from real shared/data texts, {len(planted):,} planted defects, "
+          f"{len(layouts):,} clean rows in markdown/list/code/quote layouts, "
           f"{text_mb / args.pairs * 2**20 / 1024:.1f} KB text per pair, {size_mb:.0f} MB Parquet "
           f"(built in {time.perf_counter() - t:.0f} s, not timed)")
 
@@ -388,7 +450,7 @@ def main() -> None:
           f"(tag {tt['tag']:.1f} s, filter {tt['filter']:.1f} s, dedup+write {tt['dedup']:.1f} s), "
           f"peak RSS {full['peak_rss_mb']:,.0f} MB (+ language-ID workers, each <= {full['child_rss_mb']:,.0f} MB), "
           f"kept {full['kept']:,}")
-    print_scores("toolkit", planted, full["drops"], args.pairs)
+    print_scores("toolkit", planted, full["drops"], args.pairs, layouts, all_ids)
 
     if args.baseline_pairs:
         m = min(args.baseline_pairs, args.pairs)
@@ -406,7 +468,7 @@ def main() -> None:
         print(f"speed ratio toolkit/baseline: {base['seconds'] / st:.1f}x on {m:,} pairs (same subset), "
               f"{extrapolated / tt['total']:.1f}x at {args.pairs:,} pairs (baseline extrapolated)")
         print_scores(f"baseline ({m:,} pairs)", sub_planted, base["drops"], m)
-        print_scores(f"toolkit ({m:,} pairs)", sub_planted, small["drops"], m)
+        print_scores(f"toolkit ({m:,} pairs)", sub_planted, small["drops"], m, layouts, {f"b{i}" for i in range(m)})
     print(f"work folder: {work}")
 
 

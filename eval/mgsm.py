@@ -164,7 +164,9 @@ def detect_output_languages(texts: list[str], langs: list[str]) -> tuple[list[st
 
     support = langid_support(sorted(set(langs) | set(MGSM_LANGS)))
     candidates = sorted(code for code, ok in support.items() if ok)
-    detected = detect_languages(texts, candidates)
+    # The question's language is expected: an answer whose first read disagrees is read further before it
+    # counts as off-target. Text without letters (a bare "221") is "unknown", never off-target.
+    detected = detect_languages(texts, candidates, expected=[lang if support[lang] else None for lang in langs])
     codes = [code if support[lang] else None for (code, _), lang in zip(detected, langs)]
     scores = [round(score, 4) if support[lang] else None for (_, score), lang in zip(detected, langs)]
     return codes, scores

@@ -6,6 +6,7 @@ are not copied: the filter and dedup stages read pairs_raw and this table side b
 long text columns are written once, into the published table. pairs_raw is streamed batch by batch; language ID
 (the cost to beat) reads a bounded prefix of each text, skips null/blank texts (failed translations), and reads
 each distinct prefix once per batch (the English pairs of several pivot languages share their chosen answer).
+A side whose first read is not the pair's language gets a further look (`recheck_chars`, see langid.py).
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from lidr_data.langid import (
     DEFAULT_MIN_SCORE,
     DEFAULT_PREFIX_CHARS,
     DEFAULT_QUICK_CHARS,
+    DEFAULT_RECHECK_CHARS,
     UNKNOWN,
     detect_languages,
+    disagrees,
+    read_further,
 )
 from lidr_data.stages.schema import FLAT_TEXT, TAG_COLUMNS, StageStats
 from lidr_data.stages.tables import open_table, parquet_writer, tmp_path
@@ -46,6 +50,11 @@ class TagConfig:
     quick_chars: int | None = field(default=DEFAULT_QUICK_CHARS, metadata={
         "help": "fastText first reads this many characters and keeps a confident answer; it reads on to "
         "prefix_chars only when unsure (~4x faster, as accurate on real answers). null: read prefix_chars at once."})
+    recheck_chars: int = field(default=DEFAULT_RECHECK_CHARS, metadata={
+        "help": "A side whose first read is not the pair's language (`lang`) gets a further look before the "
+        "filter calls it wrong: its next windows of prefix_chars characters vote, up to this many characters (a "
+        "short foreign quote, a table or a list at the start no longer decides). Only the few sides that "
+        "disagree pay."})
     min_score: float = field(default=DEFAULT_MIN_SCORE, metadata={
         "help": "Language-ID confidence below this gives 'unknown' instead of a guess (0..1)."})
     detect_prompt_language: bool = field(default=False, metadata={
@@ -57,6 +66,8 @@ class TagConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.prefix_chars, int) or self.prefix_chars < 1:
             raise LidrError(f"tag.prefix_chars must be an integer >= 1, got {self.prefix_chars!r}")
+        if not isinstance(self.recheck_chars, int) or self.recheck_chars < 1:
+            raise LidrError(f"tag.recheck_chars must be an integer >= 1, got {self.recheck_chars!r}")
         if self.quick_chars is not None and (not isinstance(self.quick_chars, int) or self.quick_chars < 1):
             raise LidrError(f"tag.quick_chars must be an integer >= 1 or null, got {self.quick_chars!r}")
         if not 0.0 <= float(self.min_score) <= 1.0:
@@ -65,10 +76,12 @@ class TagConfig:
             raise LidrError(f"tag.batch_rows must be an integer >= 1, got {self.batch_rows!r}")
 
 
-def _detect(columns: list[pa.ChunkedArray | pa.Array], languages: list[str],
+def _detect(columns: list[pa.ChunkedArray | pa.Array], expected: pa.ChunkedArray | pa.Array, languages: list[str],
             config: TagConfig) -> list[tuple[pa.Array, pa.Array]]:
     """Language and score per text of each column, in one language-ID call; null/blank texts are 'unknown'
-    with score 0 and cost nothing, and a prefix that repeats is read once."""
+    with score 0 and cost nothing, and a prefix that repeats is read once. Each text is expected in the pair's
+    language (`expected`, the `lang` column): the few whose first read disagrees get a further look at up to
+    `recheck_chars` characters (`read_further`; only those texts are copied out of Arrow at that length)."""
     prefixes = [p for texts in columns for p in pc.utf8_slice_codeunits(texts, 0, config.prefix_chars).to_pylist()]
     unique: dict[str, int] = {}
     for p in prefixes:
@@ -82,6 +95,25 @@ def _detect(columns: list[pa.ChunkedArray | pa.Array], languages: list[str],
         code, score = found[i] if i is not None else (UNKNOWN, 0.0)
         codes.append(code)
         scores.append(score)
+    want = expected.to_pylist() * len(columns)
+    rows = len(want) // max(len(columns), 1)
+    again = [k for k, (p, w) in enumerate(zip(prefixes, want))
+             if p is not None and len(p) == config.prefix_chars and disagrees((codes[k], 0.0), w)]
+    if again:
+        longer: list[str] = []
+        for c, texts in enumerate(columns):
+            picked = [k - c * rows for k in again if k // rows == c]
+            if picked:
+                longer += pc.utf8_slice_codeunits(pc.take(texts, pa.array(picked, pa.int64())), 0,
+                                                  config.recheck_chars).to_pylist()
+        distinct: dict[str, int] = {}
+        for text in longer:
+            distinct.setdefault(text, len(distinct))
+        firsts = {text: (codes[k], scores[k]) for text, k in zip(longer, again)}
+        further = read_further(list(distinct), [firsts[t] for t in distinct], languages, config.min_score,
+                               config.prefix_chars, config.recheck_chars)
+        for k, text in zip(again, longer):
+            codes[k], scores[k] = further[distinct[text]]
     out, start = [], 0
     for texts in columns:
         end = start + len(texts)
@@ -92,7 +124,7 @@ def _detect(columns: list[pa.ChunkedArray | pa.Array], languages: list[str],
 
 def _language_tags(batch: pa.RecordBatch, languages: list[str], config: TagConfig) -> dict[str, pa.Array]:
     sides = ["chosen", "rejected"] + (["prompt"] if config.detect_prompt_language else [])
-    found = _detect([batch.column(f"{side}_text") for side in sides], languages, config)
+    found = _detect([batch.column(f"{side}_text") for side in sides], batch.column("lang"), languages, config)
     tags = {}
     for side, (codes, scores) in zip(sides, found):
         tags[f"{side}_lang"], tags[f"{side}_lang_score"] = codes, scores

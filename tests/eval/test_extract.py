@@ -125,3 +125,99 @@ def test_no_number():
     assert extract_answer("I do not know.", "en") is None
     assert extract_answer("", "en") is None
     assert extract_answer(None, "en") is None
+
+
+# Minus signs as models write them: U+2212 MINUS SIGN, en dash, figure dash, small and full-width hyphen-minus,
+# hyphen, and ASCII with a space after it.
+MINUSES = ["\u2212", "\u2013", "\u2012", "\ufe63", "\uff0d", "\u2010", "-", "- "]
+
+
+def test_issue_reproductions_negative_answers():
+    assert extract_answer("The answer is −10.", "en") == "-10"
+    assert extract_answer("Ответ: –10.", "ru") == "-10"
+    assert extract_answer("La réponse est −10.", "fr") == "-10"
+    assert extract_answer("The answer is - 10.", "en") == "-10"
+    assert extract_answer("The answer is -$10.", "en") == "-10"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_negative_answers_keep_their_sign_in_every_language(lang):
+    for minus in MINUSES:
+        for stated in STATED[lang]:
+            text = REASONING + stated.format(n=f"{minus}1,250")
+            assert extract_answer(text, lang) == "-1250", (lang, text)
+        # No phrase: the last number, signed.
+        assert extract_answer(f"16 {minus} 26 = {minus}10", lang) == "-10"
+    # A dash between two numbers is a range or a subtraction, not a sign of the second.
+    assert extract_answer("from 3–10", lang) == "10"
+    assert extract_answer("16-3=13", lang) == "13"
+
+
+def test_russian_dash_connector_is_not_a_sign():
+    assert extract_answer("Ответ — 18 долларов.", "ru") == "18"
+    assert extract_answer("Ответ – 18 долларов.", "ru") == "18"  # en dash then a space: the connector
+    assert extract_answer("Ответ –18.", "ru") == "-18"  # attached to the digits: the sign
+
+
+# After the stated answer, a sentence that uses the answer noun loosely with another number: it must not win.
+LOOSER = {
+    "en": " This answer is based on 3 steps.",
+    "de": " Diese Antwort ist in 3 Schritten entstanden.",
+    "es": " Esta respuesta es de 3 pasos.",
+    "fr": " Cette réponse est obtenue en 3 étapes.",
+    "ru": "\n\nЭтот ответ получен за 3 шага.",
+    "ja": " この答えを出すのに3つのステップを使いました。",
+    "zh": " 这个答案用了3个步骤得出。",
+    "th": " คำตอบนี้ได้มาจาก 3 ขั้นตอน",
+    "sw": " Jibu hili limepatikana kwa hatua 3.",
+    "bn": " উত্তর দিকে ৩টি বাড়ি আছে।",  # উত্তর also means "north"
+    "te": " ఈ సమాధానం రావడానికి 3 దశలు పట్టాయి.",
+}
+
+
+def test_issue_reproductions_later_looser_phrase():
+    assert extract_answer("Ответ: 18 долларов.\n\nЭтот ответ получен за 3 шага.", "ru") == "18"
+    assert extract_answer("The answer is 18. This answer is based on 3 steps.", "en") == "18"
+    assert extract_answer("উত্তর হল ১৮। উত্তর দিকে ৩টি বাড়ি আছে।", "bn") == "18"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_full_phrase_beats_a_later_looser_one_and_the_last_full_phrase_wins(lang):
+    for stated in STATED[lang]:
+        # A later, looser use of the noun never overrides the stated answer.
+        assert extract_answer(REASONING + stated.format(n=18) + LOOSER[lang], lang) == "18", (lang, stated)
+        # Several full phrases: the last one is the answer (models restate or correct it at the end).
+        two = REASONING + stated.format(n=7) + "\n" + REASONING + stated.format(n=18) + LOOSER[lang]
+        assert extract_answer(two, lang) == "18", (lang, two)
+
+
+@pytest.mark.parametrize("lang", ["ru", "th", "bn", "te"])
+def test_bare_noun_counts_only_right_before_the_number(lang):
+    noun = {"ru": "Ответ", "th": "คำตอบ", "bn": "উত্তর", "te": "సమాధానం"}[lang]
+    assert extract_answer(f"{REASONING}{noun} 18", lang) == "18"
+    # A full phrase wins over a later bare noun; the noun with words before the number is not an answer phrase.
+    full = STATED[lang][1 if lang == "te" else 0]  # Telugu's first style is the bare noun itself
+    assert extract_answer(f"{REASONING}{full.format(n=18)} {noun} 3", lang) == "18"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_time_is_not_an_integer_answer(lang):
+    """A stated answer that is a time or a ratio gives no answer (None): it is neither 12 nor 1230, and the
+    extractor does not fall back to another number of the text."""
+    for stated in STATED[lang]:
+        assert extract_answer(REASONING + stated.format(n="12:30"), lang) is None, (lang, stated)
+    assert extract_answer("The meeting starts at 12:30", lang) is None
+
+
+def test_stated_answer_on_the_next_line():
+    assert extract_answer("So, 16 - 3 = 13.\nThe answer is:\n\n**18**\n\nHope 2 steps helped.", "en") == "18"
+    assert extract_answer("Ответ:\n18 долларов. Это 2 шага.", "ru") == "18"
+    # A bare noun at the end of a line is not followed by its number on the next one.
+    assert extract_answer("Получаем ответ\n2. Ответ: 18", "ru") == "18"
+    assert extract_answer("Считаем ответ\n2 раза проверили, итого 7", "ru") == "7"
+
+
+def test_issue_reproduction_time():
+    assert extract_answer("The answer is 12:30.", "en") is None
+    assert extract_answer("Step 1: 5 + 3 = 8", "en") == "8"  # a colon after a label is not a time
+    assert extract_answer("Total:18", "en") == "18"

@@ -136,3 +136,14 @@ def test_eval_mgsm_missing_language_is_a_clear_error(tiny_model_dir, tmp_path, c
                  "--output", str(tmp_path / "x"), "--no-progress"])
     assert code == 2
     assert "no MGSM file for language 'ko'" in capsys.readouterr().err
+
+
+def test_answers_without_letters_are_unknown_never_off_target():
+    """A bare-number answer has no language: `unknown`, so it is never counted off-target (issue 11: '221' was
+    read as German, and 5 of the integers 0..2,999 got a language)."""
+    assert detect_output_languages(["221"], ["en"]) == (["unknown"], [0.0])
+    for lang in ("en", "de", "ja", "bn"):
+        detected, _ = detect_output_languages([str(i) for i in range(3000)], [lang] * 3000)
+        assert set(detected) == {"unknown"}, lang
+    detected, _ = detect_output_languages(["**18**", "12:30", "$ 1,250.00", "Die Antwort lautet 18."], ["de"] * 4)
+    assert detected == ["unknown", "unknown", "unknown", "de"]

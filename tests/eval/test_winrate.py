@@ -13,7 +13,7 @@ from shared_data import require_shared_data
 
 from lidr_data.cli import main
 from lidr_data.errors import LidrError
-from lidr_data.eval.stats import fit_logistic, length_controlled_win_rate, win_rate
+from lidr_data.eval.stats import fit_l1_logistic, fit_l1_logistic_cv, length_controlled_win_rate, win_rate
 from lidr_data.eval.winrate import WinrateConfig, run_winrate
 
 LANGS = ("en", "es", "ru", "de", "fr")
@@ -101,19 +101,57 @@ def test_win_rate_and_standard_error():
     assert win_rate([]) == (None, None) and win_rate([1.0]) == (100.0, None)
 
 
-def test_length_controlled_win_rate_recovers_a_known_intercept():
+def test_length_controlled_win_rate_recovers_a_known_model():
+    """AlpacaEval 2's GLM: P(win) = sigmoid(theta + phi tanh(d / std d) [+ psi difficulty]); LC = the model at d = 0."""
     rng = np.random.default_rng(0)
     d = rng.normal(0, 400, 20000)
-    x = np.tanh(d / d.std())
-    y = (rng.random(d.size) < 1 / (1 + np.exp(-(-1.0 + 2.5 * x)))).astype(float)
-    b0, b1 = fit_logistic(x, y)
-    assert b0 == pytest.approx(-1.0, abs=0.06) and b1 == pytest.approx(2.5, abs=0.1)
+    X = np.column_stack([np.ones_like(d), np.tanh(d / d.std(ddof=1))])
+    y = (rng.random(d.size) < 1 / (1 + np.exp(-(X @ [-1.0, 2.5])))).astype(float)
+    w, _ = fit_l1_logistic_cv(X, y)
+    assert w[0] == pytest.approx(-1.0, abs=0.06) and w[1] == pytest.approx(2.5, abs=0.1)
     assert length_controlled_win_rate(y, d) == pytest.approx(100 / (1 + math.exp(1.0)), abs=1.5)
     # Outcomes unrelated to length: LC stays near the raw win rate.
     y2 = (rng.random(d.size) < 0.3).astype(float)
     assert length_controlled_win_rate(y2, d) == pytest.approx(100 * y2.mean(), abs=1.0)
-    # Length decides everything (the `length` judge): the fit stays finite, and LC is near 50.
-    assert 40 < length_controlled_win_rate((d > 0).astype(float), d) < 60
+    # Length decides everything (the `length` judge, lengths in whole characters, equal lengths tie): the fit stays
+    # finite and LC is 50. (The ties at zero difference pin theta; real outputs have them too.)
+    chars = np.round(d)
+    assert length_controlled_win_rate(np.sign(chars) / 2 + 0.5, chars) == pytest.approx(50, abs=3)
+    # Soft labels (ties are 0.5) and an instruction-difficulty term: LC averages sigmoid(theta + psi * difficulty).
+    g = rng.normal(0, 1, d.size)
+    p = 1 / (1 + np.exp(-(-0.5 + 2.0 * X[:, 1] + 1.5 * g)))
+    y3 = np.where(rng.random(d.size) < 0.1, 0.5, (rng.random(d.size) < p).astype(float))
+    expected = 100 * np.mean(1 / (1 + np.exp(-(-0.5 + 1.5 * g))))
+    assert length_controlled_win_rate(y3, d, difficulty=g) == pytest.approx(expected, abs=2.0)
+
+
+def test_l1_fit_matches_the_optimality_conditions():
+    """The L1 fit is the minimizer of C * sum CE + |w|_1: |gradient| = 1 where w != 0 (sign opposite), <= 1 at 0."""
+    rng = np.random.default_rng(1)
+    X = np.column_stack([np.ones(500), rng.normal(size=500), rng.normal(size=500)])
+    y = (rng.random(500) < 1 / (1 + np.exp(-(X @ [0.3, 1.0, 0.0])))).astype(float)
+    for C in (0.01, 0.1, 10.0):
+        w = fit_l1_logistic(X, y, C)
+        grad = C * X.T @ (1 / (1 + np.exp(-(X @ w))) - y)
+        for j in range(3):
+            if abs(w[j]) > 1e-8:
+                assert grad[j] == pytest.approx(-np.sign(w[j]), abs=1e-4)
+            else:
+                assert abs(grad[j]) <= 1 + 1e-4
+
+
+def test_length_judge_length_controlled_win_rate_is_50_on_real_outputs(tmp_path):
+    """The `length` judge decides by length alone, so with length controlled nothing is left: LC = 50 +/- 3 in
+    every language (GPT-3.5 vs GPT-4-Turbo X-AlpacaEval outputs; the raw win rate is 6-9)."""
+    outputs = require_shared_data("x-alpacaeval", "outputs")
+    summary, _ = run_winrate(WinrateConfig(output=tmp_path / "wr", reference=str(outputs / "gpt-4-turbo-2024-04-09"),
+                                           candidate=str(outputs / "gpt-3.5-turbo-0125"), langs=LANGS,
+                                           judge="length"), progress=False)
+    rows = {r["lang"]: r for r in summary.iter_rows(named=True)}
+    for lang in LANGS:
+        assert rows[lang]["win_rate"] < 10
+        assert rows[lang]["lc_win_rate"] == pytest.approx(50, abs=3), lang
+    assert rows["avg"]["lc_win_rate"] == pytest.approx(50, abs=3)
 
 
 @pytest.mark.slow

@@ -94,7 +94,31 @@ def test_unknown_language_code_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize(("kwargs", "field"), [({"prefix_chars": 0}, "tag.prefix_chars"),
                                                ({"min_score": 1.5}, "tag.min_score"),
                                                ({"batch_rows": 0}, "tag.batch_rows"),
-                                               ({"quick_chars": 0}, "tag.quick_chars")])
+                                               ({"quick_chars": 0}, "tag.quick_chars"),
+                                               ({"recheck_chars": 0}, "tag.recheck_chars")])
 def test_config_validation_names_the_field(kwargs, field):
     with pytest.raises(LidrError, match=field):
         TagConfig(**kwargs)
+
+
+QUOTE_FIRST = ('Je vous manque beaucoup, mon amour, et je pense à toi chaque jour. (pronounced "zhuh voo mahnk")\n\n'
+               + "This phrase is how French speakers say that they miss someone, although the structure is reversed: "
+               "literally it means that you are missing to me. The person who is missed is the subject of the French "
+               "sentence, and the one who misses them is the object. " * 3)
+HEADINGS = ("1. **Transition to renewable energy**: Shift from fossil fuels to solar, wind and hydroelectric power.\n"
+            "2. **Energy efficiency**: Improve insulation in buildings and use efficient appliances.\n"
+            "3. **Sustainable transport**: Encourage public transport, cycling and electric vehicles.")
+
+
+def test_english_answers_in_real_layouts_are_english_and_wrong_ones_stay_wrong(tmp_path):
+    """Issue 11: English answers of English pairs that opened with a foreign phrase or with markdown were tagged
+    French or Spanish (and dropped as wrong_language); a French answer in an English pair must stay French."""
+    rows = [make_pair("How do you say I miss you in French?", QUOTE_FIRST, EN, lang="en", direction="to_dominant",
+                      pivot_lang="fr", prompt_id="p1"),
+            make_pair("How can we fight climate change?", HEADINGS, EN, lang="en", direction="to_dominant",
+                      pivot_lang="de", prompt_id="p2"),
+            make_pair("Where does the river go?", EN, FR * 5, lang="en", direction="to_dominant", pivot_lang="fr",
+                      prompt_id="p3")]
+    _, out = _tag(tmp_path, rows, TagConfig(prefix_chars=80), langs=["en", "es", "fr", "de"])
+    assert out.column("chosen_lang").to_pylist() == ["en", "en", "en"]
+    assert out.column("rejected_lang").to_pylist() == ["en", "en", "fr"]
