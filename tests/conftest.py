@@ -6,10 +6,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# The session's own Hugging Face home and `datasets` cache, set before `datasets`/`huggingface_hub` are imported
+# (they read these at import): a stale user cache must not serve rows to a test (issue 9).
+_HF_HOME = tempfile.mkdtemp(prefix="lidr-tests-hf-")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["HF_DATASETS_CACHE"] = os.path.join(_HF_HOME, "datasets")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
