@@ -212,7 +212,8 @@ def run(targs: TrainArguments, args, margs) -> Path:
             data={"subset": targs.subset, "pairs": report.pairs, "train_pairs": train_ds.num_rows,
                   "eval_pairs": eval_ds.num_rows if eval_ds is not None else 0, "max_length": args.max_length,
                   "dropped_prompt_too_long": report.dropped_prompt_too_long, "truncated": report.truncated,
-                  "languages": langs},
+                  "languages": langs, "world_size": state.num_processes,
+                  "global_step": trainer.state.global_step, "resumed_from": resume_from},
             metrics=metrics, lora=lora,
         )
         out.write_train_manifest(model_dir, manifest)

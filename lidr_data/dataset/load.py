@@ -97,6 +97,12 @@ def load_opened(opened: OpenedVersion, subset: str = "all", cache_dir: str | Pat
     import datasets
 
     files = subset_files(opened, subset)
+    rows = sum(opened.manifest["files"][f.relative_to(opened.folder).as_posix()].get("rows", 0) for f in files)
+    if rows == 0:  # `datasets` refuses a split with no rows; an empty table with the version's columns it takes
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        return datasets.Dataset(pa.concat_tables([pq.read_table(f) for f in files]))
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     keyed = root / "lidr-versions" / opened.content_id / subset
     try:

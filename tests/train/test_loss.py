@@ -10,8 +10,8 @@ import math
 
 import pytest
 import torch
-from conftest import completion_logps
 from datasets import Dataset
+from train_helpers import completion_logps
 from transformers import AutoTokenizer
 from trl import DPOConfig
 
