@@ -225,6 +225,8 @@ def run(targs: TrainArguments, args, margs) -> Path:
                                      f"{opened.manifest['version']} ({opened.content_id[:12]})")
             _say(state, f"pushed to {targs.push_to} (commit {commit})")
     state.wait_for_everyone()
+    if hasattr(trainer, "end"):  # transformers >= 5.18: finish trackers and destroy the process group (a multi-process run hangs at exit without it)
+        trainer.end()
     return output
 
 
