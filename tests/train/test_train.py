@@ -311,3 +311,19 @@ def test_two_processes_with_torchrun(synthetic_version, tiny_model_dir, tmp_path
     manifest = json.loads((out / "train_manifest.json").read_text())
     assert manifest["data"]["world_size"] == 2 and manifest["data"]["global_step"] == 3
     assert run.stdout.count("model written to") == 1  # only the main process writes
+
+
+def test_shipped_training_recipe_and_accelerate_configs_load():
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    root = Path(__file__).resolve().parents[2] / "recipes"
+    targs, args, _ = parse_args(["org/x@iter-1", "--config", str(root / "train-paper.yaml"), "--model", "m"])
+    assert (targs.nll_normalization, targs.nll_weight, targs.eval_fraction) == ("sequence", 1.0, 0.05)
+    assert (args.learning_rate, args.max_length, args.eval_strategy) == (5e-7, 4096, "steps")
+    text = (root / "train-paper.yaml").read_text()
+    for key in ("nll_weight", "beta", "learning_rate", "num_train_epochs"):  # unpublished values say so
+        assert "not published" in next(line for line in text.splitlines() if line.startswith(f"{key}:"))
+    kinds = {"ddp": "MULTI_GPU", "zero3": "DEEPSPEED", "fsdp2": "FSDP"}
+    for name, kind in kinds.items():
+        config = ClusterConfig.from_yaml_file(str(root / "accelerate" / f"{name}.yaml"))
+        assert str(config.distributed_type).endswith(kind) and config.mixed_precision == "bf16"
