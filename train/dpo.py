@@ -132,6 +132,8 @@ def run(targs: TrainArguments, args, margs) -> Path:
     if args.loss_type != ["sigmoid"]:
         raise LidrError("lidr train's objective is DPO (sigmoid) + NLL: set --nll-weight and --nll-normalization "
                         f"instead of --loss_type (got {args.loss_type})")
+    if args.trust_remote_code:
+        raise LidrError("lidr train does not run code shipped with a model (--trust_remote_code is refused)")
     if targs.nll_weight < 0:
         raise LidrError(f"--nll-weight must be >= 0, got {targs.nll_weight}")
     margs.model_name_or_path = targs.model
@@ -205,7 +207,7 @@ def run(targs: TrainArguments, args, margs) -> Path:
             dataset={**opened.lineage(), "subset": targs.subset},
             base_model={"name_or_path": targs.model, "hub_id": None if base_local else targs.model,
                         "path": str(Path(targs.model).resolve()) if base_local else None,
-                        "revision": model_init["revision"]},
+                        "revision": model_init["revision"], **out.base_lineage(Path(targs.model))},
             objective={"loss": "dpo_sigmoid+nll", "beta": args.beta, "nll_weight": targs.nll_weight,
                        "nll_normalization": targs.nll_normalization, "reference_model": "the starting model"},
             settings={"lidr": asdict(targs), "dpo": args.to_dict(), "model": asdict(margs)},

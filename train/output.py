@@ -65,6 +65,22 @@ def move_into_place(model_dir: Path, output: Path) -> None:
     shutil.rmtree(staging_dir(output), ignore_errors=True)
 
 
+def base_lineage(model: Path) -> dict:
+    """When the base model was itself made by `lidr train` (iteration t > 1): which run, on which version."""
+    path = model / TRAIN_MANIFEST
+    if not path.is_file():
+        return {}
+    from lidr_data.dataset.version import sha256_file
+
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        dataset = previous.get("dataset", {})
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return {"train_manifest_sha256": sha256_file(path)}
+    return {"train_manifest_sha256": sha256_file(path), "trained_on": {
+        k: dataset.get(k) for k in ("reference", "commit", "content_id")}}
+
+
 def library_versions() -> dict:
     out = {"python": platform.python_version()}
     for name in _LIBRARIES:

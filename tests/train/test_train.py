@@ -98,7 +98,7 @@ def test_lora_output_is_a_merged_full_model_with_the_adapter_beside_it(synthetic
     out = tmp_path / "lora"
     assert main(["train", str(synthetic_version), "--model", str(tiny_model_dir), "--output", str(out),
                  "--max_steps", "3", "--learning_rate", "1e-2", "--use_peft", "--lora_r", "4", "--lora_alpha", "8",
-                 "--lora_target_modules", "q_proj", "v_proj", *FAST]) == 0
+                 "--lora_target_modules", "q_proj", "v_proj", "--precompute-ref-log-probs", *FAST]) == 0
     assert (out / "adapter" / "adapter_config.json").is_file() and not (out / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(out)  # a plain model: the next `lidr build` loads it as is
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
@@ -240,6 +240,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, synthetic_version
     assert not out.exists() and not staging_dir(out).exists()
 
 
+@pytest.mark.slow
 def test_an_output_that_holds_a_model_is_refused_unless_overwrite(synthetic_version, tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "existing"
     shutil.copytree(tiny_model_dir, out)
@@ -247,6 +248,29 @@ def test_an_output_that_holds_a_model_is_refused_unless_overwrite(synthetic_vers
     assert main(["train", str(synthetic_version), "--model", str(tiny_model_dir), "--output", str(out)]) == 2
     assert "already holds a model (pass --overwrite" in " ".join(capsys.readouterr().err.split())
     assert sorted(p.name for p in out.iterdir()) == before
+    # --overwrite replaces it; the next iteration's run records the lineage of its base model.
+    assert main(["train", str(synthetic_version), "--model", str(tiny_model_dir), "--output", str(out),
+                 "--overwrite", "--max_steps", "1", *FAST]) == 0
+    first = json.loads((out / "train_manifest.json").read_text())
+    m2 = tmp_path / "M2"
+    assert main(["train", str(synthetic_version), "--model", str(out), "--output", str(m2), "--max_steps", "1",
+                 *FAST]) == 0
+    second = json.loads((m2 / "train_manifest.json").read_text())
+    assert second["base_model"]["trained_on"]["content_id"] == first["dataset"]["content_id"]
+
+
+def test_help_lists_lidr_and_trl_options(capsys):
+    assert main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--nll-weight", "--nll-normalization", "--eval-fraction", "--push-to", "--beta",
+                 "--precompute_ref_log_probs", "--use_peft", "--max_steps"):
+        assert flag in text, flag
+
+
+def test_trust_remote_code_is_refused(synthetic_version, tiny_model_dir, tmp_path, capsys):
+    code = main(["train", str(synthetic_version), "--model", str(tiny_model_dir), "--output", str(tmp_path / "o"),
+                 "--trust_remote_code", "True"])
+    assert code == 2 and "--trust_remote_code is refused" in capsys.readouterr().err
 
 
 def test_a_dataset_without_preference_columns_is_refused():
