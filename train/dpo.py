@@ -67,6 +67,8 @@ def make_parser():
 
 def parse_args(argv: list[str] | None = None):
     """(TrainArguments, DPOConfig, ModelConfig) from argv and an optional `--config` YAML (the command line wins)."""
+    import yaml
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-"):
         argv = ["--dataset", argv[0], *argv[1:]]
@@ -76,8 +78,9 @@ def parse_args(argv: list[str] | None = None):
         with warnings.catch_warnings():  # our CPU default sets the old name, which transformers 5.24 still reads
             warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning)
             return parser.parse_args_and_config(argv)
-    except (ValueError, OSError) as e:  # a bad --config file or value: one line, not a traceback
-        raise LidrError(f"lidr train: {e}") from None
+    except (ValueError, OSError, yaml.YAMLError) as e:  # a bad --config file or value: one line, no traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LidrError(f"lidr train: {first}") from None
 
 
 def _say(state, *lines: str) -> None:

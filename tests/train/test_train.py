@@ -177,6 +177,11 @@ def _broken_weights_model(tiny_model_dir: Path, tmp_path: Path) -> Path:
     return model
 
 
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def _broken_config_model(tiny_model_dir: Path, tmp_path: Path) -> Path:
     model = tmp_path / "broken-config"
     shutil.copytree(tiny_model_dir, model)
@@ -222,6 +227,9 @@ BAD = {
                                           "needs held-out pairs"),
     "another loss type": (lambda v, m, t: ([str(v), "--loss_type", "ipo"], {}), "instead of --loss_type"),
     "bad nll normalization": (lambda v, m, t: ([str(v), "--nll-normalization", "batch"], {}), "bad arguments"),
+    "malformed --config file": (lambda v, m, t: ([str(v), "--config", str(_write(t / "c.yaml", "a: [1,"))], {}),
+                                "lidr train:"),
+    "missing --config file": (lambda v, m, t: ([str(v), "--config", str(t / "none.yaml")], {}), "none.yaml"),
 }
 
 
