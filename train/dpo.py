@@ -139,6 +139,14 @@ def run(targs: TrainArguments, args, margs) -> Path:
         raise LidrError("lidr train does not run code shipped with a model (--trust_remote_code is refused)")
     if targs.nll_weight < 0:
         raise LidrError(f"--nll-weight must be >= 0, got {targs.nll_weight}")
+    if targs.push_to:  # checked now: a typo must not surface only after the training
+        from lidr_data.dataset.store import check_name
+
+        org, _, name = targs.push_to.partition("/")
+        if not name or "/" in name:
+            raise LidrError(f"--push-to {targs.push_to!r}: name a Hub model repository as org/name")
+        check_name(org, "Hub namespace")
+        check_name(name, "model repository name")
     margs.model_name_or_path = targs.model
     output = Path(targs.output).expanduser()
     state = PartialState(cpu=args.use_cpu)
@@ -230,8 +238,8 @@ def run(targs: TrainArguments, args, margs) -> Path:
                                      f"{opened.manifest['version']} ({opened.content_id[:12]})")
             _say(state, f"pushed to {targs.push_to} (commit {commit})")
     state.wait_for_everyone()
-    if hasattr(trainer, "end"):  # transformers >= 5.18: finish trackers and destroy the process group (a multi-process run hangs at exit without it)
-        trainer.end()
+    if hasattr(trainer, "end"):  # transformers >= 5.18; without it a multi-process run hangs at exit
+        trainer.end()  # finish the trackers, destroy the process group
     return output
 
 

@@ -227,6 +227,7 @@ BAD = {
                                           "needs held-out pairs"),
     "another loss type": (lambda v, m, t: ([str(v), "--loss_type", "ipo"], {}), "instead of --loss_type"),
     "bad nll normalization": (lambda v, m, t: ([str(v), "--nll-normalization", "batch"], {}), "bad arguments"),
+    "bad --push-to name": (lambda v, m, t: ([str(v), "--push-to", "acme/../x"], {}), "org/name"),
     "malformed --config file": (lambda v, m, t: ([str(v), "--config", str(_write(t / "c.yaml", "a: [1,"))], {}),
                                 "lidr train:"),
     "missing --config file": (lambda v, m, t: ([str(v), "--config", str(t / "none.yaml")], {}), "none.yaml"),
