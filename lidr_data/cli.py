@@ -17,7 +17,7 @@ from lidr_data import __version__
 from lidr_data.errors import LidrError
 
 # Order here is the order in `lidr --help`.
-COMMAND_MODULES = ("tiny_model", "generate", "build", "demo", "eval", "dataset", "sql")
+COMMAND_MODULES = ("tiny_model", "generate", "build", "demo", "train", "eval", "dataset", "sql")
 
 err_console = Console(stderr=True)
 
@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `lidr train` hands its words to TRL's parser: a `--` stops argparse from reading them as its own options.
+    first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if first is not None and argv[first] == "train":
+        argv.insert(first + 1, "--")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -1,2 +1,6 @@
-"""The DPO(+NLL) trainer (installed as `lidr_data.train`). Empty until the trainer issue lands: it will train
-M_t on a dataset reference with TRL `DPOTrainer` (loss_type=["sigmoid", "sft"])."""
+"""The DPO(+NLL) trainer (installed as `lidr_data.train`): `lidr train REF --model M --output DIR`.
+
+dpo.py is the script (TrlParser over TrainArguments, DPOConfig and ModelConfig), loss.py the paper's objective
+(DPO sigmoid + per-sequence NLL on the chosen side), data.py the checks on the pairs, output.py the output folder
+(train_manifest.json, model card, move into place, push).
+"""

@@ -92,6 +92,7 @@ def render_card(manifest: dict, location: str, revision: str | None = None) -> s
     langs = sorted(c for c in manifest["configs"] if c not in ("all", "dropped"))
     example = "de" if "de" in langs else next((x for x in langs if x != manifest.get("dominant_lang")), "all")
     is_hub = revision is not None
+    reference = f"{location}@{revision}" if is_hub else location  # what `lidr train`/`load_version` take
     recipe_yaml = yaml.safe_dump(manifest.get("recipe") or {}, sort_keys=False, allow_unicode=True).strip()
     return env.get_template(TEMPLATE).render(
         m=manifest,
@@ -103,6 +104,9 @@ def render_card(manifest: dict, location: str, revision: str | None = None) -> s
         is_hub=is_hub,
         repo_arg=json.dumps(location),
         rev_kw=f", revision={json.dumps(revision)}" if is_hub else "",
+        reference=reference,
+        ref_arg=json.dumps(reference),
+        parquet_glob=lambda config: json.dumps(f"{location}/data/{config}/*.parquet"),
         duckdb_path=(f"hf://datasets/{location}@{revision}" if is_hub else location),
         recipe_yaml=recipe_yaml,
         config_rows=lambda name: config_rows(manifest, name),

@@ -1,14 +1,16 @@
 """The dataset card: Hub metadata that `datasets` reads, and usage snippets that run as written.
 
-Real components: `datasets.load_dataset` on the version folder (offline), DuckDB, TRL's DPOTrainer on the tiny
-model. The snippets are taken from the rendered README.md; the DPO one gets only the tiny model's path and CPU
-test settings (bf16 off, checkpointing off, 2 steps) substituted.
+Real components: `lidr_data.load_version` and `datasets.load_dataset` (offline, each snippet in its own process
+and HF_HOME), DuckDB, `lidr train` (TRL) on the tiny model. The snippets are taken from the rendered README.md
+and run as written; the `lidr train` line gets only the tiny model's path in place of the generator's Hub id.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,8 @@ import pytest
 import yaml
 
 from lidr_data.dataset.store import read_manifest
+from lidr_data.dataset.synthetic import make_run
+from lidr_data.dataset.version import materialize
 
 
 def _blocks(card: str, lang: str) -> list[str]:
@@ -60,15 +64,37 @@ def test_load_dataset_offline_de_and_all(version_dir: Path):
     assert dropped.num_rows == m["counts"]["dropped"] and all(dropped["reason"])
 
 
-def test_datasets_snippet_runs_as_written(version_dir: Path, tmp_path: Path):
+def _run_python(snippet: str, tmp_path: Path, hf_home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(hf_home)}
+    env.pop("HF_DATASETS_CACHE", None)  # the snippet's cache is the one under its own HF_HOME
+    return subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)
+
+
+def test_python_snippets_run_as_written(version_dir: Path, tmp_path: Path):
     card = (version_dir / "README.md").read_text()
-    snippet = _blocks(card, "python")[0]
-    assert 'load_dataset("' + str(version_dir) + '", "de", split="train")' in snippet
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    out = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
+    lidr_snippet, datasets_snippet = _blocks(card, "python")
+    assert f'lidr_data.load_version("{version_dir}", "de")' in lidr_snippet
+    assert f'load_dataset("parquet", data_files="{version_dir}/data/de/*.parquet", split="train")' in datasets_snippet
     m = read_manifest(version_dir)
-    assert out.stdout.splitlines()[0] == f"{m['counts']['pairs']} {m['counts']['by_language']['de']}"
+    for snippet in (lidr_snippet, datasets_snippet):
+        out = _run_python(snippet, tmp_path, tmp_path / "hf")
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.splitlines()[0] == f"{m['counts']['pairs']} {m['counts']['by_language']['de']}"
+
+
+def test_python_snippets_of_two_versions_named_alike_share_one_cache_safely(version_dir: Path, tmp_path: Path):
+    """Issue 9: a second, different `iter-1` in the same HF_HOME gets its own rows from both snippets."""
+    other = materialize(make_run(tmp_path / "w2" / "runs" / "demo-lidr" / "iter-1", n_prompts=5, seed=7),
+                        tmp_path / "w2" / "store", progress=False)
+    assert other.name == version_dir.name
+    for version in (version_dir, other, version_dir):
+        card = (version / "README.md").read_text()
+        m = read_manifest(version)
+        for snippet in _blocks(card, "python"):
+            out = _run_python(snippet, tmp_path, tmp_path / "shared-hf")
+            assert out.returncode == 0, out.stderr[-2000:]
+            assert out.stdout.splitlines()[0].split()[0] == str(m["counts"]["pairs"])
 
 
 def test_duckdb_snippet_runs_as_written(version_dir: Path):
@@ -81,41 +107,34 @@ def test_duckdb_snippet_runs_as_written(version_dir: Path):
 
 
 @pytest.mark.slow
-def test_trl_snippet_trains_two_dpo_steps_on_the_tiny_model(version_dir: Path, tiny_model_dir: Path, tmp_path: Path):
+def test_train_snippet_runs_as_written_on_cpu(version_dir: Path, tiny_model_dir: Path, tmp_path: Path):
+    """The card's `lidr train` line, as written (only the generator, not downloadable here, becomes the tiny
+    model), on this CPU machine: the defaults (no bf16, no checkpointing) run where they are."""
     card = (version_dir / "README.md").read_text()
-    snippet = _blocks(card, "python")[1]
-    assert 'MODEL = "org/tiny-chat"' in snippet and "DPOTrainer(" in snippet
-    snippet = snippet.replace('MODEL = "org/tiny-chat"', f"MODEL = {str(tiny_model_dir)!r}")
-    snippet = snippet.replace("DPOConfig(", "DPOConfig(max_steps=2, bf16=False, gradient_checkpointing=False, "
-                              "per_device_train_batch_size=2, max_length=128, save_strategy='no', report_to=[], "
-                              "use_cpu=True, logging_steps=1, ")
-    snippet += "\nprint('STEPS', trainer.state.global_step, 'LOSS', trainer.state.log_history[-1].get('train_loss'))\n"
+    (cmd,) = _blocks(card, "bash")
+    words = shlex.split(cmd)
+    assert words[:3] == ["lidr", "train", str(version_dir)] and "org/tiny-chat" in words
+    words = [str(tiny_model_dir) if w == "org/tiny-chat" else w for w in words]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
-           "CUDA_VISIBLE_DEVICES": ""}
-    out = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=tmp_path,
-                         timeout=300)
+           "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}  # one thread: the tiny model on 2 shared cores
+    env.pop("HF_DATASETS_CACHE", None)
+    out = subprocess.run([sys.executable, "-m", "lidr_data.cli", *words[1:]], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    line = [x for x in out.stdout.splitlines() if x.startswith("STEPS")][-1]
-    assert line.startswith("STEPS 2 LOSS ") and line.split()[-1] != "None"
+    model = tmp_path / "demo-lidr-iter-1-dpo"
+    manifest = json.loads((model / "train_manifest.json").read_text())
+    assert manifest["dataset"]["path"] == str(version_dir.resolve()) and manifest["metrics"]["train_loss"]
 
 
-@pytest.mark.slow
-def test_trl_cli_snippet_flags_exist(version_dir: Path):
-    """`trl dpo` parses the card's command line (flags and values), checked without training."""
-    card = (version_dir / "README.md").read_text()
-    (cmd,) = [b for b in _blocks(card, "bash")]
-    args = cmd.split()[2:] + ["--use_cpu", "True"]  # this test machine has no GPU (bf16 needs --use_cpu there)
-    from trl import DPOConfig, ModelConfig, ScriptArguments, TrlParser
-
-    parser = TrlParser((ScriptArguments, DPOConfig, ModelConfig))
-    script_args, training_args, model_args = parser.parse_args_and_config(args)
-    assert script_args.dataset_name == str(version_dir) and script_args.dataset_config == "all"
-    assert training_args.loss_type == ["sigmoid", "sft"] and training_args.loss_weights == [1.0, 1.0]
-    assert model_args.model_name_or_path == "org/tiny-chat"
-    # The Hub variant of the card (as `lidr publish` renders it) parses too.
+def test_hub_card_snippets_name_the_revision(version_dir: Path):
     from lidr_data.dataset.hub import staged_manifest
+    from lidr_data.train.dpo import parse_args
 
     _, hub_card = staged_manifest(version_dir, "iter-1", "acme/demo-lidr", "iter-1")
-    (hub_cmd,) = _blocks(hub_card, "bash")
-    script_args, _, _ = parser.parse_args_and_config(hub_cmd.split()[2:] + ["--use_cpu", "True"])
-    assert script_args.dataset_name == "acme/demo-lidr"
+    lidr_snippet, datasets_snippet = _blocks(hub_card, "python")
+    assert 'lidr_data.load_version("acme/demo-lidr@iter-1", "de")' in lidr_snippet
+    assert 'load_dataset("acme/demo-lidr", "de", split="train", revision="iter-1")' in datasets_snippet
+    (cmd,) = _blocks(hub_card, "bash")
+    targs, args, _ = parse_args(shlex.split(cmd)[2:])
+    assert targs.dataset == "acme/demo-lidr@iter-1" and targs.model == "org/tiny-chat"
+    assert targs.output == "./demo-lidr-iter-1-dpo" and args.bf16 is False  # CPU here

@@ -16,6 +16,9 @@ Read path (snapshot_download / hf_hub_download):
   GET  /api/datasets/{repo}/revision/{rev}                info with sha and siblings
   HEAD/GET /datasets/{repo}/resolve/{rev}/{path}          X-Repo-Commit, ETag / X-Linked-Etag, X-Linked-Size
 
+Model repos (`lidr train --push-to`): create_repo without a type, and the same endpoints under `/api/models/...`,
+`/{repo}.git/info/lfs/...` and `/{repo}/resolve/...`.
+
 Everything received is recorded (`requests`, `commits`, `tags`) so tests can assert on it. `fail_next` scripts
 transient failures: {"commit": [503]} answers the next commit with 503 once. With `token` set, every request
 must carry `Authorization: Bearer <token>` (401 otherwise), as private repos and writes require on the Hub. A wrong
@@ -46,6 +49,7 @@ class Repo:
     commits: list[dict] = field(default_factory=list)  # {oid, files: {path: bytes}, lfs: set, message}
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    kind: str = "dataset"  # or "model" (`lidr train --push-to`); one namespace for both kinds here
 
     def resolve(self, rev: str) -> dict | None:
         oid = self.branches.get(rev) or self.tags.get(rev) or rev
@@ -171,21 +175,23 @@ class HubServer:
     def create_repo(self, h, m, body, q, head):
         data = json.loads(body)
         repo_id = f"{data['organization']}/{data['name']}" if data.get("organization") else data["name"]
-        if data.get("type") != "dataset":
-            return h._error(400, "only datasets here")
+        kind = data.get("type") or "model"  # the client sends no type for models
+        if kind not in ("dataset", "model"):
+            return h._error(400, "only datasets and models here")
+        prefix = "datasets/" if kind == "dataset" else ""
         if repo_id in self.repos:  # the Hub's 409 body carries the url, which the client reads
-            return h._send(409, {"error": "You already created this dataset repo",
-                                 "url": f"{self.url}/datasets/{repo_id}"}, {"X-Error-Message": "repo exists"})
+            return h._send(409, {"error": f"You already created this {kind} repo",
+                                 "url": f"{self.url}/{prefix}{repo_id}"}, {"X-Error-Message": "repo exists"})
         # huggingface_hub 2.4 sends `visibility` ("private" | "public" | ...); older clients sent `private`.
         private = data.get("visibility") == "private" or bool(data.get("private"))
-        repo = self.repos[repo_id] = Repo(repo_id, private)
+        repo = self.repos[repo_id] = Repo(repo_id, private, kind=kind)
         # Like the Hub, a new repo starts with one commit holding a .gitattributes (LFS patterns).
         attrs = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n*.arrow filter=lfs diff=lfs merge=lfs -text\n"
         oid = hashlib.sha1(f"{repo_id}-initial".encode()).hexdigest()
         repo.commits.append({"oid": oid, "files": {".gitattributes": attrs}, "lfs": set(),
                              "message": "initial commit", "operations": []})
         repo.branches["main"] = oid
-        h._send(200, {"url": f"{self.url}/datasets/{repo_id}", "name": repo_id})
+        h._send(200, {"url": f"{self.url}/{prefix}{repo_id}", "name": repo_id})
 
     def validate_yaml(self, h, m, body, q, head):
         """The Hub checks README.md metadata before a commit; here: it must be a YAML mapping with sane configs."""
@@ -320,7 +326,8 @@ class HubServer:
         repo.commits.append({"oid": oid, "files": files, "lfs": lfs, "message": header.get("summary"),
                              "description": header.get("description", ""), "operations": lines})
         repo.branches[m["rev"]] = oid
-        h._send(200, {"commitUrl": f"{self.url}/datasets/{repo.repo_id}/commit/{oid}", "commitOid": oid,
+        prefix = "datasets/" if repo.kind == "dataset" else ""
+        h._send(200, {"commitUrl": f"{self.url}/{prefix}{repo.repo_id}/commit/{oid}", "commitOid": oid,
                       "success": True})
 
     def commits(self, h, m, body, q, head):
@@ -389,6 +396,14 @@ ROUTES = [
     (("POST", "tag"), rf"/api/datasets/{_REPO}/tag/(?P<rev>.+)", HubServer.create_tag),
     (("DELETE", "deltag"), rf"/api/datasets/{_REPO}/tag/(?P<tag>.+)", HubServer.delete_tag),
     (("GET", "resolve"), rf"/datasets/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", HubServer.resolve_file),
+    # Model repos (`lidr train --push-to`): the same handlers under the model URLs (no prefix outside /api).
+    (("GET", "refs"), rf"/api/models/{_REPO}/refs", HubServer.refs),
+    (("GET", "tree"), rf"/api/models/{_REPO}/tree/(?P<rev>[^/]+)/?(?P<path>.*)", HubServer.tree),
+    (("GET", "info"), rf"/api/models/{_REPO}/revision/(?P<rev>.+)", HubServer.info),
+    (("POST", "preupload"), rf"/api/models/{_REPO}/preupload/(?P<rev>.+)", HubServer.preupload),
+    (("POST", "lfs"), rf"/{_REPO}\.git/info/lfs/objects/batch", HubServer.lfs_batch),
+    (("POST", "commit"), rf"/api/models/{_REPO}/commit/(?P<rev>.+)", HubServer.commit),
+    (("GET", "resolve"), rf"/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", HubServer.resolve_file),
 ]
 
 

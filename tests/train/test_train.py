@@ -1,0 +1,362 @@
+"""`lidr train`: real TRL training steps on the tiny model, from a version made by `lidr build`, through the CLI.
+
+Real components: `lidr build` (the demo recipe on the tiny model), `load_version` with `datasets`, TRL's
+DPOTrainer, transformers loading and generating from the output folder, huggingface_hub's ModelCard.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from train_helpers import mean_margin
+
+import lidr_data
+from lidr_data.cli import main
+from lidr_data.dataset.store import content_id, read_manifest
+from lidr_data.dataset.synthetic import make_run
+from lidr_data.dataset.version import materialize
+from lidr_data.errors import LidrError
+from lidr_data.train.data import check_columns, check_template_and_lengths, split_by_prompt
+from lidr_data.train.dpo import parse_args
+from lidr_data.train.output import staging_dir
+
+FAST = ["--per_device_train_batch_size", "4", "--logging_steps", "1", "--max_length", "256", "--save_strategy", "no"]
+
+
+def _train_rows(version: Path, fraction: float, seed: int = 42) -> list[dict]:
+    ds = lidr_data.load_version(str(version))
+    train, _ = split_by_prompt(ds, fraction, seed)
+    return [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in train]
+
+
+@pytest.fixture(scope="module")
+def synthetic_version(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("synthetic")
+    return materialize(make_run(work / "runs" / "demo-lidr" / "iter-1", n_prompts=6), work / "store", progress=False)
+
+
+@pytest.mark.slow
+def test_train_five_steps_from_a_built_version(built_version, tiny_model_dir, tmp_path, capsys):
+    from huggingface_hub import ModelCard
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "M1"
+    code = main(["train", str(built_version), "--model", str(tiny_model_dir), "--output", str(out),
+                 "--max_steps", "5", "--learning_rate", "1e-3", "--eval-fraction", "0.25", *FAST])
+    printed = capsys.readouterr().out
+    assert code == 0
+    n = read_manifest(built_version)["counts"]["pairs"]
+    assert f"pairs: {n} (" in printed and "dropped by TRL (prompt alone too long)" in printed
+    assert not staging_dir(out).exists()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja", "README.md",
+                 "train_manifest.json"):
+        assert (out / name).is_file(), name
+
+    manifest = json.loads((out / "train_manifest.json").read_text())
+    cid = content_id(read_manifest(built_version))
+    assert manifest["dataset"]["reference"] == str(built_version)
+    assert manifest["dataset"]["content_id"] == cid and manifest["dataset"]["version"] == "iter-1"
+    assert manifest["base_model"]["path"] == str(tiny_model_dir.resolve())
+    assert manifest["settings"]["dpo"]["max_steps"] == 5 and manifest["settings"]["dpo"]["bf16"] is False
+    assert manifest["objective"]["nll_normalization"] == "sequence"
+    assert manifest["data"]["train_pairs"] + manifest["data"]["eval_pairs"] == n and manifest["data"]["eval_pairs"]
+    assert {"train_loss", "eval_loss", "eval_rewards/margins", "last_logged/nll"} <= set(manifest["metrics"])
+    assert manifest["libraries"]["trl"] and manifest["libraries"]["torch"]
+
+    card = ModelCard.load(out / "README.md")
+    assert card.data.lidr_dataset["content_id"] == cid and card.data.base_model is None  # local base
+    assert cid in card.text and str(built_version.resolve()) in card.text and "iter-1" in card.text
+    assert "[None]" not in card.text and str(tiny_model_dir.resolve()) in card.text
+    assert sorted(card.data.language) == sorted(read_manifest(built_version)["counts"]["by_language"])
+
+    # Training moved the model the DPO way on its own training pairs; the output loads and generates.
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    trained = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rows = _train_rows(built_version, 0.25)
+    assert len(rows) == manifest["data"]["train_pairs"]
+    assert mean_margin(base, base, tokenizer, rows) == 0
+    assert mean_margin(trained, base, tokenizer, rows) > 0.5
+    ids = tokenizer.apply_chat_template(rows[0]["prompt"], add_generation_prompt=True, return_tensors="pt",
+                                        return_dict=True)
+    gen = trained.generate(**ids, max_new_tokens=4, do_sample=False)
+    assert gen.shape[1] > ids["input_ids"].shape[1]
+
+
+@pytest.mark.slow
+def test_lora_output_is_a_merged_full_model_with_the_adapter_beside_it(synthetic_version, tiny_model_dir, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "lora"
+    assert main(["train", str(synthetic_version), "--model", str(tiny_model_dir), "--output", str(out),
+                 "--max_steps", "3", "--learning_rate", "1e-2", "--use_peft", "--lora_r", "4", "--lora_alpha", "8",
+                 "--lora_target_modules", "q_proj", "v_proj", "--precompute-ref-log-probs", *FAST]) == 0
+    assert (out / "adapter" / "adapter_config.json").is_file() and not (out / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(out)  # a plain model: the next `lidr build` loads it as is
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    q_m, q_b = merged.model.layers[0].self_attn.q_proj.weight, base.model.layers[0].self_attn.q_proj.weight
+    k_m, k_b = merged.model.layers[0].self_attn.k_proj.weight, base.model.layers[0].self_attn.k_proj.weight
+    assert not torch.equal(q_m, q_b) and torch.equal(k_m, k_b)  # only the adapted modules moved
+    manifest = json.loads((out / "train_manifest.json").read_text())
+    assert manifest["lora"] is True and manifest["settings"]["model"]["lora_r"] == 4
+    assert "lora" in (out / "README.md").read_text()
+
+
+def test_config_file_with_command_line_overrides_and_cpu_defaults(tmp_path):
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("dataset: some/ref@iter-1\nmax_steps: 7\nlearning_rate: 1.0e-4\nnll_weight: 0.5\nbeta: 0.2\n")
+    targs, args, margs = parse_args(["--config", str(cfg), "--max_steps", "2", "--nll-normalization", "token",
+                                     "--precompute-ref-log-probs", "--model", "m"])
+    assert (args.max_steps, args.learning_rate, args.beta, args.precompute_ref_log_probs) == (2, 1e-4, 0.2, True)
+    assert (targs.dataset, targs.nll_weight, targs.nll_normalization, targs.model) == \
+        ("some/ref@iter-1", 0.5, "token", "m")
+    assert args.bf16 is False and args.gradient_checkpointing is False and args.use_cpu is True  # no GPU here
+    targs, _, _ = parse_args(["org/x@iter-2", "--subset", "de"])  # the first bare word is the reference
+    assert (targs.dataset, targs.subset) == ("org/x@iter-2", "de")
+
+
+def test_split_by_prompt_keeps_both_directions_of_a_prompt_together(synthetic_version):
+    ds = lidr_data.load_version(str(synthetic_version))
+    train, held = split_by_prompt(ds, 0.3, seed=1)
+    assert train.num_rows + held.num_rows == ds.num_rows
+    assert not set(train["prompt_id"]) & set(held["prompt_id"])
+    assert {"to_dominant", "from_dominant"} <= set(held["direction"])
+    n_prompts = len(set(ds["prompt_id"]))
+    assert len(set(held["prompt_id"])) == -(-3 * n_prompts // 10)  # ceil(0.3 * prompts)
+    assert list(split_by_prompt(ds, 0.3, seed=1)[1]["pair_id"]) == list(held["pair_id"])
+    assert len({tuple(sorted(set(split_by_prompt(ds, 0.3, seed=s)[1]["prompt_id"]))) for s in range(6)}) > 1
+
+
+def test_length_report_counts_what_trl_drops_and_truncates(synthetic_version, tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+    from trl import DPOConfig
+
+    from lidr_data.train.loss import LidrDPOTrainer
+
+    ds = lidr_data.load_version(str(synthetic_version))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    max_length = 40
+    report = check_template_and_lengths(ds, tokenizer, max_length, "x")
+    assert report.pairs == ds.num_rows and 0 < report.dropped_prompt_too_long < ds.num_rows and report.truncated
+    args = DPOConfig(output_dir=str(tmp_path / "o"), bf16=False, gradient_checkpointing=False, use_cpu=True,
+                     max_length=max_length, report_to=[])
+    trainer = LidrDPOTrainer(model=str(tiny_model_dir), args=args, train_dataset=ds, processing_class=tokenizer)
+    kept = trainer.train_dataset
+    assert kept.num_rows == ds.num_rows - report.dropped_prompt_too_long
+    cut = sum(len(p) + max(len(c), len(r)) > max_length
+              for p, c, r in zip(kept["prompt_ids"], kept["chosen_ids"], kept["rejected_ids"]))
+    assert cut == report.truncated
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def _bad_template_model(tiny_model_dir: Path, tmp_path: Path) -> Path:
+    """The tiny model with a template that renders an assistant turn unlike its generation prompt."""
+    model = tmp_path / "bad-template"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "chat_template.jinja").write_text(
+        "{% for m in messages %}<|{{ m['role'] }}|>: {{ m['content'] }}<|end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+    return model
+
+
+def _broken_weights_model(tiny_model_dir: Path, tmp_path: Path) -> Path:
+    model = tmp_path / "broken-weights"
+    shutil.copytree(tiny_model_dir, model)
+    data = (model / "model.safetensors").read_bytes()
+    (model / "model.safetensors").write_bytes(data[:100])
+    return model
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _broken_config_model(tiny_model_dir: Path, tmp_path: Path) -> Path:
+    model = tmp_path / "broken-config"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "config.json").write_text("{")
+    return model
+
+
+def _failing_verify(version: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "store" / "demo-lidr" / "iter-1"
+    shutil.copytree(version, copy)
+    for p in copy.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    target = copy / read_manifest(copy)["configs"]["de"][0]
+    target.write_bytes(target.read_bytes()[:-8] + b"\0" * 8)
+    return copy
+
+
+def _empty_version(tmp_path: Path) -> Path:
+    import pyarrow.parquet as pq
+
+    run = make_run(tmp_path / "runs" / "empty" / "iter-1", n_prompts=2, name="empty")
+    pq.write_table(pq.read_table(run / "pairs.parquet").slice(0, 0), run / "pairs.parquet")
+    # A later change may ask for an explicit opt-in to empty versions: give it when the function takes it.
+    kw = {"allow_empty": True} if "allow_empty" in inspect.signature(materialize).parameters else {}
+    return materialize(run, tmp_path / "store", progress=False, **kw)
+
+
+BAD = {
+    "unresolvable reference": (lambda v, m, t: (["nowhere/at/all/x"], {}), "unknown reference"),
+    "version failing verify": (lambda v, m, t: ([str(_failing_verify(v, t))], {}), "fails verification"),
+    "dropped subset": (lambda v, m, t: ([str(v), "--subset", "dropped"], {}), "`dropped` subset"),
+    "unknown subset": (lambda v, m, t: ([str(v), "--subset", "ja"], {}), "no subset 'ja'"),
+    "subset with 0 pairs": (lambda v, m, t: ([str(_empty_version(t))], {}), "0 pairs"),
+    "model folder that is empty": (lambda v, m, t: ([str(v)], {"model": t}), "does not load"),
+    "model folder with a broken config": (lambda v, m, t: ([str(v)], {"model": _broken_config_model(m, t)}),
+                                          "does not load"),
+    "model folder with broken weights": (
+        lambda v, m, t: ([str(v)], {"model": _broken_weights_model(m, t)}), "does not load"),
+    "chat template whose prompt is not a prefix": (
+        lambda v, m, t: ([str(v)], {"model": _bad_template_model(m, t)}), "is not a prefix of prompt + completion"),
+    "every prompt longer than max_length": (lambda v, m, t: ([str(v), "--max_length", "3"], {}), "every prompt"),
+    "evaluation without held-out pairs": (lambda v, m, t: ([str(v), "--eval_strategy", "steps"], {}),
+                                          "needs held-out pairs"),
+    "another loss type": (lambda v, m, t: ([str(v), "--loss_type", "ipo"], {}), "instead of --loss_type"),
+    "bad nll normalization": (lambda v, m, t: ([str(v), "--nll-normalization", "batch"], {}), "bad arguments"),
+    "bad --push-to name": (lambda v, m, t: ([str(v), "--push-to", "acme/../x"], {}), "org/name"),
+    "malformed --config file": (lambda v, m, t: ([str(v), "--config", str(_write(t / "c.yaml", "a: [1,"))], {}),
+                                "lidr train:"),
+    "missing --config file": (lambda v, m, t: ([str(v), "--config", str(t / "none.yaml")], {}), "none.yaml"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, synthetic_version, tiny_model_dir, tmp_path, capsys):
+    make, expected = BAD[case]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    words, opts = make(synthetic_version, tiny_model_dir, scratch)
+    out = tmp_path / "out"
+    code = main(["train", *words, "--model", str(opts.get("model", tiny_model_dir)), "--output", str(out),
+                 "--max_steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert expected in " ".join(err.split()) and "Traceback" not in err
+    assert not out.exists() and not staging_dir(out).exists()
+
+
+@pytest.mark.slow
+def test_an_output_that_holds_a_model_is_refused_unless_overwrite(synthetic_version, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "existing"
+    shutil.copytree(tiny_model_dir, out)
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["train", str(synthetic_version), "--model", str(tiny_model_dir), "--output", str(out)]) == 2
+    assert "already holds a model (pass --overwrite" in " ".join(capsys.readouterr().err.split())
+    assert sorted(p.name for p in out.iterdir()) == before
+    # --overwrite replaces it; the next iteration's run records the lineage of its base model.
+    assert main(["train", str(synthetic_version), "--model", str(tiny_model_dir), "--output", str(out),
+                 "--overwrite", "--max_steps", "1", *FAST]) == 0
+    first = json.loads((out / "train_manifest.json").read_text())
+    m2 = tmp_path / "M2"
+    assert main(["train", str(synthetic_version), "--model", str(out), "--output", str(m2), "--max_steps", "1",
+                 *FAST]) == 0
+    second = json.loads((m2 / "train_manifest.json").read_text())
+    assert second["base_model"]["trained_on"]["content_id"] == first["dataset"]["content_id"]
+
+
+def test_help_lists_lidr_and_trl_options(capsys):
+    assert main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--nll-weight", "--nll-normalization", "--eval-fraction", "--push-to", "--beta",
+                 "--precompute_ref_log_probs", "--use_peft", "--max_steps"):
+        assert flag in text, flag
+
+
+def test_trust_remote_code_is_refused(synthetic_version, tiny_model_dir, tmp_path, capsys):
+    code = main(["train", str(synthetic_version), "--model", str(tiny_model_dir), "--output", str(tmp_path / "o"),
+                 "--trust_remote_code", "True"])
+    assert code == 2 and "--trust_remote_code is refused" in capsys.readouterr().err
+
+
+def test_a_dataset_without_preference_columns_is_refused():
+    from datasets import Dataset
+
+    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": "hi"}], "answer": "x"}])
+    with pytest.raises(LidrError, match=r"x: no `chosen`, `rejected` column"):
+        check_columns(ds, "x")
+
+
+# ------------------------------------------------------------------------------------------------ resume
+
+
+def _script_env(tmp_path: Path) -> dict:
+    import os
+
+    return {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets"),
+            "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_checkpoint_after_a_kill(synthetic_version, tiny_model_dir, tmp_path):
+    out = tmp_path / "resumed"
+    cmd = [sys.executable, "-m", "lidr_data.train", str(synthetic_version), "--model", str(tiny_model_dir),
+           "--output", str(out), "--max_steps", "10", "--save_strategy", "steps", "--save_steps", "2",
+           "--per_device_train_batch_size", "2", "--max_length", "128", "--learning_rate", "1e-4"]
+    env = _script_env(tmp_path)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = staging_dir(out) / "checkpoints"
+    deadline = time.time() + 240
+    while not (checkpoints / "checkpoint-2").is_dir() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    assert not out.exists(), "a killed run must leave nothing at --output"
+    done = sorted(int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*"))
+    assert done and done[-1] < 10
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 2 and "--resume continues it" in again.stderr
+
+    resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    manifest = json.loads((out / "train_manifest.json").read_text())
+    start = int(Path(manifest["data"]["resumed_from"]).name.split("-")[1])
+    assert start >= done[-1] - 2 and start >= 2  # the newest complete checkpoint (a kill may catch one mid-write)
+    assert manifest["data"]["global_step"] == 10
+    assert not staging_dir(out).exists()
+
+
+# ------------------------------------------------------------------------------------------------ scale
+
+
+@pytest.mark.slow
+def test_two_processes_with_torchrun(synthetic_version, tiny_model_dir, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "lidr_data.train", str(synthetic_version), "--model", str(tiny_model_dir), "--output", str(out),
+           "--max_steps", "3", "--per_device_train_batch_size", "2", "--max_length", "128", "--save_strategy", "no"]
+    run = subprocess.run(cmd, env=_script_env(tmp_path), capture_output=True, text=True, timeout=400)
+    assert run.returncode == 0, run.stderr[-4000:]
+    manifest = json.loads((out / "train_manifest.json").read_text())
+    assert manifest["data"]["world_size"] == 2 and manifest["data"]["global_step"] == 3
+    assert run.stdout.count("model written to") == 1  # only the main process writes
+
+
+def test_shipped_training_recipe_and_accelerate_configs_load():
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    root = Path(__file__).resolve().parents[2] / "recipes"
+    targs, args, _ = parse_args(["org/x@iter-1", "--config", str(root / "train-paper.yaml"), "--model", "m"])
+    assert (targs.nll_normalization, targs.nll_weight, targs.eval_fraction) == ("sequence", 1.0, 0.05)
+    assert (args.learning_rate, args.max_length, args.eval_strategy) == (5e-7, 4096, "steps")
+    text = (root / "train-paper.yaml").read_text()
+    for key in ("nll_weight", "beta", "learning_rate", "num_train_epochs"):  # unpublished values say so
+        assert "not published" in next(line for line in text.splitlines() if line.startswith(f"{key}:"))
+    kinds = {"ddp": "MULTI_GPU", "zero3": "DEEPSPEED", "fsdp2": "FSDP"}
+    for name, kind in kinds.items():
+        config = ClusterConfig.from_yaml_file(str(root / "accelerate" / f"{name}.yaml"))
+        assert str(config.distributed_type).endswith(kind) and config.mixed_precision == "bf16"

@@ -1,0 +1,255 @@
+"""`lidr train REF --model M --output DIR`: DPO + the paper's NLL on a dataset version, in the shape of TRL's
+`scripts/dpo.py`.
+
+Run it as `lidr train ...`, `python -m lidr_data.train ...` or `accelerate launch -m lidr_data.train ...`
+(`torchrun -m lidr_data.train ...` too). `TrlParser` reads (`TrainArguments`, `DPOConfig`, `ModelConfig`), so
+`--config train.yaml` and command-line overrides of any `DPOConfig` or `ModelConfig` field work (`--max_steps 5`,
+`--learning_rate 5e-7`, `--use_peft`, `--precompute_ref_log_probs`); the first bare argument is the dataset
+reference. Every check on the input runs before the first training step and before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from lidr_data.errors import LidrError
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+@dataclass
+class TrainArguments:
+    """lidr train's own arguments (all `DPOConfig` and `ModelConfig` fields are accepted beside them)."""
+
+    dataset: str | None = field(default=None, metadata={
+        "help": "the dataset reference (also the first bare argument): a version folder, store/name@version, "
+                "or org/name@revision on the Hub"})
+    model: str | None = field(default=None, metadata={
+        "help": "the starting model M_t (a local folder or a Hub id; --model_revision pins a Hub revision). It is "
+                "also the DPO reference model"})
+    output: str | None = field(default=None, metadata={
+        "help": "the folder of the trained model; it appears only when training has finished"})
+    subset: str = field(default="all", metadata={"help": "`all` or one language config of the version"})
+    eval_fraction: float = field(default=0.0, metadata={
+        "help": "share of prompts held out (seeded, grouped by prompt_id) for TRL's evaluation metrics"})
+    nll_weight: float = field(default=1.0, metadata={
+        "help": "alpha: weight of the NLL term on the chosen response (1.0 as in Iterative RPO; the LIDR authors "
+                "do not publish theirs). 0 gives plain DPO"})
+    nll_normalization: Literal["sequence", "token"] = field(default="sequence", metadata={
+        "help": "sequence: -log p(chosen|prompt)/|chosen| averaged over pairs (the paper's); token: TRL's `sft` "
+                "term, a token mean over the batch"})
+    resume: bool = field(default=False, metadata={"help": "continue an interrupted run from its last checkpoint"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a model already at --output"})
+    push_to: str | None = field(default=None, metadata={
+        "help": "upload the finished folder to this Hub model repo (org/name) as one commit"})
+
+
+def device_defaults() -> dict:
+    """Defaults that run where they are: TRL's bf16 and activation checkpointing fail or cost on CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {"bf16": True, "gradient_checkpointing": True}
+    return {"bf16": False, "gradient_checkpointing": False, "use_cpu": True}
+
+
+def make_parser():
+    from trl import DPOConfig, ModelConfig, TrlParser
+
+    return TrlParser((TrainArguments, DPOConfig, ModelConfig), prog="lidr train",
+                     description="DPO + the paper's NLL term on a dataset version (every DPOConfig and "
+                                 "ModelConfig field is accepted).")
+
+
+def parse_args(argv: list[str] | None = None):
+    """(TrainArguments, DPOConfig, ModelConfig) from argv and an optional `--config` YAML (the command line wins)."""
+    import yaml
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-"):
+        argv = ["--dataset", argv[0], *argv[1:]]
+    parser = make_parser()
+    parser.set_defaults_with_config(**device_defaults())  # before --config: the file and the command line win
+    try:
+        with warnings.catch_warnings():  # our CPU default sets the old name, which transformers 5.24 still reads
+            warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning)
+            return parser.parse_args_and_config(argv)
+    except (ValueError, OSError, yaml.YAMLError) as e:  # a bad --config file or value: one line, no traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LidrError(f"lidr train: {first}") from None
+
+
+def _say(state, *lines: str) -> None:
+    if state.is_main_process:
+        for line in lines:
+            print(line, flush=True)
+
+
+def _check_model(margs, bf16: bool) -> tuple[object, dict]:
+    """Load the tokenizer and config (and read the weight headers of a local folder): a model that does not
+    load is refused before anything else happens. Returns (tokenizer, model_init_kwargs)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    name = margs.model_name_or_path
+    revision = None if Path(name).exists() else margs.model_revision
+    try:
+        AutoConfig.from_pretrained(name, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
+        local = Path(name)
+        if local.is_dir():
+            weights = [p for p in local.iterdir() if p.suffix in _WEIGHT_SUFFIXES and not p.name.startswith("adapter")]
+            if not weights:
+                raise OSError("no weights (*.safetensors or *.bin) in the folder")
+            from safetensors import safe_open
+
+            for p in weights:
+                if p.suffix == ".safetensors":
+                    with safe_open(str(p), framework="pt") as f:
+                        f.keys()
+    except Exception as e:  # noqa: BLE001 (whatever the loaders raise, the message names the model)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise LidrError(f"--model {name}: does not load ({type(e).__name__}: {first})") from None
+    dtype = margs.dtype
+    if bf16 and dtype in (None, "float32"):  # TRL loads float32 unless told; bf16 training wants bf16 weights
+        dtype = "bfloat16"
+    init = {"revision": revision, "dtype": dtype, "attn_implementation": margs.attn_implementation}
+    return tokenizer, init
+
+
+def run(targs: TrainArguments, args, margs) -> Path:
+    """Train and return the output folder. Raises LidrError (before any step, writing nothing) on bad input."""
+    from accelerate import PartialState
+    from trl import get_peft_config
+
+    from lidr_data.dataset.load import load_opened, open_version
+    from lidr_data.train import output as out
+    from lidr_data.train.data import check_columns, check_template_and_lengths, split_by_prompt
+
+    for name in ("dataset", "model", "output"):
+        if not getattr(targs, name):
+            raise LidrError(f"lidr train: missing {'the dataset reference (REF)' if name == 'dataset' else '--' + name}")
+    if args.loss_type != ["sigmoid"]:
+        raise LidrError("lidr train's objective is DPO (sigmoid) + NLL: set --nll-weight and --nll-normalization "
+                        f"instead of --loss_type (got {args.loss_type})")
+    if args.trust_remote_code:
+        raise LidrError("lidr train does not run code shipped with a model (--trust_remote_code is refused)")
+    if targs.nll_weight < 0:
+        raise LidrError(f"--nll-weight must be >= 0, got {targs.nll_weight}")
+    if targs.push_to:  # checked now: a typo must not surface only after the training
+        from lidr_data.dataset.store import check_name
+
+        org, _, name = targs.push_to.partition("/")
+        if not name or "/" in name:
+            raise LidrError(f"--push-to {targs.push_to!r}: name a Hub model repository as org/name")
+        check_name(org, "Hub namespace")
+        check_name(name, "model repository name")
+    margs.model_name_or_path = targs.model
+    output = Path(targs.output).expanduser()
+    state = PartialState(cpu=args.use_cpu)
+
+    out.check_output(output, targs.overwrite, targs.resume)
+    opened = open_version(targs.dataset)
+    what = f"{targs.dataset} [{targs.subset}]"
+    dataset = load_opened(opened, targs.subset)
+    check_columns(dataset, what)
+    if dataset.num_rows == 0:
+        raise LidrError(f"{what}: the subset has 0 pairs")
+    tokenizer, model_init = _check_model(margs, args.bf16)
+    report = check_template_and_lengths(dataset, tokenizer, args.max_length, what)
+    if report.dropped_prompt_too_long == report.pairs:
+        raise LidrError(f"{what}: every prompt is at least max_length={args.max_length} tokens long; TRL would "
+                        "drop every pair (raise --max_length)")
+    train_ds, eval_ds = split_by_prompt(dataset, targs.eval_fraction, args.seed)
+    if args.eval_strategy != "no" and eval_ds is None:
+        raise LidrError(f"--eval_strategy {args.eval_strategy} needs held-out pairs: set --eval-fraction")
+    langs = sorted(set(dataset["lang"])) if "lang" in dataset.column_names else []
+    _say(state,
+         f"dataset {opened.reference} -> {opened.manifest['name']}/{opened.manifest['version']} "
+         f"(content id {opened.content_id[:16]}...), subset {targs.subset}",
+         f"pairs: {report.pairs} ({train_ds.num_rows} train, {eval_ds.num_rows if eval_ds else 0} eval); at "
+         f"max_length={args.max_length}: {report.dropped_prompt_too_long} dropped by TRL (prompt alone too long), "
+         f"{report.truncated} truncated; longest pair {report.longest} tokens",
+         f"objective: DPO sigmoid beta={args.beta} + {targs.nll_weight} x NLL ({targs.nll_normalization}); "
+         f"bf16={args.bf16}, checkpointing={args.gradient_checkpointing}, lora={margs.use_peft}")
+    state.wait_for_everyone()  # every rank has passed every check before anything is written
+
+    stage = out.staging_dir(output)
+    if state.is_main_process and targs.overwrite and not targs.resume:
+        import shutil
+
+        shutil.rmtree(stage, ignore_errors=True)
+    resume_from = out.last_checkpoint(output) if targs.resume else None
+    state.wait_for_everyone()
+    args.output_dir = str(stage / "checkpoints")
+    args.model_init_kwargs = {**model_init, **(args.model_init_kwargs or {})}
+
+    from lidr_data.train.loss import LidrDPOTrainer
+
+    trainer = LidrDPOTrainer(
+        model=margs.model_name_or_path, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+        processing_class=tokenizer, peft_config=get_peft_config(margs),
+        nll_weight=targs.nll_weight, nll_normalization=targs.nll_normalization,
+    )
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    metrics = dict(result.metrics)
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    if logged:
+        metrics.update({f"last_logged/{k}": v for k, v in logged[-1].items() if k not in ("epoch", "step")})
+    if eval_ds is not None:
+        metrics.update(trainer.evaluate())
+
+    model_dir = stage / "model"
+    lora = bool(margs.use_peft)
+    if lora:
+        trainer.save_model(str(model_dir / "adapter"))  # the adapter, kept beside the merged model
+    else:
+        trainer.save_model(str(model_dir))
+    if state.is_main_process:
+        if lora:
+            merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+            merged.save_pretrained(str(model_dir))
+        tokenizer.save_pretrained(str(model_dir))  # with the chat template (chat_template.jinja)
+        base_local = Path(targs.model).exists()
+        manifest = out.train_manifest(
+            dataset={**opened.lineage(), "subset": targs.subset},
+            base_model={"name_or_path": targs.model, "hub_id": None if base_local else targs.model,
+                        "path": str(Path(targs.model).resolve()) if base_local else None,
+                        "revision": model_init["revision"], **out.base_lineage(Path(targs.model))},
+            objective={"loss": "dpo_sigmoid+nll", "beta": args.beta, "nll_weight": targs.nll_weight,
+                       "nll_normalization": targs.nll_normalization, "reference_model": "the starting model"},
+            settings={"lidr": asdict(targs), "dpo": args.to_dict(), "model": asdict(margs)},
+            data={"subset": targs.subset, "pairs": report.pairs, "train_pairs": train_ds.num_rows,
+                  "eval_pairs": eval_ds.num_rows if eval_ds is not None else 0, "max_length": args.max_length,
+                  "dropped_prompt_too_long": report.dropped_prompt_too_long, "truncated": report.truncated,
+                  "languages": langs, "world_size": state.num_processes,
+                  "global_step": trainer.state.global_step, "resumed_from": resume_from},
+            metrics=metrics, lora=lora,
+        )
+        out.write_train_manifest(model_dir, manifest)
+        (model_dir / out.CARD).write_text(out.model_card(manifest, langs), encoding="utf-8")
+        out.move_into_place(model_dir, output)
+        _say(state, f"model written to {output}")
+        if targs.push_to:
+            commit = out.push_folder(output, targs.push_to, f"lidr train: {opened.manifest['name']} "
+                                     f"{opened.manifest['version']} ({opened.content_id[:12]})")
+            _say(state, f"pushed to {targs.push_to} (commit {commit})")
+    state.wait_for_everyone()
+    if hasattr(trainer, "end"):  # transformers >= 5.18; without it a multi-process run hangs at exit
+        trainer.end()  # finish the trackers, destroy the process group
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Script entry point: a LidrError is one line on stderr and exit code 2."""
+    try:
+        targs, args, margs = parse_args(argv)
+        run(targs, args, margs)
+    except LidrError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+

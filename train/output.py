@@ -1,0 +1,195 @@
+"""The output folder of `lidr train`: where it is staged, what it records, how it appears and is published.
+
+The run writes into `<parent>/.<name>.partial/` (checkpoints under `checkpoints/`, the finished model under
+`model/`) and the model folder is renamed to `--output` only when everything in it is written: a killed run leaves
+no half model at `--output`, and `--resume` finds its checkpoints in the same `.partial` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from lidr_data.errors import LidrError
+
+TRAIN_MANIFEST = "train_manifest.json"
+CARD = "README.md"
+_MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "adapter_config.json", TRAIN_MANIFEST)
+_LIBRARIES = ("lidr-data", "torch", "transformers", "trl", "datasets", "accelerate", "peft", "huggingface_hub")
+
+
+def staging_dir(output: Path) -> Path:
+    return output.parent / f".{output.name}.partial"
+
+
+def check_output(output: Path, overwrite: bool, resume: bool) -> None:
+    """Refuse an output folder that already holds something (a model above all) unless --overwrite, and an
+    unfinished run's staging folder unless --resume (or --overwrite, which starts over)."""
+    if output.exists():
+        if not output.is_dir():
+            raise LidrError(f"--output {output}: exists and is not a folder")
+        holds_model = any((output / f).exists() for f in _MODEL_FILES)
+        if (holds_model or any(output.iterdir())) and not overwrite:
+            what = "already holds a model" if holds_model else "is not empty"
+            raise LidrError(f"--output {output}: {what} (pass --overwrite to replace it)")
+    stage = staging_dir(output)
+    if stage.exists() and not (resume or overwrite):
+        raise LidrError(f"{stage}: an unfinished run of this output is there; --resume continues it, "
+                        "--overwrite starts over")
+    if resume and not stage.exists():
+        raise LidrError(f"--resume: no unfinished run at {stage}")
+
+
+def last_checkpoint(output: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = staging_dir(output) / "checkpoints"
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def move_into_place(model_dir: Path, output: Path) -> None:
+    """Rename the finished model folder to `output` (swapping out an old one when --overwrite allowed it)."""
+    if output.exists():
+        old = output.parent / f".{output.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        output.rename(old)
+        model_dir.rename(output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        model_dir.rename(output)
+    shutil.rmtree(staging_dir(output), ignore_errors=True)
+
+
+def base_lineage(model: Path) -> dict:
+    """When the base model was itself made by `lidr train` (iteration t > 1): which run, on which version."""
+    path = model / TRAIN_MANIFEST
+    if not path.is_file():
+        return {}
+    from lidr_data.dataset.version import sha256_file
+
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        dataset = previous.get("dataset", {})
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return {"train_manifest_sha256": sha256_file(path)}
+    return {"train_manifest_sha256": sha256_file(path), "trained_on": {
+        k: dataset.get(k) for k in ("reference", "commit", "content_id")}}
+
+
+def library_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [_jsonable(v) for v in obj]
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+def train_manifest(*, dataset: dict, base_model: dict, objective: dict, settings: dict, data: dict,
+                   metrics: dict, lora: bool) -> dict:
+    """The lineage record of a training run (dataset version by content id -> base model -> this model)."""
+    return _jsonable({
+        "schema_version": 1,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dataset": dataset,
+        "base_model": base_model,
+        "objective": objective,
+        "lora": lora,
+        "data": data,
+        "settings": settings,
+        "libraries": library_versions(),
+        "metrics": metrics,
+    })
+
+
+def write_train_manifest(folder: Path, manifest: dict) -> None:
+    (folder / TRAIN_MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def model_card(manifest: dict, languages: list[str]) -> str:
+    """README.md of the trained model: Hub metadata via `huggingface_hub.ModelCard` (not TRL's card, which writes
+    "fine-tuned version of [None]" for a local base) and a body naming the dataset version by content id."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    ds, base, obj = manifest["dataset"], manifest["base_model"], manifest["objective"]
+    hub_base = base.get("hub_id")
+    data = ModelCardData(
+        base_model=hub_base,
+        base_model_relation="finetune" if hub_base else None,
+        datasets=[ds["repo_id"]] if ds.get("repo_id") else None,
+        language=languages or None,
+        license=ds.get("license") if ds.get("license") not in (None, "unknown") else None,
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=["lidr", "lidr-data", "dpo", "trl", "multilingual"] + (["lora"] if manifest["lora"] else []),
+        lidr_dataset={"reference": ds["reference"], "revision": ds.get("revision"), "commit": ds.get("commit"),
+                      "content_id": ds["content_id"]},
+    )
+    where = f"`{ds['repo_id']}` at revision `{ds['revision']}` (commit `{ds['commit']}`)" if ds.get("repo_id") \
+        else f"the local version `{ds['path']}`"
+    base_text = f"[`{hub_base}`](https://huggingface.co/{hub_base})" if hub_base else f"the local model `{base['path']}`"
+    metrics = manifest.get("metrics") or {}
+    shown = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                      for k, v in sorted(metrics.items()))
+    body = f"""
+# {Path(manifest['settings']['lidr'].get('output') or 'model').name}
+
+Fine-tuned from {base_text} with DPO plus an NLL term on the chosen response (LIDR, Language Imbalance Driven
+Rewarding), by `lidr train` (lidr-data {manifest['libraries'].get('lidr-data')}, TRL {manifest['libraries'].get('trl')}).
+
+## Training data
+
+Dataset `{ds['name']}` version `{ds['version']}`, subset `{manifest['data']['subset']}`: {where}.
+Reference as typed: `{ds['reference']}`. Content id (sha256 of the version's manifest): `{ds['content_id']}`.
+{manifest['data']['train_pairs']} training pairs, {manifest['data']['eval_pairs']} held out for evaluation.
+
+## Objective
+
+DPO (sigmoid, beta = {obj['beta']}) + {obj['nll_weight']} x NLL of the chosen response, normalized per
+{obj['nll_normalization']}{' (the paper' + "'" + 's: -log p(chosen|prompt)/|chosen|, averaged over pairs)' if obj['nll_normalization'] == 'sequence' else ' (TRL' + "'" + 's `sft` term: a token mean over the batch)'}.
+The reference model is the starting model{' (the base with the LoRA adapter disabled); the adapter is merged into this model and kept in `adapter/`' if manifest['lora'] else ''}.
+
+## Final metrics
+
+| metric | value |
+|---|---|
+{shown}
+
+`train_manifest.json` records the dataset reference, revision, content id, base model, every setting and the
+library versions.
+"""
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+def push_folder(folder: Path, repo_id: str, message: str) -> str:
+    """Upload the finished model folder to the Hub as one commit; return the commit id."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from lidr_data.dataset.hub import _hub_error, with_retries
+
+    api = HfApi()
+    ops = [CommitOperationAdd(p.relative_to(folder).as_posix(), str(p))
+           for p in sorted(folder.rglob("*")) if p.is_file()]
+    try:
+        with_retries(repo_id, lambda: api.create_repo(repo_id, repo_type="model", exist_ok=True))
+        commit = with_retries(repo_id, lambda: api.create_commit(repo_id, ops, repo_type="model",
+                                                                 commit_message=message))
+    except Exception as e:  # noqa: BLE001 (mapped to one line, never with the token)
+        raise _hub_error(e, repo_id) from None
+    return commit.oid
