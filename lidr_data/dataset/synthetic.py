@@ -189,7 +189,7 @@ def make_run(
         "dominant_lang": dom, "languages": [dom, *langs], "iteration": iteration, "license": license,
         "prompts": {"source": "synthetic", "limit": n_prompts},
         "generation": {"temperature": 0.0, "repetition_penalty": 1.1, "max_new_tokens": 512},
-        "filters": {"wrong_language": True, "truncated": True}, "dedup": {"exact": True, "near_threshold": 0.9},
+        "filters": {"wrong_language": True, "truncated": True}, "dedup": {"exact": True, "threshold": 0.9},
     }
     (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True), encoding="utf-8")
     (folder / "stats.json").write_text(json.dumps(list(stats.values()), indent=2), encoding="utf-8")

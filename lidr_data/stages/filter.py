@@ -21,7 +21,6 @@ pairs_raw (the dedup stage writes the published table from pairs_raw); dropped r
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lidr_data.errors import LidrError
+from lidr_data.files import atomic_paths, sql_literal
 from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
-from lidr_data.stages.tables import open_table, parquet_writer, read_ahead, tmp_path
+from lidr_data.stages.tables import open_table, parquet_writer, read_ahead
 from lidr_data.stages.tag import load_tags, tags_of
 
 BATCH_ROWS = 10_000  # rows per streamed batch: bounds memory whatever the table size
@@ -97,17 +97,13 @@ class FilterConfig:
 SPACE_CLASS = r"[\s\x{0B}\x{1C}-\x{1F}\x{85}\p{Z}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _re2_escape(text: str) -> str:
     return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", text)
 
 
 def rule_predicates(config: FilterConfig, dominant_lang: str) -> list[tuple[str, str]]:
     """(rule name, SQL predicate that is true when the row must be dropped) for the rules switched on, in order."""
-    expected = f"(CASE WHEN direction = 'to_dominant' THEN {_quote(dominant_lang)} ELSE lang END)"
+    expected = f"(CASE WHEN direction = 'to_dominant' THEN {sql_literal(dominant_lang)} ELSE lang END)"
 
     def off_language(side: str) -> str:
         lang = (f"(CASE WHEN coalesce({side}_lang_score, 0) < {float(config.min_language_score)} "
@@ -122,13 +118,13 @@ def rule_predicates(config: FilterConfig, dominant_lang: str) -> list[tuple[str,
     failed = "translation_ok IS NOT TRUE"
     if config.failure_markers:
         # Anchored: RE2 gives up on a long answer after its first characters. The length guard skips most rows.
-        marker = _quote("^" + SPACE_CLASS + "*(?:" + "|".join(_re2_escape(m) for m in config.failure_markers) + ")"
+        marker = sql_literal("^" + SPACE_CLASS + "*(?:" + "|".join(_re2_escape(m) for m in config.failure_markers) + ")"
                         + SPACE_CLASS + "*$")
         longest = max(len(m) for m in config.failure_markers) + 256
         failed += "".join(f" OR coalesce({side}_chars <= {longest} AND regexp_matches({side}_text, {marker}), false)"
                           for side in ("chosen", "rejected"))
-    not_blank = _quote("[^" + SPACE_CLASS[1:])
-    strip = _quote(f"^{SPACE_CLASS}+|{SPACE_CLASS}+$")
+    not_blank = sql_literal("[^" + SPACE_CLASS[1:])
+    strip = sql_literal(f"^{SPACE_CLASS}+|{SPACE_CLASS}+$")
     rules = {
         "translation_failed": failed,
         "empty_side": f"NOT regexp_matches(coalesce(chosen_text, ''), {not_blank}) OR "
@@ -148,7 +144,7 @@ def rule_predicates(config: FilterConfig, dominant_lang: str) -> list[tuple[str,
 
 def reason_sql(config: FilterConfig, dominant_lang: str, table: str = "batch") -> str:
     """One query: the first failed rule's name per row (NULL = kept)."""
-    whens = " ".join(f"WHEN {pred} THEN {_quote(name)}" for name, pred in rule_predicates(config, dominant_lang))
+    whens = " ".join(f"WHEN {pred} THEN {sql_literal(name)}" for name, pred in rule_predicates(config, dominant_lang))
     return f"SELECT CASE {whens} ELSE NULL END AS reason FROM {table}" if whens else \
         f"SELECT NULL::VARCHAR AS reason FROM {table}"
 
@@ -195,12 +191,10 @@ def filter_pairs(raw: Path, tagged: Path, kept_dst: Path, dropped_dst: Path, con
     query = reason_sql(config, dominant_lang)
     stats = StageStats("filter")
     con = duckdb.connect()
-    tmps = [tmp_path(kept_dst), tmp_path(dropped_dst)]
-    for p in (kept_dst, dropped_dst):
-        p.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with parquet_writer(tmps[0], FILTERED) as kept_w, \
-                parquet_writer(tmps[1], dropped_schema, final=True) as dropped_w:
+        # The kept table is renamed last: it marks the stage's output complete.
+        with atomic_paths(dropped_dst, kept_dst) as tmps, parquet_writer(tmps[1], FILTERED) as kept_w, \
+                parquet_writer(tmps[0], dropped_schema, final=True) as dropped_w:
             for batch in read_ahead(pf.iter_batches(batch_size=BATCH_ROWS)):
                 part = tags_of(tags, stats.rows_in, batch)
                 con.register("batch", pa.table({n: batch.column(n) if n in batch.schema.names else part.column(n)
@@ -221,10 +215,6 @@ def filter_pairs(raw: Path, tagged: Path, kept_dst: Path, dropped_dst: Path, con
                     dropped_w.write_table(with_drop_columns(with_tags(batch, part).filter(dropped_mask), "filter",
                                                             dropped_reasons))
                     count_reasons(stats, dropped_reasons)
-        os.replace(tmps[0], kept_dst)
-        os.replace(tmps[1], dropped_dst)
     finally:
         con.close()
-        for t in tmps:
-            t.unlink(missing_ok=True)
     return stats.check()
