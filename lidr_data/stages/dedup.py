@@ -19,7 +19,7 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lidr_data.config import option
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_paths
 from lidr_data.stages.filter import FILTERED, count_reasons, with_drop_columns, with_tags
@@ -42,23 +43,19 @@ TOKEN_PATTERN = rf"[{_NOSPACE}]|[^\s\p{{P}}\p{{S}}{_NOSPACE}]+"
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier: combines token hashes into shingle hashes
 
 
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class DedupConfig:
     """Dedup settings (recipe section `dedup:`)."""
 
-    exact: bool = _f(True, "Drop pairs whose prompt, chosen and rejected texts all equal an earlier pair's.")
-    near: bool = _f(True, "Drop pairs whose prompt + chosen text is a near duplicate of an earlier pair's.")
-    threshold: float = _f(0.8, "Estimated Jaccard similarity of shingle sets at or above which pairs are near "
+    exact: bool = option(True, "Drop pairs whose prompt, chosen and rejected texts all equal an earlier pair's.")
+    near: bool = option(True, "Drop pairs whose prompt + chosen text is a near duplicate of an earlier pair's.")
+    threshold: float = option(0.8, "Estimated Jaccard similarity of shingle sets at or above which pairs are near "
                           "duplicates (0..1).")
-    num_perm: int = _f(128, "MinHash permutations (more: finer similarity estimates, more time and memory).")
-    num_bands: int | None = _f(None, "LSH bands (must divide num_perm); default: chosen for the threshold.")
-    shingle_size: int = _f(3, "Tokens per shingle (words; characters in Chinese, Japanese and Thai).")
-    seed: int = _f(42, "MinHash seed.")
-    batch_rows: int = _f(10_000, "Rows per streamed batch (memory vs. overhead).")
+    num_perm: int = option(128, "MinHash permutations (more: finer similarity estimates, more time and memory).")
+    num_bands: int | None = option(None, "LSH bands (must divide num_perm); default: chosen for the threshold.")
+    shingle_size: int = option(3, "Tokens per shingle (words; characters in Chinese, Japanese and Thai).")
+    seed: int = option(42, "MinHash seed.")
+    batch_rows: int = option(10_000, "Rows per streamed batch (memory vs. overhead).")
 
     def __post_init__(self) -> None:
         for name in ("exact", "near"):

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lidr_data.config import option
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_paths, sql_literal
 from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
@@ -43,30 +44,26 @@ DEFAULT_FAILURE_MARKERS = ("Translation Error",)  # what the LIDR authors' code 
 RULES = ("translation_failed", "empty_side", "truncated", "wrong_language", "length_ratio", "identical_sides")
 
 
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class FilterConfig:
     """Filter rules (recipe section `filters:`): each can be switched off; thresholds below."""
 
-    translation_failed: bool = _f(True, "Drop pairs whose translated side was not extracted.")
-    empty_side: bool = _f(True, "Drop pairs with an empty (or whitespace-only) chosen or rejected side.")
-    truncated: bool = _f(True, "Drop pairs where either side hit the token limit (finish_reason = length).")
-    wrong_language: bool = _f(True, "Drop pairs whose chosen or rejected side is not in the pair's language.")
-    length_ratio: bool = _f(True, "Drop pairs whose chosen/rejected length ratio is outside the bounds below.")
-    identical_sides: bool = _f(True, "Drop pairs whose chosen and rejected texts are identical.")
+    translation_failed: bool = option(True, "Drop pairs whose translated side was not extracted.")
+    empty_side: bool = option(True, "Drop pairs with an empty (or whitespace-only) chosen or rejected side.")
+    truncated: bool = option(True, "Drop pairs where either side hit the token limit (finish_reason = length).")
+    wrong_language: bool = option(True, "Drop pairs whose chosen or rejected side is not in the pair's language.")
+    length_ratio: bool = option(True, "Drop pairs whose chosen/rejected length ratio is outside the bounds below.")
+    identical_sides: bool = option(True, "Drop pairs whose chosen and rejected texts are identical.")
     failure_markers: list[str] = field(default_factory=lambda: list(DEFAULT_FAILURE_MARKERS), metadata={"help": (
         "Texts that mean 'generation or translation failed' (compared after trimming whitespace): a side "
         "equal to one is dropped as translation_failed. Default: the LIDR authors' 'Translation Error'; [] turns it off.")})
-    min_length_ratio: float = _f(0.2, "Lowest accepted chosen_chars / rejected_chars (> 0).")
-    max_length_ratio: float = _f(5.0, "Highest accepted chosen_chars / rejected_chars.")
-    min_language_score: float = _f(0.0, "Language tags scoring below this (0..1) count as 'unknown'.")
-    unknown_language: Literal["keep", "drop"] = _f(
+    min_length_ratio: float = option(0.2, "Lowest accepted chosen_chars / rejected_chars (> 0).")
+    max_length_ratio: float = option(5.0, "Highest accepted chosen_chars / rejected_chars.")
+    min_language_score: float = option(0.0, "Language tags scoring below this (0..1) count as 'unknown'.")
+    unknown_language: Literal["keep", "drop"] = option(
         "keep", "What wrong_language does with a side whose language is 'unknown' (short or mixed text): "
         "'keep' (only a confident other language is dropped) or 'drop'.")
-    exempt_translation_tasks: bool = _f(
+    exempt_translation_tasks: bool = option(
         True, "Skip the language rule for prompts that are translation tasks (their answers mix languages).")
 
     def __post_init__(self) -> None:
