@@ -32,7 +32,7 @@ from lidr_data.files import atomic_path, remove_stale_temps, sql_literal, write_
 from lidr_data.generation.base import Generator
 from lidr_data.generation.cache import RequestCache
 from lidr_data.recipe import TINY_MODEL, Recipe, ResponsesImport, TranslationsImport, with_overrides
-from lidr_data.run_folder import RunPaths
+from lidr_data.run_folder import DROPPED_DIR, RunPaths
 from lidr_data.run_folder import run_dir as _run_dir
 from lidr_data.stages.schema import STAGE_FILES, STAGES, StageFiles, StageStats
 from lidr_data.stages.tables import write_parquet_atomic
@@ -80,7 +80,7 @@ class Build:
         self.progress = progress
         self.console = console or Console(quiet=not progress)
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "dropped").mkdir(exist_ok=True)
+        (self.dir / DROPPED_DIR).mkdir(exist_ok=True)
         state_path = self.paths.state
         self.state: dict[str, str] = json.loads(state_path.read_text()) if state_path.is_file() else {}
         self.stats = {s.stage: s for s in self.paths.read_stats()}
@@ -154,7 +154,7 @@ class Build:
 
     def run(self, pipeline: Sequence[Stage]) -> None:
         fingerprint, rerun = "", False
-        for folder in (self.dir, self.dir / "dropped"):  # temporary tables of a killed run (its pid is gone)
+        for folder in (self.dir, self.dir / DROPPED_DIR):  # temporary tables of a killed run (its pid is gone)
             remove_stale_temps(folder)
         for step in pipeline:
             stage = step.files.name
