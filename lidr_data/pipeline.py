@@ -137,7 +137,7 @@ class Build:
         if self._generator is None:
             from lidr_data.generation import load_generator
 
-            load = self.load_generator or load_generator
+            load = load_generator if self.load_generator is None else self.load_generator
             model = self.recipe.model
             if model == TINY_MODEL:
                 model = str(ensure_tiny_model(Path(self.recipe.workdir).expanduser() / "tiny-model"))
