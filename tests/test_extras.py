@@ -1,5 +1,6 @@
-"""The core install: `lidr sql`, `inspect`, `versions`, `verify` and the OpenAI-compatible backend run without
-torch, transformers, trl, accelerate, peft, vLLM or Ray; a command that needs one says which extra to install.
+"""The core install: `lidr sql`, `inspect`, `versions`, `verify`, `materialize`, a local `publish` and the
+OpenAI-compatible backend run without torch, transformers, trl, accelerate, peft, vLLM or Ray; a command that
+needs one says which extra to install.
 Each `lidr` runs in a subprocess where importing those packages fails (and is recorded), as in a core install.
 (.ci/run also checks a real fresh venv with `pip install .`.)"""
 
@@ -62,9 +63,13 @@ def lidr_core(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, 
 
 
 @pytest.fixture(scope="module")
-def version(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("core")
-    return materialize(make_run(root / "runs" / "demo-lidr" / "iter-1", n_prompts=6), root / "store", progress=False)
+def run_dir(tmp_path_factory) -> Path:
+    return make_run(tmp_path_factory.mktemp("core") / "runs" / "demo-lidr" / "iter-1", n_prompts=6)
+
+
+@pytest.fixture(scope="module")
+def version(run_dir: Path) -> Path:
+    return materialize(run_dir, run_dir.parents[2] / "store", progress=False)
 
 
 def test_sql_inspect_versions_verify_without_the_extras(version: Path, tmp_path: Path):
@@ -80,6 +85,17 @@ def test_sql_inspect_versions_verify_without_the_extras(version: Path, tmp_path:
     proc, attempts = lidr_core(tmp_path, "versions", str(version.parent), "--format", "json")
     assert proc.returncode == 0 and json.loads(proc.stdout)[0]["pairs"] == 31 and attempts == []
     proc, attempts = lidr_core(tmp_path, "verify", str(version))
+    assert proc.returncode == 0 and "hashes and counts match" in proc.stdout and attempts == []
+
+
+def test_materialize_and_publish_to_a_local_store_without_the_extras(run_dir: Path, tmp_path: Path):
+    proc, attempts = lidr_core(tmp_path, "materialize", str(run_dir), "--store", str(tmp_path / "store"))
+    assert proc.returncode == 0, proc.stderr
+    made = tmp_path / "store" / "demo-lidr" / "iter-1"
+    assert (made / "manifest.json").is_file() and attempts == []
+    proc, attempts = lidr_core(tmp_path, "publish", str(made), "--to", str(tmp_path / "other"))
+    assert proc.returncode == 0, proc.stderr
+    proc, attempts = lidr_core(tmp_path, "verify", str(tmp_path / "other" / "demo-lidr" / "iter-1"))
     assert proc.returncode == 0 and "hashes and counts match" in proc.stdout and attempts == []
 
 
