@@ -33,5 +33,5 @@ def require(*modules: str, purpose: str) -> None:
             if e.name is None or e.name.split(".")[0] != name:
                 raise
             extra = EXTRA_OF[name]
-            raise LidrError(f"{purpose} needs {name}, which the core install leaves out: "
-                            f"pip install 'lidr-data[{extra}]'") from e
+            raise LidrError(f"{purpose} needs the optional extra: pip install 'lidr-data[{extra}]' "
+                            f"({name} is not installed)") from e

@@ -125,8 +125,8 @@ def test_a_command_that_needs_an_extra_names_it(tmp_path: Path, args: list[str],
     proc, attempts = lidr_core(tmp_path, *[a.format(tmp=tmp_path) for a in args])
     assert proc.returncode == 2 and attempts == [missing]
     assert proc.stderr.strip().splitlines() == [
-        f"error: {proc.stderr.split('error: ')[1].split(' needs ')[0]} needs {missing}, which the core install "
-        f"leaves out: pip install 'lidr-data[{extra}]'"]
+        f"error: {proc.stderr.split('error: ')[1].split(' needs ')[0]} needs the optional extra: "
+        f"pip install 'lidr-data[{extra}]' ({missing} is not installed)"]
     assert not (tmp_path / "tiny").exists() and not (tmp_path / "o.parquet").exists()
 
 
@@ -136,7 +136,8 @@ def test_require_reports_only_a_missing_package_not_a_broken_one(tmp_path: Path,
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(EXTRA_OF, "lidr_broken_pkg", "generate")
     monkeypatch.setitem(EXTRA_OF, "lidr_absent_pkg", "train")
-    with pytest.raises(LidrError, match=r"^training needs lidr_absent_pkg, .*pip install 'lidr-data\[train\]'$"):
+    with pytest.raises(LidrError, match=r"^training needs the optional extra: pip install 'lidr-data\[train\]' "
+                                        r"\(lidr_absent_pkg is not installed\)$"):
         require("lidr_absent_pkg", purpose="training")
     with pytest.raises(ModuleNotFoundError, match="lidr_no_such_dependency"):
         require("lidr_broken_pkg", purpose="training")
