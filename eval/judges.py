@@ -22,6 +22,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lidr_data.errors import LidrError
+from lidr_data.extras import require
 from lidr_data.generation.base import Completion, Generator, Request, SamplingParams, TokenLogprob
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.runner import run_requests
@@ -108,6 +109,7 @@ class RewardModelJudge(Judge):
 
     def __init__(self, model: str, batch_size: int = 8, device: str | None = None, max_length: int = 4096,
                  trust_remote_code: bool = False):
+        require("torch", "transformers", purpose="the reward-model judge")
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

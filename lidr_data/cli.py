@@ -12,6 +12,7 @@ import os
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from lidr_data import __version__
 from lidr_data.errors import LidrError
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     except LidrError as e:
         if args.debug or os.environ.get("LIDR_DEBUG"):
             raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        # escaped: messages quote user text and install hints (`lidr-data[generate]`) that are not markup
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")

@@ -73,8 +73,10 @@ def _drop_reasons(path: Path) -> Counter:
 class Build:
     """One run folder and the state of its stages."""
 
-    def __init__(self, recipe: Recipe, progress: bool = True, console: Console | None = None):
+    def __init__(self, recipe: Recipe, progress: bool = True, console: Console | None = None,
+                 load_generator: Callable[..., Generator] | None = None):
         self.recipe = recipe
+        self.load_generator = load_generator
         self.dir = run_folder(recipe)
         self.paths = RunPaths(self.dir)
         self.progress = progress
@@ -113,6 +115,7 @@ class Build:
         if self._generator is None:
             from lidr_data.generation import load_generator
 
+            load = load_generator if self.load_generator is None else self.load_generator
             model = self.recipe.model
             if model == TINY_MODEL:
                 model = str(ensure_tiny_model(Path(self.recipe.workdir).expanduser() / "tiny-model"))
@@ -120,7 +123,7 @@ class Build:
             if self.recipe.revision:
                 options["revision"] = self.recipe.revision
             self.console.print(f"loading {self.recipe.backend} model [bold]{self.recipe.model}[/]")
-            self._generator = load_generator(self.recipe.backend, model, **options)
+            self._generator = load(self.recipe.backend, model, **options)
         return self._generator
 
     def close(self) -> None:
@@ -210,13 +213,16 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
           model: str | None = None, limit: int | None = None, langs: Sequence[str] | None = None,
           responses: Sequence[str | Path | ResponsesImport] = (),
           translations: Sequence[str | Path | TranslationsImport] = (),
-          progress: bool = True, console: Console | None = None) -> Path:
+          progress: bool = True, console: Console | None = None,
+          load_generator: Callable[..., Generator] | None = None) -> Path:
     """Run every stage of `recipe` (resuming what is done) and return the run folder.
 
     `responses` / `translations` are import specs (field mapping, failure markers, attribution: what the recipe's
     `imports:` section holds) or bare files in the run-table layout (prompt_id, lang / src_lang, tgt_lang,
     text, ...), e.g. tables of another run: their rows are used as they are, not generated again.
     One build at a time per run folder: a second one fails at once with "another build (pid N) holds RUN_DIR".
+    `load_generator(backend, model, **options)` creates the generator when a stage has something to generate
+    (default `lidr_data.generation.load_generator`).
     """
     recipe = with_overrides(recipe, model=model, iteration=iteration, limit=limit, languages=langs, workdir=workdir)
     if responses or translations:
@@ -229,11 +235,12 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
         )
         recipe = dataclasses.replace(recipe, imports=imports)
     with locks.hold(run_folder(recipe), "build"):
-        return _build(recipe, progress, console)
+        return _build(recipe, progress, console, load_generator)
 
 
-def _build(recipe: Recipe, progress: bool, console: Console | None) -> Path:
-    run = Build(recipe, progress=progress, console=console)
+def _build(recipe: Recipe, progress: bool, console: Console | None,
+           load_generator: Callable[..., Generator] | None) -> Path:
+    run = Build(recipe, progress=progress, console=console, load_generator=load_generator)
     write_text_atomic(run.paths.recipe, recipe.to_yaml())
     try:
         run.run(PIPELINE)

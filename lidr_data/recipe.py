@@ -72,7 +72,6 @@ class Recipe:
     imports: ImportsConfig = option(help="Generations made elsewhere, not generated again.", factory=ImportsConfig)
     iteration: int = option(1, help="LIDR iteration t (M_t generates the data of iteration t).")
     workdir: str = option("lidr-work", help="Work folder holding runs/<name>/iter-<N>/.")
-    output: str | None = option(None, help="Where the finished dataset version goes (a local store or a Hub repo).")
     license: str | None = option(None, help="License of the published data (a Hub license id such as cc-by-nc-4.0; "
                              "it should respect the prompts' and the generator's terms). Default: unknown.")
 

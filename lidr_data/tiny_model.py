@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lidr_data.extras import require
+
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{% for message in messages %}"
@@ -39,6 +41,7 @@ _CORPUS = [
 def build_tiny_model(out_dir: str | Path, hidden_size: int = 128, num_layers: int = 2, vocab_size: int = 600,
                      seed: int = 0) -> Path:
     """Write tokenizer + random LlamaForCausalLM to `out_dir`; load it with the Auto classes."""
+    require("torch", "tokenizers", "transformers", purpose="building the tiny model")
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast

@@ -18,18 +18,20 @@ from lidr_data.stages.schema import PAIR_COLUMNS, STAGES, TAG_COLUMNS
 pytestmark = pytest.mark.slow  # builds on the tiny model: about 45 s for the module on 2 busy cores
 
 
+class Loads(list):
+    """A generator loader for `build(load_generator=...)`: every generator it creates is a real one wrapped to
+    count the requests that reach the model, kept in this list."""
+
+    wrapper = CountingGenerator
+
+    def __call__(self, *args, **kwargs):
+        self.append(self.wrapper(generation.load_generator(*args, **kwargs)))
+        return self[-1]
+
+
 @pytest.fixture
-def loads(monkeypatch):
-    """Every generator the pipeline loads, wrapped to count the requests that reach the model."""
-    loaded = []
-    real = generation.load_generator
-
-    def counting(*args, **kwargs):
-        loaded.append(CountingGenerator(real(*args, **kwargs)))
-        return loaded[-1]
-
-    monkeypatch.setattr(generation, "load_generator", counting)
-    return loaded
+def loads():
+    return Loads()
 
 
 def demo_recipe(tiny_model_dir, **changes):
@@ -85,7 +87,7 @@ def test_rerun_after_deleting_the_final_table_calls_no_model(first_run, tmp_path
     workdir, run_dir = copy_run(first_run, tmp_path)
     before = pl.read_parquet(run_dir / "pairs.parquet")
     (run_dir / "pairs.parquet").unlink()
-    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=3, langs=["es", "de"], progress=False)
+    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=3, langs=["es", "de"], progress=False, load_generator=loads)
     assert loads == []  # respond and translate were finished: no model even loaded
     assert pl.read_parquet(run_dir / "pairs.parquet").equals(before)
 
@@ -94,7 +96,7 @@ def test_rerun_of_a_generation_stage_is_served_by_the_cache(first_run, tmp_path,
     workdir, run_dir = copy_run(first_run, tmp_path)
     raw, pairs = pl.read_parquet(run_dir / "pairs_raw.parquet"), pl.read_parquet(run_dir / "pairs.parquet")
     (run_dir / "translations.parquet").unlink()
-    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=3, langs=["es", "de"], progress=False)
+    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=3, langs=["es", "de"], progress=False, load_generator=loads)
     assert len(loads) == 1 and loads[0].calls == 0  # every translation request was a cache hit
     assert pl.read_parquet(run_dir / "pairs_raw.parquet").equals(raw)
     # (language-ID scores of a rerun may differ in the last bit, so the final table is compared by pair)
@@ -106,7 +108,7 @@ def test_changed_filter_setting_reruns_only_what_depends_on_it(first_run, tmp_pa
     mtimes = {s: (run_dir / OUTPUTS[s]).stat().st_mtime_ns for s in STAGES}
     recipe = demo_recipe(tiny_model_dir)
     recipe = dataclasses.replace(recipe, filters=dataclasses.replace(recipe.filters, identical_sides=False))
-    build(recipe, workdir=workdir, limit=3, langs=["es", "de"], progress=False)
+    build(recipe, workdir=workdir, limit=3, langs=["es", "de"], progress=False, load_generator=loads)
     assert loads == []
     after = {s: (run_dir / OUTPUTS[s]).stat().st_mtime_ns for s in STAGES}
     assert [s for s in STAGES if after[s] != mtimes[s]] == ["filter", "dedup"]
@@ -120,14 +122,14 @@ def test_failure_midway_leaves_finished_stages_and_no_partial_table(first_run, t
     recipe = dataclasses.replace(recipe, imports=dataclasses.replace(
         recipe.imports, translations=[TranslationsImport(path=str(bad))]))
     with pytest.raises(LidrError, match=r"bad.jsonl:1: no 'src_lang'/'tgt_lang'"):
-        build(recipe, workdir=workdir, limit=2, langs=["es"], progress=False)
+        build(recipe, workdir=workdir, limit=2, langs=["es"], progress=False, load_generator=loads)
     run_dir = workdir / "runs" / "demo" / "iter-1"
     state = json.loads((run_dir / "state.json").read_text())
     assert list(state) == ["prompts", "respond"] and not (run_dir / "translations.parquet").exists()
     assert not [p for p in run_dir.rglob(".*") if p.is_file() and p.name != ".lock"]  # no temporary files left
     responded = loads[0].calls
     bad.write_text('{"prompt_id": "demo-0", "src_lang": "es", "tgt_lang": "en", "text": "Imported."}\n')
-    build(recipe, workdir=workdir, limit=2, langs=["es"], progress=False)
+    build(recipe, workdir=workdir, limit=2, langs=["es"], progress=False, load_generator=loads)
     # respond was not redone; of the 4 translations (2 items, en->es and es->en) one came imported
     assert responded == 4 and loads[1].calls == 3
     t = pl.read_parquet(run_dir / "translations.parquet")
@@ -135,28 +137,22 @@ def test_failure_midway_leaves_finished_stages_and_no_partial_table(first_run, t
         "Imported."]
 
 
-def test_interrupted_generation_resumes_from_the_last_committed_batch(tiny_model_dir, tmp_path, monkeypatch):
-    real = generation.load_generator
-    loaded = []
-
+def test_interrupted_generation_resumes_from_the_last_committed_batch(tiny_model_dir, tmp_path):
     class Interrupting(CountingGenerator):
         def generate(self, requests):
             if len(loaded) == 1 and self.calls >= 4 + 2:  # respond (4) + one translate batch (2), then ^C
                 raise KeyboardInterrupt
             return super().generate(requests)
 
-    def load(*args, **kwargs):
-        loaded.append(Interrupting(real(*args, **kwargs)))
-        return loaded[-1]
-
-    monkeypatch.setattr(generation, "load_generator", load)
+    loaded = Loads()
+    loaded.wrapper = Interrupting
     # 2 items in en + es: 4 answers, 4 translations, in batches of 2 (each batch is committed to the cache).
     recipe = demo_recipe(tiny_model_dir, backend_options={"batch_size": 2})
     with pytest.raises(KeyboardInterrupt):
-        build(recipe, workdir=tmp_path, limit=2, langs=["es"], progress=False)
+        build(recipe, workdir=tmp_path, limit=2, langs=["es"], progress=False, load_generator=loaded)
     run_dir = tmp_path / "runs" / "demo" / "iter-1"
     assert not (run_dir / "translations.parquet").exists() and loaded[0].calls == 6
-    build(recipe, workdir=tmp_path, limit=2, langs=["es"], progress=False)
+    build(recipe, workdir=tmp_path, limit=2, langs=["es"], progress=False, load_generator=loaded)
     assert loaded[1].calls == 2  # only the translations of the interrupted batch
     assert read_stats(run_dir)[2].kept == 4
 
@@ -165,7 +161,7 @@ def test_generations_of_another_run_are_imported_not_regenerated(first_run, tmp_
     _, run_dir = first_run
     recipe = dataclasses.replace(demo_recipe(tiny_model_dir), name="imported")
     new_dir = build(recipe, workdir=tmp_path, limit=3, langs=["es", "de"], responses=[run_dir / "responses.parquet"],
-                    translations=[run_dir / "translations.parquet"], progress=False)
+                    translations=[run_dir / "translations.parquet"], progress=False, load_generator=loads)
     assert loads == []
     old, new = pl.read_parquet(run_dir / "pairs.parquet"), pl.read_parquet(new_dir / "pairs.parquet")
     assert new["pair_id"].to_list() == old["pair_id"].to_list()
@@ -174,14 +170,14 @@ def test_generations_of_another_run_are_imported_not_regenerated(first_run, tmp_
 def test_every_request_failing_still_completes_with_reasons(tiny_model_dir, tmp_path, loads):
     recipe = demo_recipe(tiny_model_dir)
     recipe = dataclasses.replace(recipe, generation=dataclasses.replace(recipe.generation, max_new_tokens=4096))
-    run_dir = build(recipe, workdir=tmp_path, limit=2, langs=["de"], progress=False)
+    run_dir = build(recipe, workdir=tmp_path, limit=2, langs=["de"], progress=False, load_generator=loads)
     stats = {s.stage: s for s in read_stats(run_dir)}
     assert stats["respond"].dropped == {"generation_error": 4} and stats["dedup"].kept == 0
     assert stats["pairs"].dropped == {"missing_response": 4}
     assert pl.read_parquet(run_dir / "pairs.parquet").height == 0
     dropped = pl.read_parquet(run_dir / "dropped.parquet")
     assert dropped.filter(pl.col("stage") == "respond")["error"].str.contains("exceeds the model context").all()
-    build(recipe, workdir=tmp_path, limit=2, langs=["de"], progress=False)
+    build(recipe, workdir=tmp_path, limit=2, langs=["de"], progress=False, load_generator=loads)
     assert loads[1].calls == 4  # failed requests are not cached: a rerun retries them
 
 
@@ -205,7 +201,7 @@ def test_stage_start_removes_temporary_tables_of_a_killed_run(first_run, tmp_pat
     for p in [*stale, run_dir / f".pairs_tagged.parquet.part-{live}"]:
         p.write_bytes(b"PAR1 half a table")
     (run_dir / "pairs_tagged.parquet").unlink()  # the killed tag never finished
-    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=3, langs=["es", "de"], progress=False)
+    build(demo_recipe(tiny_model_dir), workdir=workdir, limit=3, langs=["es", "de"], progress=False, load_generator=loads)
     assert not any(p.exists() for p in stale)
     assert loads == []  # tag reran from the tables on disk: no model call
     assert (run_dir / f".pairs_tagged.parquet.part-{live}").exists()  # a live writer's file stays

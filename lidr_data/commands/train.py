@@ -23,9 +23,11 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lidr_data.errors import LidrError
+    from lidr_data.extras import require
     from lidr_data.train.dpo import parse_args
     from lidr_data.train.dpo import run as train
 
+    require("trl", "peft", "accelerate", purpose="lidr train")  # trl first: it is what names the [train] extra
     words = [w for w in args.words]
     if words[:1] == ["--"]:
         words = words[1:]

@@ -151,7 +151,3 @@ class Generator(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook for backends holding engines or connections
         """Release engines or connections."""
-
-
-def text_hash(text: str | None) -> str:
-    return hashlib.sha256((text or "").encode()).hexdigest()[:16]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lidr_data.errors import LidrError
+from lidr_data.extras import require
 from lidr_data.generation.base import Completion, Generator, Request, SamplingParams, TokenLogprob
 
 
@@ -45,6 +46,7 @@ class TransformersGenerator(Generator):
         dtype: str = "auto",
         trust_remote_code: bool = False,
     ):
+        require("torch", "transformers", purpose="the transformers backend")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

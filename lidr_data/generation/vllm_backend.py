@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lidr_data.errors import LidrError
+from lidr_data.extras import require
 from lidr_data.generation.base import Completion, Generator, Request, TokenLogprob
 from lidr_data.generation.transformers_backend import local_model_revision
 
@@ -34,10 +35,8 @@ class VLLMGenerator(Generator):
         trust_remote_code: bool = False,
         seed: int = 0,
     ):
-        try:
-            import vllm
-        except ImportError as e:
-            raise LidrError("the vllm backend needs the optional extra: pip install 'lidr-data[vllm]'") from e
+        require("vllm", purpose="the vllm backend")
+        import vllm
 
         self.model = model
         # The runner hands over this many requests at once (one cache commit each); vLLM schedules inside it.

@@ -14,7 +14,6 @@ import pyarrow as pa
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 MESSAGES = pa.list_(MESSAGE)
 
-DIRECTIONS = ("to_dominant", "from_dominant")
 
 PROMPTS = pa.schema([
     ("prompt_id", pa.string()),

@@ -66,10 +66,6 @@ def drop_table(rows: pa.Table, stage: str, reasons: Sequence[str]) -> pa.Table:
             .append_column(DROP_COLUMNS.field("duplicate_of"), pa.nulls(n, pa.string())))
 
 
-def empty_drops(schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist([], schema=pa.schema([*schema, *DROP_COLUMNS]))
-
-
 def read_ahead(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
     """`batches`, read (decompressed, decoded) on a helper thread up to `depth` batches ahead of the consumer:
     Parquet reading releases the GIL, so it overlaps the consumer's own work (and its writes)."""
