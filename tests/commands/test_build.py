@@ -222,9 +222,11 @@ def test_help_lists_only_commands_that_exist(capsys):
               if line.startswith("    ") and not line.startswith("     ")]
     assert listed and set(listed) == set(sub.choices)
     for name in listed:
-        with pytest.raises(SystemExit) as exit_:
-            main([name, "--help"])
-        assert exit_.value.code == 0
+        try:  # argparse exits after the help; `lidr train --help` (TRL's parser) returns 0
+            code = main([name, "--help"])
+        except SystemExit as exit_:
+            code = exit_.code
+        assert code == 0, name
     # Every `lidr X` the README shows is a command.
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     import re
