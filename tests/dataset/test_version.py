@@ -388,3 +388,32 @@ def test_the_final_move_never_replaces_a_version_that_appeared_meanwhile(run_dir
         materialize(run_dir, store, version="iter-1", progress=False)
     assert content_id(read_manifest(first["path"])) == first["id"] and verify(first["path"]).ok
     assert [p.name for p in (store / "demo-lidr").iterdir() if p.is_dir()] == ["iter-1"]  # no temp left behind
+
+
+def test_materialize_run_reuses_the_version_of_the_same_pairs_and_refuses_other_pairs(run_dir: Path, store: Path):
+    """The end of `lidr build`, as a library call: a rerun of a finished build finds its version up to date; a run
+    whose pairs changed needs --force (or another version name). Progress and notices go to the callbacks."""
+    from contextlib import contextmanager
+
+    from lidr_data.dataset.materialize import materialize_run
+
+    advanced: list[int] = []
+
+    @contextmanager
+    def progress(description: str, total: int):
+        assert description == "materialize demo-lidr/iter-1" and total == pq.ParquetFile(run_dir / "pairs.parquet").metadata.num_rows
+        yield advanced.append
+
+    first = materialize_run(run_dir, progress=progress)  # the store defaults to WORKDIR/store
+    assert first.path == store / "demo-lidr" / "iter-1" and not first.up_to_date and verify(first.path).ok
+    assert sum(advanced) == pq.ParquetFile(run_dir / "pairs.parquet").metadata.num_rows
+    assert first.content_id == content_id(read_manifest(first.path))
+    again = materialize_run(run_dir)
+    assert again == type(first)(first.path, first.content_id, up_to_date=True)
+    make_run(run_dir, n_prompts=5)  # other pairs in the same run folder
+    with pytest.raises(LidrError, match="built from other pairs.*--version NAME.*--force"):
+        materialize_run(run_dir)
+    heard: list[str] = []
+    forced = materialize_run(run_dir, force=True, notify=heard.append)
+    assert not forced.up_to_date and forced.content_id != first.content_id
+    assert heard == [f"--force: replacing existing version {first.path}"]
