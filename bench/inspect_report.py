@@ -6,9 +6,12 @@ real GPT-4-Turbo X-AlpacaEval outputs and Llama-3-8B-Instruct generations in sha
 It is built once under --workdir and reused. Each measurement runs in its own process (peak RSS from wait4);
 the `datasets` baseline starts from an empty datasets cache, as a first `load_dataset` does.
 
-    python bench/inspect_report.py                       # 1,000,000 pairs (building it takes ~10 min on 2 cores)
-    python bench/inspect_report.py --pairs 100000        # quicker
-    python bench/inspect_report.py --only lidr_sql --only lidr_sql_unsandboxed   # the cost of the sql sandbox
+Its run folder is made by the tests' `synthetic.make_run` (test support, not in the package): run it with
+PYTHONPATH=tests from the repository root.
+
+    PYTHONPATH=tests python bench/inspect_report.py      # 1,000,000 pairs (building it takes ~10 min on 2 cores)
+    PYTHONPATH=tests python bench/inspect_report.py --pairs 100000        # quicker
+    PYTHONPATH=tests python bench/inspect_report.py --only lidr_sql --only lidr_sql_unsandboxed   # the cost of the sql sandbox
 
 Memory: the datasets + pandas baseline holds every text as a Python object; at 1M pairs it peaked at 17 GB here.
 """
@@ -54,8 +57,9 @@ def real_texts() -> dict:
 
 
 def build(workdir: Path, pairs: int) -> Path:
-    from lidr_data.dataset.synthetic import make_run
-    from lidr_data.dataset.version import materialize
+    from synthetic import make_run
+
+    from lidr_data.dataset.materialize import materialize
 
     version = workdir / "store" / f"bench-{pairs}" / "iter-1"
     if (version / "manifest.json").is_file():

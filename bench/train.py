@@ -12,7 +12,9 @@ Prints, per model: steps/s from the median optimizer-step time (the first, warm-
 because this project's 2-core machines are shared and single steps catch other jobs), whole-run wall time, peak
 RSS, and the ratios wrapper / bare (target: step time ratio <= 1.05 on the larger model).
 
-    python bench/train.py [--steps 6] [--batch-size 2] [--max-length 256] [--large-hidden 1024] [--large-layers 12]
+Its version is made by the tests' `synthetic.make_run` (test support, not in the package):
+
+    PYTHONPATH=tests python bench/train.py [--steps 6] [--batch-size 2] [--max-length 256] [--large-hidden 1024] [--large-layers 12]
 """
 
 from __future__ import annotations
@@ -108,8 +110,9 @@ def run_worker(kind: str, version: Path, model: Path, out: Path, settings: list[
 
 
 def make_version(folder: Path, n_prompts: int) -> tuple[Path, str]:
-    from lidr_data.dataset.synthetic import make_run
-    from lidr_data.dataset.version import materialize
+    from synthetic import make_run
+
+    from lidr_data.dataset.materialize import materialize
 
     texts, what = None, f"synthetic pairs ({n_prompts} prompts x 3 languages, both directions)"
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "generations" / "llama-3-8b-instruct-M0"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from lidr_data.dataset.layout import row_counts
 from lidr_data.dataset.store import Reference
 from lidr_data.errors import LidrError
 
@@ -51,7 +52,7 @@ def _records(con, sql: str) -> list[dict]:
 
 def build_report(ref: str | Reference, top: int = 12) -> Report:
     """Compute the report for a version or a folder with a `pairs` table (and optionally `dropped`)."""
-    from lidr_data.dataset.store import read_manifest
+    from lidr_data.dataset.layout import read_manifest
     from lidr_data.sql import connect, tables_for
 
     tables = tables_for(ref)
@@ -72,13 +73,14 @@ def build_report(ref: str | Reference, top: int = 12) -> Report:
 
 
 def _build(con, tables, names: list[str], top: int, manifest: dict | None) -> Report:
-    pairs = con.sql("SELECT count(*) FROM pairs").fetchall()[0][0]
-    by_lang_dir = _records(con, "SELECT lang, direction, count(*) AS pairs FROM pairs GROUP BY ALL ORDER BY ALL")
-    drops: list[dict] = []
-    dropped_dups = 0
-    if "dropped" in tables.views:
-        drops = _records(con, "SELECT stage, reason, count(*) AS rows FROM dropped GROUP BY ALL ORDER BY rows DESC, stage, reason")
-        dropped_dups = sum(d["rows"] for d in drops if d["stage"] == "dedup")
+    counts = row_counts(con, dropped="dropped" in tables.views)
+    pairs = counts["pairs"]
+    by_lang_dir = [{"lang": lang, "direction": direction, "pairs": n}
+                   for lang, dirs in counts["by_language_direction"].items() for direction, n in dirs.items()]
+    drops = sorted(({"stage": stage, "reason": reason, "rows": n}
+                    for stage, reasons in counts["drops_by_stage"].items() for reason, n in reasons.items()),
+                   key=lambda d: (-d["rows"], d["stage"], d["reason"]))
+    dropped_dups = sum(d["rows"] for d in drops if d["stage"] == "dedup")
     agreement = _records(con, f"""
         SELECT lang, direction, count(*) AS pairs,
                avg((chosen_lang = lang)::INT) AS chosen,

@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from lidr_data.dataset.store import Reference, read_manifest, resolve
+from lidr_data.dataset.layout import read_manifest
+from lidr_data.dataset.store import Reference, resolve
 from lidr_data.errors import LidrError
 from lidr_data.files import sql_literal
 

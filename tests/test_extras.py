@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from servers.openai_server import OpenAIServer
+from synthetic import make_run
 
-from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize
+from lidr_data.dataset.materialize import materialize
 from lidr_data.errors import LidrError
 from lidr_data.extras import EXTRA_OF, require
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 # Installed package name -> source folder (pyproject.toml [tool.setuptools.package-dir]).
 PACKAGES = {"lidr_data": ROOT / "lidr_data", "lidr_data.train": ROOT / "train", "lidr_data.eval": ROOT / "eval",
@@ -105,19 +103,9 @@ def test_the_cycle_finder_sees_a_cycle_through_a_lazy_import(tmp_path, monkeypat
     assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
 
 
-# The dataset/ cycle (store -> hub -> version -> store) is issue #12 item 1, removed on the house-dataset branch;
-# this mark goes when that branch is merged (strict: the test fails the day the cycle is gone and the mark stays).
-@pytest.mark.xfail(strict=True, reason="issue #12 item 1: lidr_data.dataset store/hub/version import one another")
 def test_package_imports_form_no_cycle():
     graph = import_graph()
     assert not cycles(graph), "\n".join(describe(graph, c) for c in cycles(graph))
-
-
-def test_no_import_cycle_besides_the_known_dataset_one():
-    graph = import_graph()
-    known = ["lidr_data.dataset.hub", "lidr_data.dataset.store", "lidr_data.dataset.version"]
-    others = [c for c in cycles(graph) if c != known]
-    assert not others, "\n".join(describe(graph, c) for c in others)
 
 
 def test_no_module_of_the_package_imports_from_tests():

@@ -12,11 +12,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from synthetic import make_run
 from tamper import overwrite
 
 from lidr_data.cli import main
-from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize, verify
+from lidr_data.dataset.layout import verify
+from lidr_data.dataset.materialize import materialize
 from lidr_data.errors import LidrError
 from lidr_data.sql import connect, default_memory_limit, query, tables_for
 

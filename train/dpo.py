@@ -140,7 +140,7 @@ def run(targs: TrainArguments, args, margs) -> Path:
     if targs.nll_weight < 0:
         raise LidrError(f"--nll-weight must be >= 0, got {targs.nll_weight}")
     if targs.push_to:  # checked now: a typo must not surface only after the training
-        from lidr_data.dataset.store import check_name
+        from lidr_data.dataset.layout import check_name
 
         org, _, name = targs.push_to.partition("/")
         if not name or "/" in name:

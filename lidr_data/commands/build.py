@@ -14,6 +14,8 @@ from lidr_data.commands.render import (
     messages_to_stderr,
     output_consoles,
     print_tables,
+    progress_bar,
+    warn,
 )
 from lidr_data.stages.schema import StageStats
 
@@ -139,35 +141,22 @@ def report(run_dir: Path, console: Console, fmt: str = "table", out: Console | N
                   f"[bold]{run_dir / 'dropped.parquet'}[/]", soft_wrap=True)
 
 
-def materialize_run(run_dir: Path, args: argparse.Namespace, console: Console) -> Path | None:
-    """End of a build: the run becomes an immutable version in WORKDIR/store/ (unless --no-materialize).
-
-    Rerunning a finished build is normal (it resumes), so an existing version made from the very same
-    pairs.parquet is reported as up to date instead of refused; a different one still needs --force.
-    """
-    import json
-
-    from lidr_data.dataset.store import MANIFEST, content_id, default_store, read_manifest
-    from lidr_data.dataset.version import materialize, sha256_file, version_path
-    from lidr_data.errors import LidrError
+def materialize_and_report(run_dir: Path, args: argparse.Namespace, console: Console) -> Path | None:
+    """End of a build: the run becomes an immutable version in WORKDIR/store/ (unless --no-materialize), or the
+    version made from the very same pairs is reported as up to date."""
+    from lidr_data.dataset.materialize import materialize_run
 
     if args.no_materialize:
         return None
-    store = default_store(run_dir.parents[2])  # run_dir = WORKDIR/runs/<name>/iter-<N>
-    existing = version_path(run_dir, store, args.version)
-    if existing.exists() and not args.force:
-        manifest = json.loads((existing / MANIFEST).read_text())
-        if manifest.get("source_pairs_sha256") != sha256_file(run_dir / "pairs.parquet"):
-            raise LidrError(f"version {existing} exists and was built from other pairs: use --version NAME for a "
-                            "new version, or --force to replace it")
-        console.print(f"dataset version [bold]{existing}[/] is up to date", soft_wrap=True)
-        return existing
-    version = materialize(run_dir, store, version=args.version, force=args.force, progress=not args.no_progress,
-                          allow_empty=args.allow_empty)
-    cid = content_id(read_manifest(version))
-    console.print(f"dataset version: [bold]{version}[/] (content id {cid}; try `lidr inspect {version}` or "
-                  f"`lidr sql {version} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)", soft_wrap=True)
-    return version
+    done = materialize_run(run_dir, version=args.version, force=args.force, allow_empty=args.allow_empty,
+                           progress=None if args.no_progress else progress_bar, notify=warn)
+    if done.up_to_date:
+        console.print(f"dataset version [bold]{done.path}[/] is up to date", soft_wrap=True)
+    else:
+        console.print(f"dataset version: [bold]{done.path}[/] (content id {done.content_id}; try `lidr inspect "
+                      f"{done.path}` or `lidr sql {done.path} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)",
+                      soft_wrap=True)
+    return done.path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -192,5 +181,5 @@ def run(args: argparse.Namespace) -> int:
                         langs=langs, responses=responses, translations=translations,
                         progress=not args.no_progress, console=console)
         report(run_dir, console, args.format, out)
-        materialize_run(run_dir, args, console)
+        materialize_and_report(run_dir, args, console)
     return 0

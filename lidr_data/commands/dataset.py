@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lidr_data.commands.render import Column, TableData, add_format_argument, print_tables
+from lidr_data.commands.render import Column, TableData, add_format_argument, print_tables, progress_bar, warn
 from lidr_data.errors import LidrError
 
 
@@ -57,12 +57,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_materialize(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lidr_data.dataset.store import content_id, default_store, read_manifest
-    from lidr_data.dataset.version import materialize
+    from lidr_data.dataset.layout import content_id, read_manifest
+    from lidr_data.dataset.materialize import materialize
+    from lidr_data.dataset.store import default_store
 
     store = args.store or default_store(args.workdir)
     path = materialize(args.run_dir, store, version=args.version, force=args.force, allow_empty=args.allow_empty,
-                       license=args.license)
+                       license=args.license, progress=progress_bar, notify=warn)
     Console().print(f"materialized [bold]{path}[/] (content id {content_id(read_manifest(path))})", soft_wrap=True)
     return 0
 
@@ -70,10 +71,10 @@ def run_materialize(args: argparse.Namespace) -> int:
 def run_publish(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lidr_data.dataset.hub import publish
+    from lidr_data.dataset.publish import publish
 
     where = publish(args.src, args.dest, version=args.version, private=args.private, force=args.force,
-                    license=args.license)
+                    license=args.license, notify=warn)
     Console().print(f"published [bold]{where}[/]")
     return 0
 
@@ -81,13 +82,8 @@ def run_publish(args: argparse.Namespace) -> int:
 def run_versions(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lidr_data.dataset.store import (
-        content_id,
-        list_versions,
-        parse_reference,
-        read_manifest,
-        recorded_content_id,
-    )
+    from lidr_data.dataset.layout import content_id, list_versions, read_manifest, recorded_content_id
+    from lidr_data.dataset.store import parse_reference
 
     ref = parse_reference(args.ref)
     rows: list[tuple[str, dict]] = []
@@ -129,8 +125,8 @@ def run_versions(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from lidr_data.dataset.layout import verify
     from lidr_data.dataset.store import parse_reference, resolve_version
-    from lidr_data.dataset.version import verify
 
     ref = parse_reference(args.ref)
     folder = resolve_version(ref)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.panel import Panel
 
-from lidr_data.commands.build import add_build_options, materialize_run, quiet_transformers, report
+from lidr_data.commands.build import add_build_options, materialize_and_report, quiet_transformers, report
 from lidr_data.commands.render import messages_to_stderr, output_consoles
 
 DEMO_RECIPE = "lidr:assets/demo.yaml"
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     with messages_to_stderr(args.format):
         run_dir = build(recipe, workdir=args.workdir, progress=not args.no_progress, console=console)
         report(run_dir, console, args.format, out)
-        materialize_run(run_dir, args, console)
+        materialize_and_report(run_dir, args, console)
     console.print(f"[yellow]Reminder:[/] the model was random; the recipe relaxed the text checks. Next: "
                   f"`lidr build recipes/quickstart.yaml` with a real model, or "
                   f"`lidr build {Path('recipes/demo.yaml')}` to run this recipe yourself.", soft_wrap=True)

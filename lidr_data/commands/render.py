@@ -160,3 +160,19 @@ def print_rich_table(console: Console, t: TableData) -> None:
         console.width = old
     # rich pads the title line to the table's width: no trailing blanks in a log or a pipe
     console.file.write("".join(line.rstrip() + "\n" for line in cap.get().splitlines()))
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int):
+    """A transient rich progress bar: the `progress` callback of `materialize` (yields `advance(n)`)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def warn(message: str) -> None:
+    """A notice of the library (e.g. what a --force replaced), in yellow on stderr."""
+    Console(stderr=True).print(f"[yellow]{message}[/]", highlight=False, soft_wrap=True)

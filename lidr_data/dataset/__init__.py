@@ -1,9 +1,18 @@
-"""Dataset versions (version.py), stores and references (store.py), the Hub (hub.py) and the card (card.py).
+"""Dataset versions, by concept, each module importing only the ones above it in this list:
 
-`lidr build` ends with `materialize(run_dir, store)`; consumers resolve references with `resolve_version(ref)`.
+- `files.py`: hashing, fsync, read-only bits, temporary folders;
+- `layout.py`: what a version holds, its manifest and content id, the dataset's index, counts, `verify`;
+- `card.py`: the dataset card (README.md);
+- `hub.py`: Hub client calls (download, tags, recorded content ids, retries, errors);
+- `store.py`: references (`resolve_version(ref)`) and stores (`move_into_place`);
+- `materialize.py`: run folder -> version (`materialize`, and `materialize_run` at the end of `lidr build`);
+- `publish.py`: a version to the Hub or another local store;
+- `load.py`: a version as a `datasets.Dataset`, keyed by its content id.
 """
 
+# `materialize` is imported from `lidr_data.dataset.materialize`: re-exported here, the function would hide the
+# module of the same name (`import lidr_data.dataset.materialize as m` would bind the function).
+from lidr_data.dataset.layout import verify
 from lidr_data.dataset.store import parse_reference, resolve, resolve_version
-from lidr_data.dataset.version import materialize, verify
 
-__all__ = ["materialize", "parse_reference", "resolve", "resolve_version", "verify"]
+__all__ = ["parse_reference", "resolve", "resolve_version", "verify"]

@@ -9,13 +9,23 @@ and revision once published) and are executed by the tests.
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from pathlib import Path
 
 import jinja2
 import yaml
 
+from lidr_data.errors import LidrError
+
 TEMPLATE = "README.md.j2"
+
+
+def check_license(license: str) -> str:
+    """A license id as the Hub's card metadata takes it (cc-by-4.0, apache-2.0, other, ...)."""
+    if not re.fullmatch(r"[\w.+-]+", str(license)):
+        raise LidrError(f"license: a license id such as cc-by-4.0 or apache-2.0, got {license!r}")
+    return str(license)
 
 
 def _template_dir() -> Path:

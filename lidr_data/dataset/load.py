@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lidr_data.dataset.store import Reference, content_id, parse_reference, read_manifest, resolve_version
+from lidr_data.dataset.layout import content_id, read_manifest
+from lidr_data.dataset.store import Reference, parse_reference, resolve_version
 from lidr_data.errors import LidrError
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class OpenedVersion:
 
 def open_version(ref: str | Reference) -> OpenedVersion:
     """Resolve a reference to one version and verify every file hash and count; a failing version is refused."""
-    from lidr_data.dataset.version import verify
+    from lidr_data.dataset.layout import verify
 
     reference = parse_reference(ref) if isinstance(ref, str) else ref
     folder = resolve_version(reference)

@@ -9,41 +9,36 @@ A *reference* is what users type to name a dataset version; the same string work
 - a folder of Parquet files without a manifest (a run folder, eval results): read as tables, no version;
 - a Hub dataset `org/name@revision` (revision = a version tag, branch or commit; `main` when omitted).
 
-The local store is a plain folder: `<store>/<dataset name>/<version>/{data/, README.md, manifest.json}`, and per
-dataset an append-only `index.jsonl` (one line per version made: name, content id, time), written beside the
-versions so that editing a manifest cannot change the id recorded for it.
+The local store is a plain folder: `<store>/<dataset name>/<version>/{data/, README.md, manifest.json}` plus each
+dataset's `index.jsonl` (see `layout.py`). `move_into_place` is the one way a complete version enters a store.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
+from lidr_data import locks
+from lidr_data.dataset.files import make_read_only, make_writable, remove_tree, temp_dir_name
+from lidr_data.dataset.hub import download
+from lidr_data.dataset.layout import (
+    MANIFEST,
+    check_name,
+    content_id,
+    is_version_dir,
+    list_versions,
+    read_manifest,
+    record_version,
+)
 from lidr_data.errors import LidrError
 
-MANIFEST = "manifest.json"
-CARD = "README.md"
-INDEX = "index.jsonl"
 DEFAULT_STORE = "store"
+STORE_LOCK_WAIT_S = 60.0  # the dataset lock is held only for the final check and rename: a wait is short
 
-# One path component: no slashes, no "..", no leading dot or dash (hidden files, option look-alikes).
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@(?P<rev>[^\s]+))?$")
-
-
-def check_name(name: str, what: str = "name") -> str:
-    """A dataset or version name used as one folder name (and a Hub tag): reject `..`, slashes and oddities."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
-        raise LidrError(
-            f"invalid {what} {name!r}: use letters, digits, '.', '_' and '-' (no slashes, no '..', "
-            "not starting with '.' or '-')"
-        )
-    return name
 
 
 def check_revision(rev: str) -> str:
@@ -58,88 +53,6 @@ def default_store(workdir: str | Path | None = None) -> Path:
     """`WORKDIR/store/` (WORKDIR defaults to the current folder, or $LIDR_WORKDIR)."""
     workdir = Path(workdir if workdir is not None else os.environ.get("LIDR_WORKDIR", "."))
     return workdir / DEFAULT_STORE
-
-
-def is_version_dir(path: Path) -> bool:
-    return (path / MANIFEST).is_file()
-
-
-def read_manifest(version_dir: Path) -> dict:
-    """The manifest of a version folder, with a clear error when it is missing or malformed."""
-    path = Path(version_dir) / MANIFEST
-    if not path.is_file():
-        raise LidrError(f"{version_dir}: no {MANIFEST} (not a dataset version)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LidrError(f"{path}: malformed manifest ({e})") from None
-    required = {"schema_version": int, "name": str, "version": str, "files": dict, "counts": dict, "configs": dict}
-    if not isinstance(manifest, dict):
-        raise LidrError(f"{path}: malformed manifest (expected a JSON object)")
-    for key, typ in required.items():
-        if not isinstance(manifest.get(key), typ):
-            raise LidrError(f"{path}: malformed manifest (field {key!r} missing or not a {typ.__name__})")
-    for rel, entry in manifest["files"].items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not safe_relpath(rel):
-            raise LidrError(f"{path}: malformed manifest (bad entry for file {rel!r})")
-    return manifest
-
-
-def content_id(manifest: dict) -> str:
-    """A version's content id: the sha256 of its canonical manifest (sorted keys, no whitespace, UTF-8).
-
-    The manifest lists every file's sha256, so the id pins the data, the card and every recorded setting. It is
-    kept where the manifest cannot change it silently (the store's index, the Hub tag message, a training run's
-    `train_manifest.json`) and keys every cache of a loaded version.
-    """
-    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def record_version(dataset_dir: Path, version: str, cid: str, replaced: bool = False) -> None:
-    """Append a version's content id to the dataset's index (callers hold the dataset's lock)."""
-    line = {"version": version, "content_id": cid, "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    if replaced:
-        line["replaced"] = True
-    with open(Path(dataset_dir) / INDEX, "a", encoding="utf-8") as f:
-        f.write(json.dumps(line) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def recorded_content_id(version_dir: Path) -> str | None:
-    """The content id the dataset's index recorded for this version (the latest line), or None if none."""
-    index = Path(version_dir).parent / INDEX
-    if not index.is_file():
-        return None
-    found = None
-    for line in index.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and entry.get("version") == Path(version_dir).name:
-            found = entry.get("content_id") if isinstance(entry.get("content_id"), str) else None
-    return found
-
-
-def safe_relpath(rel: str) -> bool:
-    """A path inside a version folder: relative, forward slashes, no `..` or empty parts."""
-    parts = rel.split("/")
-    return bool(rel) and not rel.startswith("/") and "\\" not in rel and all(p not in ("", ".", "..") for p in parts)
-
-
-def list_versions(dataset_dir: Path) -> list[Path]:
-    """Version folders directly inside a dataset folder, oldest first (by manifest creation time, then name)."""
-    found = []
-    for child in sorted(Path(dataset_dir).iterdir()):
-        if child.is_dir() and not child.name.startswith(".") and is_version_dir(child):
-            try:
-                created = read_manifest(child).get("created_at", "")
-            except LidrError:
-                created = ""
-            found.append((created, child.name, child))
-    return [p for _, _, p in sorted(found)]
 
 
 @dataclass(frozen=True)
@@ -207,8 +120,6 @@ def resolve(ref: str | Reference) -> tuple[Reference, Path, bool]:
     """(reference, local folder, is_version). Hub references are downloaded into the Hub cache first."""
     ref = parse_reference(ref) if isinstance(ref, str) else ref
     if ref.is_hub:
-        from lidr_data.dataset.hub import download
-
         folder = download(ref.repo_id, ref.revision)
         return ref, folder, is_version_dir(folder)
     version_dir = local_version_dir(ref)
@@ -223,3 +134,35 @@ def resolve_version(ref: str | Reference) -> Path:
     if not is_version:
         raise LidrError(f"{ref}: not a dataset version (no {MANIFEST}, no versions inside)")
     return folder
+
+
+def move_into_place(tmp: Path, final: Path, force: bool = False, notify: Callable[[str], None] | None = None) -> str:
+    """Make a complete version folder read-only and rename it to its final name; return its content id.
+
+    Under the dataset's lock: an existing version is refused unless `force`, and then swapped out first and
+    deleted after, so readers never see a missing or half version (`notify` hears of it). The content id goes into
+    the dataset's index.
+    """
+    cid = content_id(read_manifest(tmp))
+    make_read_only(tmp)
+    try:
+        with locks.hold(final.parent, "writer of this dataset", wait_s=STORE_LOCK_WAIT_S):
+            replaced = final.exists() or final.is_symlink()
+            if replaced:
+                if not force:
+                    raise LidrError(f"version {final} already exists (versions are immutable; pass --force to "
+                                    "replace it)")
+                if notify is not None:
+                    notify(f"--force: replacing existing version {final}")
+                old = final.parent / temp_dir_name(f"old-{final.name}")
+                final.rename(old)
+                tmp.rename(final)
+                remove_tree(old)
+            else:
+                tmp.rename(final)
+            record_version(final.parent, final.name, cid, replaced=replaced)
+    except BaseException:
+        if tmp.exists():
+            make_writable(tmp)  # the caller removes it
+        raise
+    return cid

@@ -337,7 +337,7 @@ def test_two_concurrent_builds_of_one_recipe_and_workdir(tiny_model_dir, tmp_pat
     import subprocess
     import sys
 
-    from lidr_data.dataset.store import content_id, read_manifest
+    from lidr_data.dataset.layout import content_id, read_manifest
 
     args = [sys.executable, "-m", "lidr_data.cli", "build", DEMO, "--model", str(tiny_model_dir), "--workdir",
             str(tmp_path), "--limit", "2", "--langs", "es", "--no-progress"]

@@ -11,11 +11,11 @@ import polars as pl
 import pytest
 from rich.console import Console
 from shared_data import require_shared_data
+from synthetic import make_run
 
 from lidr_data.cli import main
 from lidr_data.commands.render import Column, TableData, print_tables
-from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize
+from lidr_data.dataset.materialize import materialize
 
 VALUES = [92.123456 + 7.5 * i for i in range(14)]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from synthetic import make_run
 
-from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize
+from lidr_data.dataset.materialize import materialize
 
 
 @pytest.fixture

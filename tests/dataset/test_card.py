@@ -18,10 +18,10 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from synthetic import make_run
 
-from lidr_data.dataset.store import read_manifest
-from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize
+from lidr_data.dataset.layout import read_manifest
+from lidr_data.dataset.materialize import materialize
 
 
 def _blocks(card: str, lang: str) -> list[str]:
@@ -127,7 +127,7 @@ def test_train_snippet_runs_as_written_on_cpu(version_dir: Path, tiny_model_dir:
 
 
 def test_hub_card_snippets_name_the_revision(version_dir: Path):
-    from lidr_data.dataset.hub import staged_manifest
+    from lidr_data.dataset.publish import staged_manifest
     from lidr_data.train.dpo import parse_args
 
     _, hub_card = staged_manifest(version_dir, "iter-1", "acme/demo-lidr", "iter-1")

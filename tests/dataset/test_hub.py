@@ -21,11 +21,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from servers.hub_server import HubServer
+from synthetic import make_run
 
-from lidr_data.dataset.hub import check_operations, stale_files
-from lidr_data.dataset.store import read_manifest
-from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize
+from lidr_data.dataset.layout import read_manifest
+from lidr_data.dataset.materialize import materialize
+from lidr_data.dataset.publish import check_operations, stale_files
 from lidr_data.errors import LidrError
 
 TOKEN = "hf_TestTokenDoNotLeak0123456789"

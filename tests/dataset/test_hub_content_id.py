@@ -9,7 +9,7 @@ from pathlib import Path
 from servers.hub_server import HubServer
 from test_hub import TOKEN, lidr
 
-from lidr_data.dataset.store import content_id
+from lidr_data.dataset.layout import content_id
 
 
 def test_the_hub_commit_carries_the_published_manifests_content_id(version_dir: Path, tmp_path: Path):

@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 from servers.hub_server import HubServer
 from servers.olah_server import OlahServer, git_mirror, olah_python
+from synthetic import make_run
 
-from lidr_data.dataset.store import read_manifest
-from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize
+from lidr_data.dataset.layout import read_manifest
+from lidr_data.dataset.materialize import materialize
 
 pytestmark = pytest.mark.slow
 TOKEN = "hf_TestTokenDoNotLeak0123456789"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from synthetic import make_run
 
 import lidr_data
-from lidr_data.dataset.store import content_id, read_manifest
-from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize
+from lidr_data.dataset.layout import content_id, read_manifest
+from lidr_data.dataset.materialize import materialize
 from lidr_data.errors import LidrError
 
 

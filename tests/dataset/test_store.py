@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from synthetic import make_run
 
 from lidr_data.cli import main
+from lidr_data.dataset.materialize import materialize
 from lidr_data.dataset.store import parse_reference, resolve_version
-from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize
 from lidr_data.errors import LidrError
 
 
@@ -88,7 +88,7 @@ def test_cli_materialize_and_local_publish(run_dir: Path, tmp_path: Path, capsys
 
 
 def test_content_id_is_canonical_and_sees_every_field():
-    from lidr_data.dataset.store import content_id
+    from lidr_data.dataset.layout import content_id
 
     m = {"name": "x", "version": "iter-1", "files": {"a": {"sha256": "0" * 64}}, "generator": {"model": "m"}}
     same_reordered = {"generator": {"model": "m"}, "files": {"a": {"sha256": "0" * 64}}, "version": "iter-1", "name": "x"}

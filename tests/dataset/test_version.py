@@ -14,12 +14,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from synthetic import make_run
 from tamper import flip_byte, overwrite, writable
 
 from lidr_data.cli import main
-from lidr_data.dataset.store import content_id, read_manifest, recorded_content_id
-from lidr_data.dataset.synthetic import make_run
-from lidr_data.dataset.version import materialize, sha256_file, verify
+from lidr_data.dataset.files import sha256_file
+from lidr_data.dataset.layout import content_id, read_manifest, recorded_content_id, verify
+from lidr_data.dataset.materialize import materialize
 from lidr_data.errors import LidrError
 
 
@@ -74,8 +75,12 @@ def test_existing_version_is_immutable_unless_forced(run_dir: Path, store: Path,
         materialize(run_dir, store, progress=False)
     assert {rel: e["sha256"] for rel, e in read_manifest(version_dir)["files"].items()} == before
     capsys.readouterr()
-    path = materialize(run_dir, store, force=True, progress=False)
+    heard: list[str] = []
+    path = materialize(run_dir, store, force=True, progress=False, notify=heard.append)
     assert path == version_dir and verify(path).ok
+    # The library reports the replacement to its caller and prints nothing; the CLI says it on stderr.
+    assert heard == [f"--force: replacing existing version {version_dir}"] and capsys.readouterr().err == ""
+    assert main(["materialize", str(run_dir), "--store", str(store), "--force"]) == 0
     assert "--force: replacing existing version" in capsys.readouterr().err
     assert sorted(p.name for p in store.joinpath("demo-lidr").iterdir() if p.is_dir()) == ["iter-1"]
     assert read_only(path)
@@ -171,7 +176,7 @@ def test_bad_run_folders(tmp_path: Path, store: Path, run_dir: Path):
 def test_killed_materialize_leaves_no_version(tmp_path: Path, store: Path):
     """SIGKILL while the data is being written: no version appears; the next materialize cleans up and succeeds."""
     run = make_run(tmp_path / "runs" / "big" / "iter-1", n_prompts=15_000, name="big")
-    script = ("import sys; from lidr_data.dataset.version import materialize; "
+    script = ("import sys; from lidr_data.dataset.materialize import materialize; "
               "materialize(sys.argv[1], sys.argv[2], shard_rows=5000, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", script, str(run), str(store)])
     dataset_dir = store / "big"
@@ -375,20 +380,49 @@ def test_content_id_is_printed_indexed_and_listed(run_dir: Path, store: Path, tm
 def test_the_final_move_never_replaces_a_version_that_appeared_meanwhile(run_dir: Path, store: Path, monkeypatch):
     """Two materializes of one version: the existence check at the start passes for both; the final move, under
     the dataset's lock, refuses the second unless --force (issue 10: it used to swap the first one out)."""
-    import lidr_data.dataset.version as version_module
+    import lidr_data.dataset.materialize as version_module
 
     first = {}
-    real_fsync = version_module._fsync_tree
+    real_fsync = version_module.fsync_tree
 
     def racing_fsync(folder: Path) -> None:  # the other writer finishes while this one is writing
         real_fsync(folder)
         if not first:
-            monkeypatch.setattr(version_module, "_fsync_tree", real_fsync)
+            monkeypatch.setattr(version_module, "fsync_tree", real_fsync)
             first["path"] = materialize(run_dir, store, version="iter-1", progress=False)
             first["id"] = content_id(read_manifest(first["path"]))
 
-    monkeypatch.setattr(version_module, "_fsync_tree", racing_fsync)
+    monkeypatch.setattr(version_module, "fsync_tree", racing_fsync)
     with pytest.raises(LidrError, match="already exists.*--force"):
         materialize(run_dir, store, version="iter-1", progress=False)
     assert content_id(read_manifest(first["path"])) == first["id"] and verify(first["path"]).ok
     assert [p.name for p in (store / "demo-lidr").iterdir() if p.is_dir()] == ["iter-1"]  # no temp left behind
+
+
+def test_materialize_run_reuses_the_version_of_the_same_pairs_and_refuses_other_pairs(run_dir: Path, store: Path):
+    """The end of `lidr build`, as a library call: a rerun of a finished build finds its version up to date; a run
+    whose pairs changed needs --force (or another version name). Progress and notices go to the callbacks."""
+    from contextlib import contextmanager
+
+    from lidr_data.dataset.materialize import materialize_run
+
+    advanced: list[int] = []
+
+    @contextmanager
+    def progress(description: str, total: int):
+        assert description == "materialize demo-lidr/iter-1" and total == pq.ParquetFile(run_dir / "pairs.parquet").metadata.num_rows
+        yield advanced.append
+
+    first = materialize_run(run_dir, progress=progress)  # the store defaults to WORKDIR/store
+    assert first.path == store / "demo-lidr" / "iter-1" and not first.up_to_date and verify(first.path).ok
+    assert sum(advanced) == pq.ParquetFile(run_dir / "pairs.parquet").metadata.num_rows
+    assert first.content_id == content_id(read_manifest(first.path))
+    again = materialize_run(run_dir)
+    assert again == type(first)(first.path, first.content_id, up_to_date=True)
+    make_run(run_dir, n_prompts=5)  # other pairs in the same run folder
+    with pytest.raises(LidrError, match="built from other pairs.*--version NAME.*--force"):
+        materialize_run(run_dir)
+    heard: list[str] = []
+    forced = materialize_run(run_dir, force=True, notify=heard.append)
+    assert not forced.up_to_date and forced.content_id != first.content_id
+    assert heard == [f"--force: replacing existing version {first.path}"]

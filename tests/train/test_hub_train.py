@@ -18,7 +18,7 @@ from servers.hub_server import HubServer
 from train_helpers import mean_margin
 
 import lidr_data
-from lidr_data.dataset.store import content_id
+from lidr_data.dataset.layout import content_id
 
 TOKEN = "hf_TrainTokenDoNotLeak0123456789"
 

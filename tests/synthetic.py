@@ -3,7 +3,8 @@
 For tests and benchmarks of the dataset commands without running a model: both LIDR directions, several
 languages, language-ID tags (some deliberately disagreeing), and drops from several stages with named reasons.
 Texts come from a small built-in sample, or from caller-supplied texts per language (e.g. real prompts and
-answers from shared/data in the benchmark).
+answers from shared/data in the benchmark). Test support, not part of the package: tests import it as
+`synthetic` (tests/ is on their path), benchmarks run with `PYTHONPATH=tests`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
+from lidr_data.recipe import Recipe, from_dict
 from lidr_data.stages.schema import DROP_COLUMNS, PAIR_COLUMNS, TAG_COLUMNS
 
 PAIRS_SCHEMA = pa.schema(list(PAIR_COLUMNS) + list(TAG_COLUMNS))
@@ -184,14 +185,14 @@ def make_run(
     flush(force=True)
     pw.close()
     dw.close()
-    recipe = {
-        "name": name, "model": model, "revision": revision, "backend": "transformers",
-        "dominant_lang": dom, "languages": [dom, *langs], "iteration": iteration, "license": license,
+    # Written through the real Recipe type, as a build writes it: the run folder holds only what a build can make.
+    recipe = from_dict(Recipe, {
+        "name": name, "model": model, "revision": revision, "backend": "transformers", "dominant_lang": dom,
+        "languages": list(langs), "iteration": iteration, "license": license,
         "prompts": {"source": "synthetic", "limit": n_prompts},
         "generation": {"temperature": 0.0, "repetition_penalty": 1.1, "max_new_tokens": 512},
-        "filters": {"wrong_language": True, "truncated": True}, "dedup": {"exact": True, "threshold": 0.9},
-    }
-    (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    }, "synthetic recipe")
+    (folder / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
     (folder / "stats.json").write_text(json.dumps(list(stats.values()), indent=2), encoding="utf-8")
     return folder
 

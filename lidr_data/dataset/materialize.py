@@ -1,30 +1,20 @@
-"""Materialize a run folder into an immutable dataset version, and verify a version.
-
-Layout of a version (the Hub's dataset layout, so `datasets.load_dataset(folder_or_repo, config)` reads it):
-
-    data/<lang>/train-00000-of-0000N.parquet   one config per prompt language
-    data/all/...                               every pair
-    data/dropped/...                           every dropped row with its stage and reason
-    README.md                                  the dataset card (Hub YAML metadata + text)
-    manifest.json                              counts, sha256 of every file, recipe, generator, lineage
+"""Materialize a run folder into an immutable dataset version (see `layout.py` for what a version holds).
 
 The version is assembled in a hidden temporary folder beside its destination, made read-only (files 0444,
 folders 0555) and renamed into place only when complete (rename is atomic within one file system), under the
 dataset's lock, never over an existing version without `force`: a killed materialize leaves no version, only a
-`.tmp-*` folder that the next materialize removes. Its content id (`store.content_id`) is recorded then in the
-dataset's index (`store.INDEX`), where `verify` checks the manifest against it.
+`.tmp-*` folder that the next materialize removes. Its content id (`layout.content_id`) is recorded then in the
+dataset's index (`layout.INDEX`), where `verify` checks the manifest against it.
+
+`materialize_run` is the end of a build: materialize, or report that the version made from the very same pairs
+already exists. Nothing here prints: progress and notices go to the callbacks the caller passes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
-import shutil
-import stat
-import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,36 +25,39 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lidr_data import __version__, locks
-from lidr_data.dataset.store import (
+from lidr_data.dataset.card import check_license, render_card
+from lidr_data.dataset.files import cleanup_stale_temps, fsync_tree, remove_tree, sha256_file, temp_dir_name
+from lidr_data.dataset.layout import (
+    ALL,
     CARD,
+    DROPPED,
     MANIFEST,
+    SCHEMA_VERSION,
+    _parquet_list,
+    _sql_path,
     check_name,
+    compute_stats,
     content_id,
     list_versions,
     read_manifest,
-    record_version,
-    recorded_content_id,
-    safe_relpath,
+    write_manifest,
 )
+from lidr_data.dataset.store import default_store, move_into_place
 from lidr_data.errors import LidrError
 from lidr_data.recipe import Recipe
 from lidr_data.run_folder import RunPaths
 from lidr_data.stages.schema import PAIR_COLUMNS, TAG_COLUMNS
 
-SCHEMA_VERSION = 1
-ALL, DROPPED = "all", "dropped"
 SHARD_ROWS = 250_000  # rows per Parquet shard (a few hundred MB of text at most)
 ROW_GROUP_ROWS = 10_000
-STORE_LOCK_WAIT_S = 60.0  # the dataset lock is held only for the final check and rename: a wait is short
-_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+# progress(description, total) -> a context manager yielding advance(n): how a caller draws a progress bar.
+Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+@contextmanager
+def no_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    yield lambda n: None
 
 
 def _redact(obj):
@@ -165,59 +158,6 @@ def _iteration(run: RunFolder) -> int:
     return int(it or 1)
 
 
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-def _parquet_list(paths: list[Path]) -> str:
-    return "[" + ", ".join(f"'{_sql_path(p)}'" for p in paths) + "]"
-
-
-def compute_stats(all_files: list[Path], dropped_files: list[Path]) -> dict:
-    """Counts and quality figures for the manifest and card, from the written data (numbers only, no text)."""
-    con = duckdb.connect()
-    con.execute(f"CREATE VIEW pairs AS SELECT * EXCLUDE (prompt, chosen, rejected) FROM read_parquet({_parquet_list(all_files)})")
-
-    def rows(q: str) -> list[tuple]:
-        return con.execute(q).fetchall()
-
-    total = rows("SELECT count(*) FROM pairs")[0][0]
-    by_lang = dict(rows("SELECT lang, count(*) FROM pairs GROUP BY lang ORDER BY lang"))
-    by_dir = dict(rows("SELECT direction, count(*) FROM pairs GROUP BY direction ORDER BY direction"))
-    by_lang_dir: dict = {}
-    for lang, direction, n in rows("SELECT lang, direction, count(*) FROM pairs GROUP BY ALL ORDER BY ALL"):
-        by_lang_dir.setdefault(lang, {})[direction] = n
-    per_lang = []
-    for r in rows("""
-        SELECT lang, direction, count(*) AS n,
-               avg((chosen_lang = lang)::INT) AS chosen_agree,
-               avg((rejected_lang = lang)::INT) AS rejected_agree,
-               avg(chosen_chars) AS chosen_mean, median(chosen_chars) AS chosen_median,
-               avg(rejected_chars) AS rejected_mean, median(rejected_chars) AS rejected_median,
-               median(chosen_chars / greatest(rejected_chars, 1)) AS ratio_median
-        FROM pairs GROUP BY ALL ORDER BY ALL"""):
-        per_lang.append(dict(zip(["lang", "direction", "pairs", "chosen_lang_agreement", "rejected_lang_agreement",
-                                  "chosen_chars_mean", "chosen_chars_median", "rejected_chars_mean",
-                                  "rejected_chars_median", "length_ratio_median"], r)))
-    n_dropped, drop_reasons, drops_by_stage = 0, {}, {}
-    if dropped_files:
-        con.execute(f"CREATE VIEW dropped AS SELECT stage, reason FROM read_parquet({_parquet_list(dropped_files)}, union_by_name=true)")
-        for stage, reason, n in rows("SELECT stage, reason, count(*) FROM dropped GROUP BY ALL ORDER BY 3 DESC, 1, 2"):
-            drops_by_stage.setdefault(stage, {})[reason] = n
-            drop_reasons[reason] = drop_reasons.get(reason, 0) + n
-            n_dropped += n
-    return {
-        "pairs": total,
-        "by_language": by_lang,
-        "by_direction": by_dir,
-        "by_language_direction": by_lang_dir,
-        "dropped": n_dropped,
-        "drop_reasons": drop_reasons,
-        "drops_by_stage": drops_by_stage,
-        "quality": per_lang,
-    }
-
-
 def _generator(all_files: list[Path], recipe: Recipe | None) -> dict:
     con = duckdb.connect()
     found = con.execute(
@@ -241,19 +181,6 @@ def _parent(dataset_dir: Path, iteration: int, version: str) -> dict | None:
             if m.get("iteration") == iteration - 1 and v.name != version:
                 return {"version": v.name, "manifest_sha256": sha256_file(v / MANIFEST), "content_id": content_id(m)}
     return {"version": f"iter-{iteration - 1}", "manifest_sha256": None}
-
-
-def write_manifest(folder: Path, manifest: dict) -> None:
-    """Hash every file in `folder` (but the manifest) into manifest["files"] and write manifest.json."""
-    files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
-        rel = path.relative_to(folder).as_posix()
-        entry = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-        if path.suffix == ".parquet":
-            entry["rows"] = pq.ParquetFile(path).metadata.num_rows
-        files[rel] = entry
-    manifest["files"] = files
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _drop_summary(run: RunFolder) -> str:
@@ -312,43 +239,6 @@ def _portable_generator(generator: dict, run_path: Path) -> dict:
     return out
 
 
-def temp_dir_name(version: str) -> str:
-    """`.tmp-<pid>-<random>-<version>`: the pid tells a later run whether the writer is still alive."""
-    return f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{version}"
-
-
-def cleanup_stale_temps(dataset_dir: Path) -> None:
-    """Remove `.tmp-*` folders whose writer process is gone (a killed materialize or publish)."""
-    if not dataset_dir.is_dir():
-        return
-    for child in dataset_dir.iterdir():
-        if not (child.is_dir() and child.name.startswith(".tmp-")):
-            continue
-        pid = child.name.split("-")[1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue
-        if pid.isdigit() and int(pid) == os.getpid():
-            continue
-        remove_tree(child)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def check_license(license: str) -> str:
-    """A license id as the Hub's card metadata takes it (cc-by-4.0, apache-2.0, other, ...)."""
-    if not re.fullmatch(r"[\w.+-]+", str(license)):
-        raise LidrError(f"license: a license id such as cc-by-4.0 or apache-2.0, got {license!r}")
-    return str(license)
-
-
 def version_path(run_dir: str | Path, store: str | Path, version: str | None = None) -> Path:
     """Where `materialize` puts the version of this run: `<store>/<name>/<version or iter-N>`."""
     run = RunFolder.open(run_dir)
@@ -361,24 +251,27 @@ def materialize(
     version: str | None = None,
     force: bool = False,
     shard_rows: int = SHARD_ROWS,
-    progress: bool = True,
+    progress: Progress | None = None,
     allow_empty: bool = False,
     license: str | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Path:
     """Turn a finished run folder into the immutable version `<store>/<name>/<version>` and return its path.
 
     `version` defaults to `iter-<N>` (N = the recipe's iteration). An existing version is never overwritten
-    unless `force` is set, and then the replacement is announced on stderr. A run without pairs is refused
+    unless `force` is set, and then the replacement is told to `notify`. A run without pairs is refused
     (naming its drop reasons) unless `allow_empty`. `license` (a Hub license id) overrides the recipe's
-    `license:`.
+    `license:`. `progress` draws the copy of the pairs (see `Progress`; none by default).
     """
     run = RunFolder.open(run_dir)
     with locks.hold(run.path, "build", optional=True):  # no build may rewrite the pairs while they are copied
-        return _materialize(run, store, version, force, shard_rows, progress, allow_empty, license)
+        return _materialize(run, store, version, force, shard_rows, progress or no_progress, allow_empty, license,
+                            notify)
 
 
 def _materialize(run: RunFolder, store: str | Path, version: str | None, force: bool, shard_rows: int,
-                 progress: bool, allow_empty: bool, license: str | None) -> Path:
+                 progress: Progress, allow_empty: bool, license: str | None,
+                 notify: Callable[[str], None] | None) -> Path:
     run_dir = run.path
     schema = run.check_schema()
     if not allow_empty and pq.ParquetFile(run.pairs).metadata.num_rows == 0:
@@ -407,7 +300,7 @@ def _materialize(run: RunFolder, store: str | Path, version: str | None, force: 
                 raise LidrError(f"{run.pairs}: language code {lang!r} clashes with a reserved config name")
         writers = {ALL: _ShardWriter(data / ALL, schema, shard_rows)}
         writers.update({lang: _ShardWriter(data / lang, schema, shard_rows) for lang in langs})
-        with _progress(progress, f"materialize {name}/{version}", pf.metadata.num_rows) as advance:
+        with progress(f"materialize {name}/{version}", pf.metadata.num_rows) as advance:
             for batch in pf.iter_batches(batch_size=ROW_GROUP_ROWS):
                 table = pa.Table.from_batches([batch], schema=schema)
                 writers[ALL].write(table)
@@ -450,171 +343,43 @@ def _materialize(run: RunFolder, store: str | Path, version: str | None, force: 
             "source_pairs_sha256": sha256_file(run.pairs),  # lets `lidr build` see a version is up to date
             "files": {},
         }
-        from lidr_data.dataset.card import render_card
-
         (tmp / CARD).write_text(render_card(manifest, location=str(final.resolve())), encoding="utf-8")
         write_manifest(tmp, manifest)
-        _fsync_tree(tmp)
-        move_into_place(tmp, final, force=force)
+        fsync_tree(tmp)
+        move_into_place(tmp, final, force=force, notify=notify)
     except BaseException:
         remove_tree(tmp)
         raise
     return final
 
 
-def move_into_place(tmp: Path, final: Path, force: bool = False) -> str:
-    """Make a complete version folder read-only and rename it to its final name; return its content id.
+@dataclass(frozen=True)
+class Materialized:
+    """What `materialize_run` did: the version's path and content id, and whether it was already there."""
 
-    Under the dataset's lock: an existing version is refused unless `force`, and then swapped out first and
-    deleted after, so readers never see a missing or half version. The content id goes into the dataset's index.
+    path: Path
+    content_id: str
+    up_to_date: bool
+
+
+def materialize_run(run_dir: str | Path, store: str | Path | None = None, version: str | None = None,
+                    force: bool = False, allow_empty: bool = False, progress: Progress | None = None,
+                    notify: Callable[[str], None] | None = None) -> Materialized:
+    """Materialize a finished build, or reuse the version made from it: the end of `lidr build`.
+
+    Rerunning a finished build is normal (it resumes), so an existing version made from the very same
+    pairs.parquet is reported as up to date instead of refused; a different one still needs `force`. `store`
+    defaults to WORKDIR/store for a run folder WORKDIR/runs/<name>/iter-<N>.
     """
-    cid = content_id(read_manifest(tmp))
-    make_read_only(tmp)
-    try:
-        with locks.hold(final.parent, "writer of this dataset", wait_s=STORE_LOCK_WAIT_S):
-            replaced = final.exists() or final.is_symlink()
-            if replaced:
-                if not force:
-                    raise LidrError(f"version {final} already exists (versions are immutable; pass --force to "
-                                    "replace it)")
-                from rich.console import Console
-
-                Console(stderr=True).print(f"[yellow]--force: replacing existing version {final}[/]")
-                old = final.parent / temp_dir_name(f"old-{final.name}")
-                final.rename(old)
-                tmp.rename(final)
-                remove_tree(old)
-            else:
-                tmp.rename(final)
-            record_version(final.parent, final.name, cid, replaced=replaced)
-    except BaseException:
-        if tmp.exists():
-            make_writable(tmp)  # the caller removes it
-        raise
-    return cid
-
-
-def make_read_only(folder: Path) -> None:
-    """Drop every write bit under `folder` (files and folders, `folder` included): a version is immutable."""
-    for path in [*sorted(folder.rglob("*"), reverse=True), folder]:
-        if not path.is_symlink():
-            path.chmod(path.stat().st_mode & ~_WRITE_BITS)
-
-
-def make_writable(folder: Path) -> None:
-    """Give the owner write permission again under `folder` (before deleting or replacing a version)."""
-    if not folder.exists():
-        return
-    folder.chmod(folder.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR)
-    for path in folder.rglob("*"):
-        if not path.is_symlink():
-            path.chmod(path.stat().st_mode | stat.S_IWUSR | (stat.S_IXUSR if path.is_dir() else 0))
-
-
-def remove_tree(folder: Path) -> None:
-    """Delete a folder that may be a read-only version (or a half-written one)."""
-    if folder.is_symlink() or not folder.exists():
-        return
-    make_writable(folder)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush file contents before the rename publishes them (a crash must not leave a version of empty files)."""
-    for path in folder.rglob("*"):
-        if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
-class _progress:
-    """A rich progress bar (or nothing) as a context manager yielding an `advance(n)` callable."""
-
-    def __init__(self, enabled: bool, description: str, total: int):
-        self.enabled, self.description, self.total = enabled, description, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                           transient=True)
-        self._p.start()
-        task = self._p.add_task(self.description, total=self.total)
-        return lambda n: self._p.advance(task, n)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._p.stop()
-        return False
-
-
-@dataclass
-class VerifyResult:
-    version_dir: Path
-    problems: list[str]
-    files_checked: int
-    content_id: str | None = None  # of the manifest as it is now
-    recorded_content_id: str | None = None  # what the store's index (or the caller) recorded; None: unknown
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def verify(version_dir: str | Path, expected_content_id: str | None = None) -> VerifyResult:
-    """Recompute every hash and row count in the manifest; report missing, altered and unlisted files, and a
-    manifest whose content id differs from the one recorded when the version was made (`expected_content_id`,
-    else the store's index)."""
-    folder = Path(version_dir)
-    manifest = read_manifest(folder)
-    problems: list[str] = []
-    cid = content_id(manifest)
-    recorded = expected_content_id or recorded_content_id(folder)
-    if recorded is not None and recorded != cid:
-        problems.append(f"{MANIFEST}: manifest altered (content id {cid}, recorded when the version was made: "
-                        f"{recorded})")
-    files = manifest["files"]
-    for rel, entry in sorted(files.items()):
-        path = folder / rel
-        if not path.is_file():
-            problems.append(f"{rel}: missing")
-            continue
-        if sha256_file(path) != entry["sha256"]:
-            problems.append(f"{rel}: sha256 mismatch (file altered)")
-            continue
-        if "rows" in entry:
-            try:
-                rows = pq.ParquetFile(path).metadata.num_rows
-            except Exception as e:  # noqa: BLE001 (any read failure is a verification failure)
-                problems.append(f"{rel}: unreadable Parquet ({e})")
-                continue
-            if rows != entry["rows"]:
-                problems.append(f"{rel}: {rows} rows, manifest says {entry['rows']}")
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
-        rel = path.relative_to(folder).as_posix()
-        # Hub-managed files (.gitattributes, which every Hub repo has) and download metadata are not ours.
-        if rel not in files and rel != ".gitattributes" and not rel.startswith(".cache/"):
-            problems.append(f"{rel}: not listed in the manifest")
-    for cfg, rels in manifest["configs"].items():
-        for rel in rels:
-            if rel not in files or not safe_relpath(rel):
-                problems.append(f"config {cfg}: file {rel} not in the manifest")
-    if all(p.startswith(f"{MANIFEST}:") for p in problems):  # counts: only meaningful once the files are intact
-        all_files = [folder / rel for rel in manifest["configs"].get(ALL, [])]
-        dropped_files = [folder / rel for rel in manifest["configs"].get(DROPPED, [])]
-        counts = compute_stats(all_files, dropped_files)
-        for key in ("pairs", "by_language", "by_direction", "by_language_direction", "dropped", "drop_reasons"):
-            if counts[key] != manifest["counts"].get(key):
-                problems.append(f"counts.{key}: data has {counts[key]}, manifest says {manifest['counts'].get(key)}")
-        for cfg, rels in manifest["configs"].items():
-            if cfg in (ALL, DROPPED):
-                continue
-            n = sum(files[r].get("rows", 0) for r in rels)
-            if n != manifest["counts"]["by_language"].get(cfg, 0):
-                problems.append(f"config {cfg}: {n} rows, manifest counts {manifest['counts']['by_language'].get(cfg)}")
-    return VerifyResult(folder, problems, len(files), cid, recorded)
+    run_dir = Path(run_dir)
+    store = Path(store) if store is not None else default_store(run_dir.parents[2])
+    existing = version_path(run_dir, store, version)
+    if existing.exists() and not force:
+        manifest = read_manifest(existing)
+        if manifest.get("source_pairs_sha256") != sha256_file(run_dir / "pairs.parquet"):
+            raise LidrError(f"version {existing} exists and was built from other pairs: use --version NAME for a "
+                            "new version, or --force to replace it")
+        return Materialized(existing, content_id(manifest), up_to_date=True)
+    path = materialize(run_dir, store, version=version, force=force, progress=progress, allow_empty=allow_empty,
+                       notify=notify)
+    return Materialized(path, content_id(read_manifest(path)), up_to_date=False)
