@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import polars as pl
 
 from lidr_data.errors import LidrError
+from lidr_data.files import atomic_path, write_text_atomic
 
 
 def slug(text: str) -> str:
@@ -20,25 +20,17 @@ def slug(text: str) -> str:
 
 def write_table(df: pl.DataFrame, path: Path) -> None:
     """Write atomically: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    df.write_parquet(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.write_parquet(tmp)
 
 
 def write_json(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def write_json_list(rows: list[dict], path: Path) -> None:
     """An AlpacaEval-style JSON list, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
 
 
 def read_run(folder: str | Path) -> tuple[dict, pl.DataFrame]:

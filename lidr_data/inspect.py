@@ -114,7 +114,8 @@ def _build(con, tables, names: list[str], top: int, manifest: dict | None) -> Re
     # prunes row groups by file_row_number, so the text of a million pairs is never scanned for a dozen.
     import pyarrow.parquet as pq
 
-    from lidr_data.sql import _flat_columns, _q
+    from lidr_data.files import sql_literal as _q
+    from lidr_data.sql import _flat_columns
 
     files = "[" + ", ".join(_q(f.resolve()) for f in tables.views["pairs"]) + "]"
     worst = con.sql(f"""

@@ -1,8 +1,8 @@
 """The LIDR build: prompts -> respond -> translate -> pairs -> tag -> filter -> dedup, in a run folder.
 
-`WORKDIR/runs/<recipe name>/iter-<N>/` holds every stage's table, `dropped/<stage>.parquet` (merged into
-`dropped.parquet`), the request cache `cache/requests.sqlite`, `stats.json` (StageStats per stage),
-`recipe.yaml` (the resolved recipe) and `state.json` (a fingerprint per finished stage).
+Each stage is described once (`PIPELINE`: its files from `stages.schema.STAGE_FILES`, the settings its output
+depends on, the function that runs it) and the build walks that list; the run folder's layout is
+`run_folder.RunPaths`.
 
 Resuming: every table is written atomically (temporary file + rename) and a stage counts as finished only
 when its outputs exist and `state.json` holds the fingerprint of the settings it ran with. A fingerprint
@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -29,30 +28,22 @@ from rich.console import Console
 
 from lidr_data import locks
 from lidr_data.errors import LidrError
+from lidr_data.files import atomic_path, remove_stale_temps, sql_literal, write_json_atomic, write_text_atomic
 from lidr_data.generation.base import Generator
 from lidr_data.generation.cache import RequestCache
 from lidr_data.recipe import TINY_MODEL, Recipe, ResponsesImport, TranslationsImport, with_overrides
-from lidr_data.stages.schema import STAGES, StageStats
-from lidr_data.stages.tables import remove_stale_temps, write_parquet_atomic
+from lidr_data.run_folder import DROPPED_DIR, RunPaths
+from lidr_data.run_folder import run_dir as _run_dir
+from lidr_data.stages.schema import STAGE_FILES, STAGES, StageFiles, StageStats
+from lidr_data.stages.tables import write_parquet_atomic
 
-# What each stage writes (besides its drops).
-OUTPUTS = {
-    "prompts": "prompts.parquet",
-    "respond": "responses.parquet",
-    "translate": "translations.parquet",
-    "pairs": "pairs_raw.parquet",
-    "tag": "pairs_tagged.parquet",
-    "filter": "pairs_filtered.parquet",
-    "dedup": "pairs.parquet",
-}
-
-GENERATING = ("respond", "translate")
-# Stages whose input is exactly the kept rows of the stage before (translate and pairs fan out).
-FEEDS = {"respond": "prompts", "tag": "pairs", "filter": "tag", "dedup": "filter"}
+# Views of STAGE_FILES by name (what each stage writes; whose kept rows are exactly its rows in).
+OUTPUTS = {s.name: s.output for s in STAGE_FILES}
+FEEDS = {s.name: s.rows_from for s in STAGE_FILES if s.rows_from}
 
 
 def run_folder(recipe: Recipe) -> Path:
-    return Path(recipe.workdir).expanduser() / "runs" / recipe.name / f"iter-{recipe.iteration}"
+    return _run_dir(recipe.workdir, recipe.name, recipe.iteration)
 
 
 def _hash(obj: object) -> str:
@@ -62,33 +53,11 @@ def _hash(obj: object) -> str:
 
 def stage_settings(recipe: Recipe) -> dict[str, object]:
     """The recipe settings each stage's output depends on (operational knobs such as batch size excluded)."""
-    d = recipe.to_dict()
-    return {
-        "prompts": [d["prompts"], recipe.dominant_lang, recipe.languages],
-        "respond": [recipe.model, recipe.revision, recipe.backend, d["generation"], d["imports"]["responses"]],
-        "translate": [d["translation"], d["imports"]["translations"]],
-        "pairs": [recipe.iteration],
-        "tag": [d["tag"]],
-        "filter": [d["filters"]],
-        "dedup": [d["dedup"]],
-    }
+    return {stage.files.name: stage.settings(recipe) for stage in PIPELINE}
 
 
 def read_stats(run_dir: str | Path) -> list[StageStats]:
-    path = Path(run_dir) / "stats.json"
-    if not path.is_file():
-        return []
-    return [StageStats(**s) for s in json.loads(path.read_text())]
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, obj: object) -> None:
-    _write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    return RunPaths(Path(run_dir)).read_stats()
 
 
 def _rows(path: Path) -> int:
@@ -109,28 +78,37 @@ class Build:
         self.recipe = recipe
         self.load_generator = load_generator
         self.dir = run_folder(recipe)
+        self.paths = RunPaths(self.dir)
         self.progress = progress
         self.console = console or Console(quiet=not progress)
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "dropped").mkdir(exist_ok=True)
-        state_path = self.dir / "state.json"
+        (self.dir / DROPPED_DIR).mkdir(exist_ok=True)
+        state_path = self.paths.state
         self.state: dict[str, str] = json.loads(state_path.read_text()) if state_path.is_file() else {}
-        self.stats = {s.stage: s for s in read_stats(self.dir)}
+        self.stats = {s.stage: s for s in self.paths.read_stats()}
         self._generator: Generator | None = None
         self._cache: RequestCache | None = None
 
     # -- paths
     def out(self, stage: str) -> Path:
-        return self.dir / OUTPUTS[stage]
+        return self.paths.table(stage)
 
     def drops(self, stage: str) -> Path:
-        return self.dir / "dropped" / f"{stage}.parquet"
+        return self.paths.drops(stage)
+
+    def table(self, stage: str) -> pa.Table:
+        return pq.read_table(self.out(stage))
+
+    def save(self, stage: str, kept: pa.Table, drops: pa.Table, stats: StageStats) -> StageStats:
+        write_parquet_atomic(drops, self.drops(stage))
+        write_parquet_atomic(kept, self.out(stage))
+        return stats
 
     # -- generation, created only when a stage has something to generate
     @property
     def cache(self) -> RequestCache:
         if self._cache is None:
-            self._cache = RequestCache(self.dir / "cache" / "requests.sqlite")
+            self._cache = RequestCache(self.paths.cache)
         return self._cache
 
     def generator(self) -> Generator:
@@ -156,7 +134,7 @@ class Build:
 
     # -- stages
     def finished(self, stage: str, fingerprint: str) -> bool:
-        files = [self.out(stage)] + ([self.drops(stage)] if stage != "tag" else [])
+        files = [self.out(stage)] + ([self.drops(stage)] if BY_FILES[stage].drops else [])
         done = self.state.get(stage) == fingerprint and stage in self.stats and all(p.is_file() for p in files)
         failed = self.stats[stage].dropped.get("generation_error", 0) if stage in self.stats else 0
         if done and failed:
@@ -174,28 +152,28 @@ class Build:
                                  f"stats say {stats.kept} and {stats.dropped}")
         self.stats[stats.stage] = stats
         self.state[stats.stage] = fingerprint
-        _write_json(self.dir / "stats.json", [dataclasses.asdict(self.stats[s]) for s in STAGES if s in self.stats])
-        _write_json(self.dir / "state.json", self.state)
+        write_json_atomic(self.paths.stats, [dataclasses.asdict(self.stats[s]) for s in STAGES if s in self.stats])
+        write_json_atomic(self.paths.state, self.state)
 
-    def run(self, stages: dict[str, Callable[[], StageStats]]) -> None:
-        settings = stage_settings(self.recipe)
+    def run(self, pipeline: Sequence[Stage]) -> None:
         fingerprint, rerun = "", False
-        for folder in (self.dir, self.dir / "dropped"):  # temporary tables of a killed run (its pid is gone)
+        for folder in (self.dir, self.dir / DROPPED_DIR):  # temporary tables of a killed run (its pid is gone)
             remove_stale_temps(folder)
-        for stage in STAGES:
-            fingerprint = _hash([fingerprint, settings[stage]])
+        for step in pipeline:
+            stage = step.files.name
+            fingerprint = _hash([fingerprint, step.settings(self.recipe)])
             if not rerun and self.finished(stage, fingerprint):
                 self.console.print(f"[dim]✓ {stage}: done earlier ({self.stats[stage].kept} rows), skipped[/]")
                 continue
             rerun = True
             self.state.pop(stage, None)
             start = time.perf_counter()
-            if stage in GENERATING:  # these draw their own progress bars
-                stats = stages[stage]()
+            if step.files.generates:  # these draw their own progress bars
+                stats = step.run(self)
             else:
                 with self.console.status(f"[bold]{stage}[/] …"):
-                    stats = stages[stage]()
-            before = FEEDS.get(stage)
+                    stats = step.run(self)
+            before = step.files.rows_from
             if before and stats.rows_in != self.stats[before].kept:
                 raise AssertionError(f"stage {stage}: {stats.rows_in} rows in, but {before} kept "
                                      f"{self.stats[before].kept}")
@@ -203,7 +181,7 @@ class Build:
             dropped = sum(stats.dropped.values())
             self.console.print(f"✓ [bold]{stage}[/]: {stats.rows_in} in → {stats.kept} kept, {dropped} dropped "
                                f"({time.perf_counter() - start:.1f}s)")
-        merge_drops([self.drops(s) for s in STAGES], self.dir / "dropped.parquet")
+        merge_drops([self.drops(s.files.name) for s in pipeline], self.paths.dropped)
 
 
 def ensure_tiny_model(folder: Path) -> Path:
@@ -218,21 +196,16 @@ def ensure_tiny_model(folder: Path) -> Path:
 def merge_drops(parts: Sequence[Path], dst: Path) -> Path:
     """Every stage's drops in one table (columns unioned by name; a row has its own stage's columns)."""
     parts = [p for p in parts if p.is_file()]
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    con = duckdb.connect()
-    try:
+    with atomic_path(dst) as tmp:
         if parts:
-            def quote(p: Path) -> str:
-                return "'" + str(p).replace("'", "''") + "'"
-
-            query = " UNION ALL BY NAME ".join(f"SELECT * FROM read_parquet({quote(p)})" for p in parts)
-            con.execute(f"COPY ({query}) TO {quote(tmp)} (FORMAT parquet)")
+            query = " UNION ALL BY NAME ".join(f"SELECT * FROM read_parquet({sql_literal(p)})" for p in parts)
+            con = duckdb.connect()
+            try:
+                con.execute(f"COPY ({query}) TO {sql_literal(tmp)} (FORMAT parquet)")
+            finally:
+                con.close()
         else:
             pq.write_table(pa.table({"stage": pa.array([], pa.string()), "reason": pa.array([], pa.string())}), tmp)
-        os.replace(tmp, dst)
-    finally:
-        con.close()
-        tmp.unlink(missing_ok=True)
     return dst
 
 
@@ -267,94 +240,117 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
 
 def _build(recipe: Recipe, progress: bool, console: Console | None,
            load_generator: Callable[..., Generator] | None) -> Path:
-    from lidr_data.sources import load_prompts
-    from lidr_data.stages.dedup import dedup_pairs
-    from lidr_data.stages.filter import filter_pairs
-    from lidr_data.stages.pairs import build_pairs
-    from lidr_data.stages.respond import read_imported_responses, respond
-    from lidr_data.stages.tag import tag_pairs
-    from lidr_data.stages.translate import read_imported_translations, translate, translation_jobs
-
     run = Build(recipe, progress=progress, console=console, load_generator=load_generator)
-    _write_text(run.dir / "recipe.yaml", recipe.to_yaml())
-    gen = recipe.generation
-    system_prompt = gen.system_prompt
-    # A side equal to any import's failure marker is a failed generation, whichever file it came from.
-    filters = dataclasses.replace(recipe.filters, failure_markers=list(dict.fromkeys(
-        [*recipe.filters.failure_markers, *recipe.imports.failure_markers])))
-
-    def table(stage: str) -> pa.Table:
-        return pq.read_table(run.out(stage))
-
-    def save(stage: str, kept: pa.Table, drops: pa.Table, stats: StageStats) -> StageStats:
-        write_parquet_atomic(drops, run.drops(stage))
-        write_parquet_atomic(kept, run.out(stage))
-        return stats
-
-    def stage_prompts() -> StageStats:
-        prompts, drops, stats = load_prompts(recipe.prompts, recipe.all_languages,
-                                             warn=lambda m: run.console.print(f"[yellow]prompts: {m}[/]",
-                                                                              highlight=False))
-        if stats.kept == 0:
-            reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items(), key=lambda kv: -kv[1]))
-            raise LidrError(f"{recipe.prompts.source}: no complete prompt item in {', '.join(recipe.all_languages)}"
-                            + (f" (dropped: {reasons})" if reasons else ""))
-        for reason, n in stats.dropped.items():
-            run.console.print(f"[yellow]prompts: {n} row(s) dropped: {reason}[/]")
-        return save("prompts", prompts, drops, stats)
-
-    def stage_respond() -> StageStats:
-        imported = read_imported_responses(recipe.imports.responses)
-        return save("respond", *respond(table("prompts"), run.generator, run.cache, gen.sampling(), system_prompt,
-                                        imported, progress))
-
-    def stage_translate() -> StageStats:
-        jobs = translation_jobs(table("prompts"), table("respond"), recipe.dominant_lang, recipe.languages)
-        imported = read_imported_translations(recipe.imports.translations)
-        sampling = gen.sampling(max_new_tokens=recipe.translation.max_new_tokens)
-        kept, drops, stats = translate(jobs, run.generator, run.cache, recipe.translation, sampling,
-                                       system_prompt, imported, progress)
-        failed = kept.num_rows - sum(kept.column("ok").to_pylist())
-        if failed:
-            run.console.print(f"[yellow]translate: {failed} of {kept.num_rows} translation(s) could not be "
-                              f"extracted (no </{recipe.translation.tag}>): kept with ok = false for the filter[/]")
-        return save("translate", kept, drops, stats)
-
-    def stage_pairs() -> StageStats:
-        return save("pairs", *build_pairs(table("prompts"), table("respond"), table("translate"),
-                                          recipe.dominant_lang, recipe.languages, recipe.iteration, system_prompt,
-                                          recipe.model, recipe.revision))
-
-    def with_tmp(stage: str, fn: Callable[[Path, Path | None], StageStats], drops: bool = True) -> StageStats:
-        """Run a file-to-file stage into temporary names, then rename (drops first, the table last)."""
-        out, drop = run.out(stage), run.drops(stage)
-        tmp_out = out.with_name(f".{out.name}.part-{os.getpid()}")
-        tmp_drop = drop.with_name(f".{drop.name}.part-{os.getpid()}") if drops else None
-        try:
-            stats = fn(tmp_out, tmp_drop)
-            if tmp_drop is not None:
-                os.replace(tmp_drop, drop)
-            os.replace(tmp_out, out)
-        finally:
-            tmp_out.unlink(missing_ok=True)
-            if tmp_drop is not None:
-                tmp_drop.unlink(missing_ok=True)
-        return stats
-
-    stages = {
-        "prompts": stage_prompts,
-        "respond": stage_respond,
-        "translate": stage_translate,
-        "pairs": stage_pairs,
-        "tag": lambda: with_tmp("tag", lambda o, _: tag_pairs(run.out("pairs"), o, recipe.tag,
-                                                               recipe.all_languages), drops=False),
-        "filter": lambda: with_tmp("filter", lambda o, d: filter_pairs(run.out("pairs"), run.out("tag"), o, d,
-                                                                        filters, recipe.dominant_lang)),
-        "dedup": lambda: with_tmp("dedup", lambda o, d: dedup_pairs(run.out("pairs"), run.out("tag"),
-                                                                     run.out("filter"), o, d, recipe.dedup)),
-    }
+    write_text_atomic(run.paths.recipe, recipe.to_yaml())
     try:
-        run.run(stages)
+        run.run(PIPELINE)
     finally:
         run.close()
     return run.dir
+
+
+# -- the stages: each reads its inputs from the run folder and writes its outputs there (atomically)
+
+def _prompts(run: Build) -> StageStats:
+    from lidr_data.sources import load_prompts
+
+    recipe = run.recipe
+    prompts, drops, stats = load_prompts(recipe.prompts, recipe.all_languages,
+                                         warn=lambda m: run.console.print(f"[yellow]prompts: {m}[/]",
+                                                                          highlight=False))
+    if stats.kept == 0:
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items(), key=lambda kv: -kv[1]))
+        raise LidrError(f"{recipe.prompts.source}: no complete prompt item in {', '.join(recipe.all_languages)}"
+                        + (f" (dropped: {reasons})" if reasons else ""))
+    for reason, n in stats.dropped.items():
+        run.console.print(f"[yellow]prompts: {n} row(s) dropped: {reason}[/]")
+    return run.save("prompts", prompts, drops, stats)
+
+
+def _respond(run: Build) -> StageStats:
+    from lidr_data.stages.respond import read_imported_responses, respond
+
+    recipe = run.recipe
+    imported = read_imported_responses(recipe.imports.responses)
+    return run.save("respond", *respond(run.table("prompts"), run.generator, run.cache, recipe.generation.sampling(),
+                                        recipe.generation.system_prompt, imported, run.progress))
+
+
+def _translate(run: Build) -> StageStats:
+    from lidr_data.stages.translate import read_imported_translations, translate, translation_jobs
+
+    recipe = run.recipe
+    jobs = translation_jobs(run.table("prompts"), run.table("respond"), recipe.dominant_lang, recipe.languages)
+    imported = read_imported_translations(recipe.imports.translations)
+    sampling = recipe.generation.sampling(max_new_tokens=recipe.translation.max_new_tokens)
+    kept, drops, stats = translate(jobs, run.generator, run.cache, recipe.translation, sampling,
+                                   recipe.generation.system_prompt, imported, run.progress)
+    failed = kept.num_rows - sum(kept.column("ok").to_pylist())
+    if failed:
+        run.console.print(f"[yellow]translate: {failed} of {kept.num_rows} translation(s) could not be "
+                          f"extracted (no </{recipe.translation.tag}>): kept with ok = false for the filter[/]")
+    return run.save("translate", kept, drops, stats)
+
+
+def _pairs(run: Build) -> StageStats:
+    from lidr_data.stages.pairs import build_pairs
+
+    r = run.recipe
+    return run.save("pairs", *build_pairs(run.table("prompts"), run.table("respond"), run.table("translate"),
+                                          r.dominant_lang, r.languages, r.iteration, r.generation.system_prompt,
+                                          r.model, r.revision))
+
+
+# tag, filter and dedup stream file to file and write their outputs atomically themselves.
+def _tag(run: Build) -> StageStats:
+    from lidr_data.stages.tag import tag_pairs
+
+    return tag_pairs(run.out("pairs"), run.out("tag"), run.recipe.tag, run.recipe.all_languages)
+
+
+def _filter(run: Build) -> StageStats:
+    from lidr_data.stages.filter import filter_pairs
+
+    recipe = run.recipe
+    # A side equal to any import's failure marker is a failed generation, whichever file it came from.
+    filters = dataclasses.replace(recipe.filters, failure_markers=list(dict.fromkeys(
+        [*recipe.filters.failure_markers, *recipe.imports.failure_markers])))
+    return filter_pairs(run.out("pairs"), run.out("tag"), run.out("filter"), run.drops("filter"), filters,
+                        recipe.dominant_lang)
+
+
+def _dedup(run: Build) -> StageStats:
+    from lidr_data.stages.dedup import dedup_pairs
+
+    return dedup_pairs(run.out("pairs"), run.out("tag"), run.out("filter"), run.out("dedup"), run.drops("dedup"),
+                       run.recipe.dedup)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of the build: its files, the recipe settings its output depends on (a change reruns it and
+    everything after it), and the function that runs it."""
+
+    files: StageFiles
+    settings: Callable[[Recipe], object]
+    run: Callable[[Build], StageStats]
+
+
+def _section(recipe: Recipe, name: str) -> object:
+    return dataclasses.asdict(getattr(recipe, name))
+
+
+BY_FILES = {s.name: s for s in STAGE_FILES}
+_STEPS: dict[str, tuple[Callable[[Recipe], object], Callable[[Build], StageStats]]] = {
+    "prompts": (lambda r: [_section(r, "prompts"), r.dominant_lang, r.languages], _prompts),
+    "respond": (lambda r: [r.model, r.revision, r.backend, _section(r, "generation"),
+                           [dataclasses.asdict(i) for i in r.imports.responses]], _respond),
+    "translate": (lambda r: [_section(r, "translation"), [dataclasses.asdict(i) for i in r.imports.translations]],
+                  _translate),
+    "pairs": (lambda r: [r.iteration], _pairs),
+    "tag": (lambda r: [_section(r, "tag")], _tag),
+    "filter": (lambda r: [_section(r, "filters")], _filter),
+    "dedup": (lambda r: [_section(r, "dedup")], _dedup),
+}
+# In STAGE_FILES order: a stage added there without its function here fails at import, not mid-build.
+PIPELINE: tuple[Stage, ...] = tuple(Stage(files, *_STEPS[files.name]) for files in STAGE_FILES)

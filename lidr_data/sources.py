@@ -15,15 +15,66 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 
+from lidr_data.config import option, require, resolve_path
 from lidr_data.errors import LidrError
 from lidr_data.langid import UNKNOWN
 from lidr_data.readers import SUFFIXES, iter_records, read_records, row_location
-from lidr_data.recipe import PromptsConfig, resolve_path
 from lidr_data.stages.schema import PROMPTS, StageStats
 from lidr_data.stages.tables import drop_table
+
+
+@dataclass
+class PromptsConfig:
+    """Where the prompts come from and how their fields are named."""
+
+    source: str = option(help="A folder of per-language files ({lang}.jsonl / .json / .parquet), or a Hub dataset id.")
+    format: Literal["auto", "files", "hub"] = option(
+        "auto", help="'files' (a folder), 'hub' (datasets.load_dataset), or 'auto': a folder if it exists.")
+    id_field: str = option("id", help="Field holding the item id; ids align the languages of one item.")
+    text_field: str = option("instruction", help="Field holding the prompt text.")
+    split: str = option("train", help="Hub dataset split ('{lang}' is replaced by the language code).")
+    hub_config: str | None = option(
+        None, help="Hub dataset config name; '{lang}' is replaced by the language code (one config per language).")
+    lang_field: str | None = option(
+        None, help="For a Hub dataset holding all languages in one table: the field with the language code.")
+    offset: int = option(0, help="Skip this many items first (iteration 2 of the paper uses the next 1,000).")
+    limit: int | None = option(None, help="Use at most this many items (ordered as in the dominant language).")
+    translation_task_ids: str | None = option(
+        None, help="File (.jsonl/.json/.parquet) listing the ids of prompts that are translation tasks.")
+    translation_task_id_field: str = option("id", help="Id field in the translation_task_ids file.")
+    translation_task_pattern: str | None = option(
+        None, help="Regular expression: dominant-language prompts that match it are translation tasks.")
+    check_language: bool = option(
+        True, help="Identify each prompt's language (langid.py) and drop rows confidently in another of the "
+        "recipe's languages as `prompt_wrong_language` (e.g. a de.jsonl holding English), with a warning per file.")
+    language_min_score: float = option(
+        0.95, help="Confidence at or above which a prompt identified as another language is dropped on its own.")
+    language_file_share: float = option(
+        0.05, help="When at least this share of a file's judged prompts (and 3 or more) is identified as one "
+        "other language, every prompt identified as it is dropped, confident or not: the file is partly or "
+        "wholly in the wrong language. Short prompts get low confidences even when identified right.")
+    language_min_chars: int = option(
+        20, help="Shorter prompts are not judged: language ID is unreliable on a few words.")
+
+    def __post_init__(self) -> None:
+        require(bool(self.source), "source", "required (a folder of {lang}.jsonl files or a Hub dataset id)")
+        require(0.0 <= self.language_min_score <= 1.0, "language_min_score",
+                 f"must be in [0, 1], got {self.language_min_score}")
+        require(0.0 <= self.language_file_share <= 1.0, "language_file_share",
+                 f"must be in [0, 1], got {self.language_file_share}")
+        require(self.language_min_chars >= 0, "language_min_chars", f"must be >= 0, got {self.language_min_chars}")
+        require(self.offset >= 0, "offset", f"must be >= 0, got {self.offset}")
+        require(self.limit is None or self.limit >= 1, "limit", f"must be >= 1, got {self.limit}")
+        if self.translation_task_pattern is not None:
+            try:
+                re.compile(self.translation_task_pattern)
+            except re.error as e:
+                raise LidrError(f"translation_task_pattern: not a valid regular expression ({e})") from None
+
 
 STAGE = "prompts"
 

@@ -30,6 +30,7 @@ from fsspec.implementations.local import LocalFileSystem
 from lidr_data.dataset.layout import read_manifest
 from lidr_data.dataset.store import Reference, resolve
 from lidr_data.errors import LidrError
+from lidr_data.files import sql_literal
 
 ALLOWED = {duckdb.StatementType.SELECT}
 DEFAULT_TIMEOUT_S = 60.0
@@ -49,10 +50,6 @@ def default_memory_limit() -> str:
     except (ValueError, OSError, AttributeError):
         ram = 8 << 30
     return f"{max(1, ram // 4 >> 30)}GB"
-
-
-def _q(path: Path | str) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _flat_columns(names: list[str]) -> str:
@@ -198,11 +195,11 @@ def connect(tables: Tables, *, sandbox: bool = True, memory_limit: str | None = 
         for view, view_files in tables.views.items():
             names = _column_names(tables, view_files)
             paths = [_url(f.resolve()) if sandbox else str(f.resolve()) for f in view_files]
-            source = "read_parquet([" + ", ".join(_q(p) for p in paths) + "], union_by_name = true)"
+            source = "read_parquet([" + ", ".join(sql_literal(p) for p in paths) + "], union_by_name = true)"
             con.execute(f'CREATE VIEW "{view}" AS SELECT *{_flat_columns(names)} FROM {source}')
         if sandbox:
             con.execute("SET temp_directory = ''")  # nothing spills to disk: the memory limit is the limit
-        con.execute("SET allowed_paths = [" + ", ".join(_q(a) for a in allowed) + "]")
+        con.execute("SET allowed_paths = [" + ", ".join(sql_literal(a) for a in allowed) + "]")
         con.execute("SET enable_external_access = false")
         if sandbox:
             con.execute("SET disabled_filesystems = 'LocalFileSystem'")

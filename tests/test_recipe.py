@@ -1,5 +1,6 @@
 """Recipes: every shipped recipe loads; bad recipes give one LidrError naming the file and the field."""
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,10 @@ def test_overrides_are_validated():
 def test_translation_template_fills_names_and_leaves_other_braces():
     r = parse_recipe({**MINIMAL, "translation": {"template": "From {source_lang} to {target_lang} {json}: "
                                                              "<{tag}>{text}</{tag}>", "tag": "out"}})
-    assert r.translation.user_message("hola {x}", "es", "de") == "From Spanish to German {json}: <out>hola {x}</out>"
+    from lidr_data.stages.translate import translation_request
+
+    got = translation_request(r.translation, "hola {x}", "es", "de")
+    assert got == "From Spanish to German {json}: <out>hola {x}</out>"
 
 
 def test_redact_secrets_by_name_parts_and_in_urls():
@@ -175,3 +179,31 @@ def test_license_is_a_recipe_field(tmp_path):
     path.write_text(base + "license: CC BY NC\n")
     with pytest.raises(LidrError, match="license: a license id such as cc-by-4.0"):
         load_recipe(path)
+
+
+def test_stages_own_their_settings_and_do_not_import_the_recipe():
+    """The recipe composes the stage configs; a stage (or the prompt source, or the shared helpers) never
+    imports the recipe or the pipeline, and every section's dataclass is defined beside its stage."""
+    import ast
+
+    import lidr_data
+    from lidr_data import recipe
+    from lidr_data.stages import dedup, filter, respond, tag, translate
+
+    root = Path(lidr_data.__file__).parent
+    below = [*sorted((root / "stages").glob("*.py")), root / "sources.py", root / "config.py", root / "files.py"]
+    for path in below:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n in ("lidr_data.recipe", "lidr_data.pipeline")], path
+    owners = {"generation": respond, "translation": translate, "tag": tag, "filters": filter, "dedup": dedup}
+    hints = typing.get_type_hints(recipe.Recipe)
+    for section, module in owners.items():
+        assert hints[section].__module__ == module.__name__, section
+    for cls in (recipe.ResponsesImport, recipe.TranslationsImport):
+        assert cls.__module__ in (respond.__name__, translate.__name__)
+    # One place per sampling default: the recipe's generation section takes the backends' defaults.
+    from lidr_data.generation.base import SamplingParams
+
+    assert recipe.GenerationConfig().sampling() == SamplingParams()

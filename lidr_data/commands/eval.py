@@ -17,7 +17,7 @@ from lidr_data.commands.render import (
     output_consoles,
     print_tables,
 )
-from lidr_data.generation import BACKENDS
+from lidr_data.generation import BACKENDS, SamplingParams
 
 
 def _langs(text: str) -> tuple[str, ...]:
@@ -32,7 +32,7 @@ def _generation_args(p: argparse.ArgumentParser, max_new_tokens: int, repetition
     p.add_argument("-O", "--backend-option", action="append", default=[], metavar="KEY=VALUE",
                    help="generation backend option, e.g. -O base_url=http://localhost:8000/v1 -O batch_size=16")
     p.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--temperature", type=float, default=SamplingParams.temperature, help="0 = greedy")
     p.add_argument("--repetition-penalty", type=float, default=repetition_penalty)
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first K items per language")
     p.add_argument("--label", default=None, help="name of this model in tables (default: the model)")

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from lidr_data.errors import LidrError
-from lidr_data.generation import BACKENDS
+from lidr_data.generation import BACKENDS, SamplingParams
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -40,11 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", type=Path, default=None,
                    help="request cache folder (default: .lidr-cache/ beside the output)")
     p.add_argument("--batch-size", type=int, default=None, help="requests per backend call (not part of the cache key)")
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--repetition-penalty", type=float, default=1.1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=int, default=SamplingParams.max_new_tokens)
+    p.add_argument("--temperature", type=float, default=SamplingParams.temperature, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=SamplingParams.top_p)
+    p.add_argument("--repetition-penalty", type=float, default=SamplingParams.repetition_penalty)
+    p.add_argument("--seed", type=int, default=SamplingParams.seed)
     p.add_argument("--system-prompt", default=None)
     p.add_argument("-O", "--backend-option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra backend option, e.g. -O base_url=http://localhost:8000/v1 -O concurrency=16 "

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 from pathlib import Path
 
 from lidr_data.errors import LidrError
+from lidr_data.files import atomic_path
 
 FORMATS = ("table", "csv", "json", "parquet")
 TABLE_ROWS = 100  # rows shown by --format table (all rows go to --output / other formats)
@@ -80,12 +80,8 @@ def _encode(table, fmt: str) -> bytes:
 
 
 def _write_atomic(output: Path, write) -> None:
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(output) as tmp:
         write(tmp)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _write_result(table, fmt: str, output: Path | None) -> None:

@@ -12,11 +12,10 @@ already exists. Nothing here prints: progress and notices go to the callbacks th
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,7 +23,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import yaml
 
 from lidr_data import __version__, locks
 from lidr_data.dataset.card import check_license, render_card
@@ -46,6 +44,8 @@ from lidr_data.dataset.layout import (
 )
 from lidr_data.dataset.store import default_store, move_into_place
 from lidr_data.errors import LidrError
+from lidr_data.recipe import Recipe
+from lidr_data.run_folder import RunPaths
 from lidr_data.stages.schema import PAIR_COLUMNS, TAG_COLUMNS
 
 SHARD_ROWS = 250_000  # rows per Parquet shard (a few hundred MB of text at most)
@@ -112,40 +112,28 @@ class _ShardWriter:
 
 @dataclass
 class RunFolder:
-    """What materialize reads from a run folder (see the team conventions)."""
+    """What materialize reads from a run folder (its layout: `lidr_data.run_folder`)."""
 
     path: Path
     pairs: Path
     dropped: Path | None
-    recipe: dict
+    recipe: dict  # recipe.yaml as written: the manifest's record
     stats: list = field(default_factory=list)
+    config: Recipe | None = None  # the same recipe through the Recipe type: what materialize reads from it
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunFolder:
-        path = Path(run_dir)
+        paths = RunPaths(Path(run_dir))
+        path = paths.path
         if not path.is_dir():
             raise LidrError(f"run folder {path} does not exist")
-        pairs = path / "pairs.parquet"
-        if not pairs.is_file():
-            raise LidrError(f"{path}: no pairs.parquet (has the build finished?)")
-        recipe_path = path / "recipe.yaml"
-        recipe: dict = {}
-        if recipe_path.is_file():
-            try:
-                recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as e:
-                raise LidrError(f"{recipe_path}: malformed YAML ({e})") from None
-            if not isinstance(recipe, dict):
-                raise LidrError(f"{recipe_path}: expected a mapping at the top level")
-        stats: list = []
-        stats_path = path / "stats.json"
-        if stats_path.is_file():
-            try:
-                stats = json.loads(stats_path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise LidrError(f"{stats_path}: malformed JSON ({e})") from None
-        dropped = path / "dropped.parquet"
-        return cls(path, pairs, dropped if dropped.is_file() else None, recipe, stats)
+        if not paths.pairs.is_file():
+            raise LidrError(f"{path}: no {paths.pairs.name} (has the build finished?)")
+        config = paths.read_recipe()
+        stats = [asdict(s) for s in paths.read_stats()]
+        dropped = paths.dropped
+        return cls(path, paths.pairs, dropped if dropped.is_file() else None, paths.read_recipe_data() or {},
+                   stats, config)
 
     def check_schema(self) -> pa.Schema:
         schema = pq.read_schema(self.pairs)
@@ -156,12 +144,12 @@ class RunFolder:
 
 
 def _dataset_name(run: RunFolder) -> str:
-    name = run.recipe.get("name") or run.path.parent.name
+    name = run.config.name if run.config else run.path.parent.name
     return check_name(str(name), "dataset name (the recipe's `name`)")
 
 
 def _iteration(run: RunFolder) -> int:
-    it = run.recipe.get("iteration")
+    it = run.config.iteration if run.config else None
     if it is None and run.path.name.startswith("iter-") and run.path.name[5:].isdigit():
         it = int(run.path.name[5:])
     if it is None:
@@ -170,17 +158,14 @@ def _iteration(run: RunFolder) -> int:
     return int(it or 1)
 
 
-def _generator(all_files: list[Path], recipe: dict) -> dict:
+def _generator(all_files: list[Path], recipe: Recipe | None) -> dict:
     con = duckdb.connect()
     found = con.execute(
         f"SELECT DISTINCT generator_model, generator_revision FROM read_parquet({_parquet_list(all_files)}) ORDER BY ALL"
     ).fetchall()
-    model = recipe.get("model")
-    if isinstance(model, dict):  # a recipe may nest {name|id, revision}
-        model = model.get("name") or model.get("id") or model.get("path")
     if found:
         return {"model": found[0][0], "revision": found[0][1], "all": [list(f) for f in found]}
-    return {"model": model, "revision": recipe.get("revision") or recipe.get("model_revision"), "all": []}
+    return {"model": recipe and recipe.model, "revision": recipe and recipe.revision, "all": []}
 
 
 def _parent(dataset_dir: Path, iteration: int, version: str) -> dict | None:
@@ -346,9 +331,9 @@ def _materialize(run: RunFolder, store: str | Path, version: str | None, force: 
             "parent": _parent(dataset_dir, iteration, version),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "lidr_data_version": __version__,
-            "generator": _portable_generator(_generator(all_files, run.recipe), run.path),
-            "license": check_license(license or run.recipe.get("license") or "unknown"),
-            "dominant_lang": run.recipe.get("dominant_lang") or run.recipe.get("dominant_language") or "en",
+            "generator": _portable_generator(_generator(all_files, run.config), run.path),
+            "license": check_license(license or (run.config and run.config.license) or "unknown"),
+            "dominant_lang": run.config.dominant_lang if run.config else "en",
             "configs": configs,
             "counts": {k: v for k, v in counts.items() if k != "quality"},
             "quality": counts["quality"],

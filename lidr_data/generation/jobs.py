@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import polars as pl
 
 from lidr_data.errors import LidrError
+from lidr_data.files import atomic_path
 from lidr_data.generation.base import Generator, Request, SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.runner import RunStats, run_requests
@@ -61,8 +61,6 @@ def generate_file(generator: Generator, input_path: Path, output_path: Path, cac
         "request_key": keys,
         "error": [c.error for c in completions],
     }, schema_overrides={"error": pl.String})
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_path.with_name(f".{output_path.name}.tmp-{os.getpid()}")
-    table.write_parquet(tmp)
-    os.replace(tmp, output_path)  # readers never see a half-written file
+    with atomic_path(output_path) as tmp:  # readers never see a half-written file
+        table.write_parquet(tmp)
     return stats

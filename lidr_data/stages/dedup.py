@@ -19,7 +19,7 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -29,10 +29,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lidr_data.config import option
 from lidr_data.errors import LidrError
+from lidr_data.files import atomic_paths
 from lidr_data.stages.filter import FILTERED, count_reasons, with_drop_columns, with_tags
 from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
-from lidr_data.stages.tables import WriteBehind, open_table, parquet_writer, read_ahead, tmp_path
+from lidr_data.stages.tables import WriteBehind, open_table, parquet_writer, read_ahead
 from lidr_data.stages.tag import load_tags, tags_of
 
 # One token per character in scripts without spaces; otherwise a run of non-space, non-punctuation characters.
@@ -41,23 +43,19 @@ TOKEN_PATTERN = rf"[{_NOSPACE}]|[^\s\p{{P}}\p{{S}}{_NOSPACE}]+"
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier: combines token hashes into shingle hashes
 
 
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class DedupConfig:
     """Dedup settings (recipe section `dedup:`)."""
 
-    exact: bool = _f(True, "Drop pairs whose prompt, chosen and rejected texts all equal an earlier pair's.")
-    near: bool = _f(True, "Drop pairs whose prompt + chosen text is a near duplicate of an earlier pair's.")
-    threshold: float = _f(0.8, "Estimated Jaccard similarity of shingle sets at or above which pairs are near "
+    exact: bool = option(True, "Drop pairs whose prompt, chosen and rejected texts all equal an earlier pair's.")
+    near: bool = option(True, "Drop pairs whose prompt + chosen text is a near duplicate of an earlier pair's.")
+    threshold: float = option(0.8, "Estimated Jaccard similarity of shingle sets at or above which pairs are near "
                           "duplicates (0..1).")
-    num_perm: int = _f(128, "MinHash permutations (more: finer similarity estimates, more time and memory).")
-    num_bands: int | None = _f(None, "LSH bands (must divide num_perm); default: chosen for the threshold.")
-    shingle_size: int = _f(3, "Tokens per shingle (words; characters in Chinese, Japanese and Thai).")
-    seed: int = _f(42, "MinHash seed.")
-    batch_rows: int = _f(10_000, "Rows per streamed batch (memory vs. overhead).")
+    num_perm: int = option(128, "MinHash permutations (more: finer similarity estimates, more time and memory).")
+    num_bands: int | None = option(None, "LSH bands (must divide num_perm); default: chosen for the threshold.")
+    shingle_size: int = option(3, "Tokens per shingle (words; characters in Chinese, Japanese and Thai).")
+    seed: int = option(42, "MinHash seed.")
+    batch_rows: int = option(10_000, "Rows per streamed batch (memory vs. overhead).")
 
     def __post_init__(self) -> None:
         for name in ("exact", "near"):
@@ -344,36 +342,28 @@ def dedup_pairs(raw: Path, tagged: Path, filtered: Path, kept_dst: Path, dropped
     out_schema = pa.schema([*PAIR_COLUMNS, *TAG_COLUMNS])
     dropped_schema = pa.schema([*pf.schema_arrow, *TAG_COLUMNS, *DROP_COLUMNS])
     stats = StageStats("dedup")
-    tmps = [tmp_path(kept_dst), tmp_path(dropped_dst)]
-    for p in (kept_dst, dropped_dst):
-        p.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with parquet_writer(tmps[0], out_schema, final=True) as kept_w, \
-                parquet_writer(tmps[1], dropped_schema, final=True) as dropped_w, WriteBehind() as writes:
-            start = 0
-            for batch in read_ahead(pf.iter_batches(batch_size=config.batch_rows)):
-                ids = np.arange(start, start + batch.num_rows)
-                part = tags_of(tags, start, batch)
-                start += batch.num_rows
-                sel = selected[ids]
-                if not sel.any():
-                    continue
-                drop = (exact_dup[ids] | near_dup[ids]) & sel
-                stats.rows_in += int(sel.sum())
-                table = with_tags(batch, part)
-                kept = table.filter(pa.array(sel & ~drop)).select(out_schema.names)
-                stats.kept += kept.num_rows
-                if kept.num_rows:
-                    writes.write(kept_w, kept.cast(out_schema))
-                if drop.any():
-                    d_ids = ids[drop]
-                    reasons = pa.array(np.where(exact_dup[d_ids], "exact_duplicate", "near_duplicate"), pa.string())
-                    dup_of = pair_ids.take(pa.array(keeper[d_ids])).combine_chunks()
-                    writes.write(dropped_w, with_drop_columns(table.filter(pa.array(drop)), "dedup", reasons, dup_of))
-                    count_reasons(stats, reasons)
-        os.replace(tmps[0], kept_dst)
-        os.replace(tmps[1], dropped_dst)
-    finally:
-        for t in tmps:
-            t.unlink(missing_ok=True)
+    # The kept table is renamed last: it marks the stage's output complete.
+    with atomic_paths(dropped_dst, kept_dst) as tmps, parquet_writer(tmps[1], out_schema, final=True) as kept_w, \
+            parquet_writer(tmps[0], dropped_schema, final=True) as dropped_w, WriteBehind() as writes:
+        start = 0
+        for batch in read_ahead(pf.iter_batches(batch_size=config.batch_rows)):
+            ids = np.arange(start, start + batch.num_rows)
+            part = tags_of(tags, start, batch)
+            start += batch.num_rows
+            sel = selected[ids]
+            if not sel.any():
+                continue
+            drop = (exact_dup[ids] | near_dup[ids]) & sel
+            stats.rows_in += int(sel.sum())
+            table = with_tags(batch, part)
+            kept = table.filter(pa.array(sel & ~drop)).select(out_schema.names)
+            stats.kept += kept.num_rows
+            if kept.num_rows:
+                writes.write(kept_w, kept.cast(out_schema))
+            if drop.any():
+                d_ids = ids[drop]
+                reasons = pa.array(np.where(exact_dup[d_ids], "exact_duplicate", "near_duplicate"), pa.string())
+                dup_of = pair_ids.take(pa.array(keeper[d_ids])).combine_chunks()
+                writes.write(dropped_w, with_drop_columns(table.filter(pa.array(drop)), "dedup", reasons, dup_of))
+                count_reasons(stats, reasons)
     return stats.check()

@@ -21,7 +21,6 @@ pairs_raw (the dedup stage writes the published table from pairs_raw); dropped r
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +31,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lidr_data.config import option
 from lidr_data.errors import LidrError
+from lidr_data.files import atomic_paths, sql_literal
 from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
-from lidr_data.stages.tables import open_table, parquet_writer, read_ahead, tmp_path
+from lidr_data.stages.tables import open_table, parquet_writer, read_ahead
 from lidr_data.stages.tag import load_tags, tags_of
 
 BATCH_ROWS = 10_000  # rows per streamed batch: bounds memory whatever the table size
@@ -43,30 +44,26 @@ DEFAULT_FAILURE_MARKERS = ("Translation Error",)  # what the LIDR authors' code 
 RULES = ("translation_failed", "empty_side", "truncated", "wrong_language", "length_ratio", "identical_sides")
 
 
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class FilterConfig:
     """Filter rules (recipe section `filters:`): each can be switched off; thresholds below."""
 
-    translation_failed: bool = _f(True, "Drop pairs whose translated side was not extracted.")
-    empty_side: bool = _f(True, "Drop pairs with an empty (or whitespace-only) chosen or rejected side.")
-    truncated: bool = _f(True, "Drop pairs where either side hit the token limit (finish_reason = length).")
-    wrong_language: bool = _f(True, "Drop pairs whose chosen or rejected side is not in the pair's language.")
-    length_ratio: bool = _f(True, "Drop pairs whose chosen/rejected length ratio is outside the bounds below.")
-    identical_sides: bool = _f(True, "Drop pairs whose chosen and rejected texts are identical.")
+    translation_failed: bool = option(True, "Drop pairs whose translated side was not extracted.")
+    empty_side: bool = option(True, "Drop pairs with an empty (or whitespace-only) chosen or rejected side.")
+    truncated: bool = option(True, "Drop pairs where either side hit the token limit (finish_reason = length).")
+    wrong_language: bool = option(True, "Drop pairs whose chosen or rejected side is not in the pair's language.")
+    length_ratio: bool = option(True, "Drop pairs whose chosen/rejected length ratio is outside the bounds below.")
+    identical_sides: bool = option(True, "Drop pairs whose chosen and rejected texts are identical.")
     failure_markers: list[str] = field(default_factory=lambda: list(DEFAULT_FAILURE_MARKERS), metadata={"help": (
         "Texts that mean 'generation or translation failed' (compared after trimming whitespace): a side "
         "equal to one is dropped as translation_failed. Default: the LIDR authors' 'Translation Error'; [] turns it off.")})
-    min_length_ratio: float = _f(0.2, "Lowest accepted chosen_chars / rejected_chars (> 0).")
-    max_length_ratio: float = _f(5.0, "Highest accepted chosen_chars / rejected_chars.")
-    min_language_score: float = _f(0.0, "Language tags scoring below this (0..1) count as 'unknown'.")
-    unknown_language: Literal["keep", "drop"] = _f(
+    min_length_ratio: float = option(0.2, "Lowest accepted chosen_chars / rejected_chars (> 0).")
+    max_length_ratio: float = option(5.0, "Highest accepted chosen_chars / rejected_chars.")
+    min_language_score: float = option(0.0, "Language tags scoring below this (0..1) count as 'unknown'.")
+    unknown_language: Literal["keep", "drop"] = option(
         "keep", "What wrong_language does with a side whose language is 'unknown' (short or mixed text): "
         "'keep' (only a confident other language is dropped) or 'drop'.")
-    exempt_translation_tasks: bool = _f(
+    exempt_translation_tasks: bool = option(
         True, "Skip the language rule for prompts that are translation tasks (their answers mix languages).")
 
     def __post_init__(self) -> None:
@@ -97,17 +94,13 @@ class FilterConfig:
 SPACE_CLASS = r"[\s\x{0B}\x{1C}-\x{1F}\x{85}\p{Z}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _re2_escape(text: str) -> str:
     return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", text)
 
 
 def rule_predicates(config: FilterConfig, dominant_lang: str) -> list[tuple[str, str]]:
     """(rule name, SQL predicate that is true when the row must be dropped) for the rules switched on, in order."""
-    expected = f"(CASE WHEN direction = 'to_dominant' THEN {_quote(dominant_lang)} ELSE lang END)"
+    expected = f"(CASE WHEN direction = 'to_dominant' THEN {sql_literal(dominant_lang)} ELSE lang END)"
 
     def off_language(side: str) -> str:
         lang = (f"(CASE WHEN coalesce({side}_lang_score, 0) < {float(config.min_language_score)} "
@@ -122,13 +115,13 @@ def rule_predicates(config: FilterConfig, dominant_lang: str) -> list[tuple[str,
     failed = "translation_ok IS NOT TRUE"
     if config.failure_markers:
         # Anchored: RE2 gives up on a long answer after its first characters. The length guard skips most rows.
-        marker = _quote("^" + SPACE_CLASS + "*(?:" + "|".join(_re2_escape(m) for m in config.failure_markers) + ")"
+        marker = sql_literal("^" + SPACE_CLASS + "*(?:" + "|".join(_re2_escape(m) for m in config.failure_markers) + ")"
                         + SPACE_CLASS + "*$")
         longest = max(len(m) for m in config.failure_markers) + 256
         failed += "".join(f" OR coalesce({side}_chars <= {longest} AND regexp_matches({side}_text, {marker}), false)"
                           for side in ("chosen", "rejected"))
-    not_blank = _quote("[^" + SPACE_CLASS[1:])
-    strip = _quote(f"^{SPACE_CLASS}+|{SPACE_CLASS}+$")
+    not_blank = sql_literal("[^" + SPACE_CLASS[1:])
+    strip = sql_literal(f"^{SPACE_CLASS}+|{SPACE_CLASS}+$")
     rules = {
         "translation_failed": failed,
         "empty_side": f"NOT regexp_matches(coalesce(chosen_text, ''), {not_blank}) OR "
@@ -148,7 +141,7 @@ def rule_predicates(config: FilterConfig, dominant_lang: str) -> list[tuple[str,
 
 def reason_sql(config: FilterConfig, dominant_lang: str, table: str = "batch") -> str:
     """One query: the first failed rule's name per row (NULL = kept)."""
-    whens = " ".join(f"WHEN {pred} THEN {_quote(name)}" for name, pred in rule_predicates(config, dominant_lang))
+    whens = " ".join(f"WHEN {pred} THEN {sql_literal(name)}" for name, pred in rule_predicates(config, dominant_lang))
     return f"SELECT CASE {whens} ELSE NULL END AS reason FROM {table}" if whens else \
         f"SELECT NULL::VARCHAR AS reason FROM {table}"
 
@@ -195,12 +188,10 @@ def filter_pairs(raw: Path, tagged: Path, kept_dst: Path, dropped_dst: Path, con
     query = reason_sql(config, dominant_lang)
     stats = StageStats("filter")
     con = duckdb.connect()
-    tmps = [tmp_path(kept_dst), tmp_path(dropped_dst)]
-    for p in (kept_dst, dropped_dst):
-        p.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with parquet_writer(tmps[0], FILTERED) as kept_w, \
-                parquet_writer(tmps[1], dropped_schema, final=True) as dropped_w:
+        # The kept table is renamed last: it marks the stage's output complete.
+        with atomic_paths(dropped_dst, kept_dst) as tmps, parquet_writer(tmps[1], FILTERED) as kept_w, \
+                parquet_writer(tmps[0], dropped_schema, final=True) as dropped_w:
             for batch in read_ahead(pf.iter_batches(batch_size=BATCH_ROWS)):
                 part = tags_of(tags, stats.rows_in, batch)
                 con.register("batch", pa.table({n: batch.column(n) if n in batch.schema.names else part.column(n)
@@ -221,10 +212,6 @@ def filter_pairs(raw: Path, tagged: Path, kept_dst: Path, dropped_dst: Path, con
                     dropped_w.write_table(with_drop_columns(with_tags(batch, part).filter(dropped_mask), "filter",
                                                             dropped_reasons))
                     count_reasons(stats, dropped_reasons)
-        os.replace(tmps[0], kept_dst)
-        os.replace(tmps[1], dropped_dst)
     finally:
         con.close()
-        for t in tmps:
-            t.unlink(missing_ok=True)
     return stats.check()

@@ -8,16 +8,17 @@ is done. Answers made elsewhere (imports) are used as they are and not generated
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 
+from lidr_data.config import check_markers, option, require, resolve_path
 from lidr_data.errors import LidrError
 from lidr_data.generation.base import Generator, Request, SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.runner import run_requests
 from lidr_data.languages import check_language
 from lidr_data.readers import read_records, row_location
-from lidr_data.recipe import ResponsesImport, resolve_path
 from lidr_data.stages.schema import PROMPTS, RESPONSES, StageStats
 from lidr_data.stages.tables import drop_table
 
@@ -27,6 +28,54 @@ FINISH_REASONS = ("stop", "length", "error")
 # A dropped respond row: the prompt, what the backend said, and why.
 DROP_SCHEMA = pa.schema([*PROMPTS, ("finish_reason", pa.string()), ("request_key", pa.string()),
                          ("error", pa.string())])
+
+
+@dataclass
+class GenerationConfig:
+    """How the model answers the prompts. Defaults are the paper's: greedy, repetition penalty 1.1."""
+
+    max_new_tokens: int = option(SamplingParams.max_new_tokens, help="Upper bound on answer tokens (the paper: 2,400).")
+    temperature: float = option(SamplingParams.temperature, help="0 = greedy decoding.")
+    top_p: float = option(SamplingParams.top_p, help="Nucleus sampling mass (ignored when greedy).")
+    repetition_penalty: float = option(SamplingParams.repetition_penalty, help="1.0 disables the penalty.")
+    seed: int = option(SamplingParams.seed, help="Sampling seed (ignored when greedy).")
+    system_prompt: str | None = option(
+        None, help="System turn for every request (the paper: 'You are a helpful assistant.'); it is also the "
+        "system turn of the published prompt column.")
+
+    def __post_init__(self) -> None:
+        self.sampling()  # validates
+
+    def sampling(self, max_new_tokens: int | None = None) -> SamplingParams:
+        try:
+            return SamplingParams(temperature=self.temperature, top_p=self.top_p,
+                                  max_new_tokens=max_new_tokens or self.max_new_tokens,
+                                  repetition_penalty=self.repetition_penalty, seed=self.seed)
+        except LidrError as e:  # SamplingParams says "sampling.x"; the recipe field is "x"
+            raise LidrError(str(e).removeprefix("sampling.")) from None
+
+
+@dataclass
+class ResponsesImport:
+    """Answers generated elsewhere; their (prompt id, language) is not generated again."""
+
+    path: str = option(help="A .jsonl/.json/.parquet file.")
+    lang: str | None = option(None, help="Language of every row; omit when the file has a 'lang' column.")
+    id_field: str = option("prompt_id", help="Field with the prompt id.")
+    text_field: str = option("text", help="Field with the answer.")
+    model: str | None = option(None, help="Who generated these answers (recorded as the pairs' generator_model). "
+                           "Default: the file's 'model' field, else 'imported:<file name>' (never the recipe's model).")
+    revision: str | None = option(None, help="That model's revision. Default: the file's 'model_revision', else "
+                              "'imported'.")
+    failure_markers: list[str] = option(
+        help="Literal texts that mean 'generation failed' in that file; a pair with such a side is dropped by the "
+        "filter as translation_failed (as are the filter's own filters.failure_markers).", factory=list)
+
+    def __post_init__(self) -> None:
+        require(bool(self.path), "path", "required")
+        if self.lang is not None:
+            check_language(self.lang, "lang")
+        check_markers(self.failure_markers)
 
 
 def read_imported_responses(imports: Sequence[ResponsesImport]) -> dict[tuple[str, str], dict]:

@@ -14,7 +14,6 @@ import pyarrow as pa
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 MESSAGES = pa.list_(MESSAGE)
 
-STAGES = ("prompts", "respond", "translate", "pairs", "tag", "filter", "dedup")
 
 PROMPTS = pa.schema([
     ("prompt_id", pa.string()),
@@ -98,3 +97,28 @@ class StageStats:
         if total != self.rows_in:
             raise AssertionError(f"stage {self.stage}: {self.rows_in} rows in but {total} kept + dropped")
         return self
+
+
+@dataclass(frozen=True)
+class StageFiles:
+    """What one stage reads and writes in the run folder."""
+
+    name: str
+    output: str  # its table, in the run folder
+    inputs: tuple[str, ...] = ()  # the stages whose tables it reads
+    rows_from: str | None = None  # its rows in are exactly that stage's kept rows (translate and pairs fan out)
+    drops: bool = True  # it writes dropped/<name>.parquet (tagging drops nothing)
+    generates: bool = False  # it may call the generator (and draws its own progress)
+
+
+# In build order: the pipeline walks this list.
+STAGE_FILES: tuple[StageFiles, ...] = (
+    StageFiles("prompts", "prompts.parquet"),
+    StageFiles("respond", "responses.parquet", ("prompts",), rows_from="prompts", generates=True),
+    StageFiles("translate", "translations.parquet", ("prompts", "respond"), generates=True),
+    StageFiles("pairs", "pairs_raw.parquet", ("prompts", "respond", "translate")),
+    StageFiles("tag", "pairs_tagged.parquet", ("pairs",), rows_from="pairs", drops=False),
+    StageFiles("filter", "pairs_filtered.parquet", ("pairs", "tag"), rows_from="tag"),
+    StageFiles("dedup", "pairs.parquet", ("pairs", "tag", "filter"), rows_from="filter"),
+)
+STAGES = tuple(s.name for s in STAGE_FILES)

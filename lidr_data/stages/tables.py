@@ -3,9 +3,7 @@ and write-behind."""
 
 from __future__ import annotations
 
-import os
 import queue
-import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lidr_data.errors import LidrError
+from lidr_data.files import atomic_path
 from lidr_data.stages.schema import DROP_COLUMNS
 
 # Dictionary-encode only the short categorical columns: on unique texts a dictionary is pure cost.
@@ -47,49 +46,12 @@ def open_table(path: Path, required: pa.Schema, what: str) -> pq.ParquetFile:
     return pf
 
 
-def tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-# `.NAME.tmp-<pid>` (tmp_path) and `.NAME.part-<pid>` (the pipeline's file-to-file stages).
-_TEMP_NAME = re.compile(r"^\..+\.(?:tmp|part)-(\d+)$")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
-def remove_stale_temps(folder: Path) -> list[Path]:
-    """Remove the temporary tables that a killed writer left in `folder` (its pid is gone); return them.
-
-    A file of a live process (another build writing, or this one) is left alone."""
-    removed = []
-    if not folder.is_dir():
-        return removed
-    for child in folder.iterdir():
-        m = _TEMP_NAME.match(child.name)
-        if m and child.is_file() and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
-            child.unlink(missing_ok=True)
-            removed.append(child)
-    return removed
-
-
 def write_parquet_atomic(table: pa.Table, path: str | Path) -> Path:
     """Write a stage table to a temporary file beside `path`, then rename: readers never see a half-written
     table."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    with parquet_writer(tmp, table.schema) as writer:
+    with atomic_path(path) as tmp, parquet_writer(tmp, table.schema) as writer:
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def drop_table(rows: pa.Table, stage: str, reasons: Sequence[str]) -> pa.Table:

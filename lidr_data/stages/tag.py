@@ -11,7 +11,6 @@ A side whose first read is not the pair's language gets a further look (`recheck
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lidr_data.errors import LidrError
+from lidr_data.files import atomic_path
 from lidr_data.langid import (
     DEFAULT_MIN_SCORE,
     DEFAULT_PREFIX_CHARS,
@@ -34,7 +34,7 @@ from lidr_data.langid import (
     read_further,
 )
 from lidr_data.stages.schema import FLAT_TEXT, TAG_COLUMNS, StageStats
-from lidr_data.stages.tables import open_table, parquet_writer, tmp_path
+from lidr_data.stages.tables import open_table, parquet_writer
 
 SEP = "\x1f"  # unit separator: joins the three texts for the content hash
 TAGGED = pa.schema([("pair_id", pa.string()), *TAG_COLUMNS])  # the pairs_tagged table
@@ -161,8 +161,6 @@ def tag_pairs(src: Path, dst: Path, config: TagConfig, languages: list[str]) -> 
         raise LidrError("tag: no languages given for language ID")
     pf = open_table(src, _TAG_INPUT, "pairs_raw")
     stats = StageStats("tag")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(dst)
     con = duckdb.connect()
     pending: deque = deque()
 
@@ -174,7 +172,7 @@ def tag_pairs(src: Path, dst: Path, config: TagConfig, languages: list[str]) -> 
     try:
         # Language ID (in worker processes, see langid.py) runs on a helper thread while this one reads the
         # next batch and hashes it, so neither waits for the other.
-        with ThreadPoolExecutor(1) as language_id, parquet_writer(tmp, TAGGED) as writer:
+        with atomic_path(dst) as tmp, ThreadPoolExecutor(1) as language_id, parquet_writer(tmp, TAGGED) as writer:
             for batch in pf.iter_batches(batch_size=config.batch_rows, columns=_TAG_INPUT.names):
                 pending.append((language_id.submit(_language_tags, batch, list(languages), config),
                                 _other_tags(con, batch)))
@@ -183,10 +181,8 @@ def tag_pairs(src: Path, dst: Path, config: TagConfig, languages: list[str]) -> 
                     write_first()
             while pending:
                 write_first()
-        os.replace(tmp, dst)
     finally:
         con.close()
-        tmp.unlink(missing_ok=True)
     stats.kept = stats.rows_in
     return stats.check()
 

@@ -89,7 +89,15 @@ def test_existing_version_is_immutable_unless_forced(run_dir: Path, store: Path,
 def test_secrets_in_recipe_never_reach_manifest_or_card(tmp_path: Path, store: Path):
     run = make_run(tmp_path / "runs" / "x" / "iter-1", n_prompts=3, name="x")
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
-    recipe["backend_options"] = {"api_key": "sk-SECRET-123", "api_key_env": "OPENAI_API_KEY", "hf_token": "hf_SECRET"}
+    # The recipe is read through the Recipe type: an option no backend takes (where an old folder could hold a
+    # key) is refused, naming the file and the field, before anything is written.
+    recipe["backend_options"] = {"api_key": "sk-SECRET-123", "api_key_env": "OPENAI_API_KEY"}
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(LidrError, match=r"recipe\.yaml: backend_options: unknown option\(s\) api_key") as err:
+        materialize(run, store, progress=False)
+    assert "SECRET" not in str(err.value) and not store.exists()
+    recipe["backend"] = "openai"
+    recipe["backend_options"] = {"base_url": "https://user:SECRET-123@llm.example/v1", "api_key_env": "OPENAI_API_KEY"}
     (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     v = materialize(run, store, progress=False)
     for f in ("manifest.json", "README.md"):
@@ -145,7 +153,8 @@ def test_bad_dataset_name_in_recipe(run_dir: Path, store: Path):
     recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text())
     recipe["name"] = "../../outside"
     (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    with pytest.raises(LidrError, match="invalid dataset name"):
+    # Read through the Recipe type: the recipe's own name check refuses it, naming the file and the field.
+    with pytest.raises(LidrError, match=r"recipe\.yaml: name: .*got '\.\./\.\./outside'"):
         materialize(run_dir, store, progress=False)
     assert not store.exists()
 

@@ -50,22 +50,3 @@ def test_write_behind_raises_a_failed_write(tmp_path):
     with pytest.raises(ValueError, match="schema"), pq.ParquetWriter(tmp_path / "a.parquet", schema) as w, \
             WriteBehind() as writes:
         writes.write(w, pa.table({"other": ["x"]}))
-
-
-def test_remove_stale_temps_only_takes_files_of_dead_writers(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    from lidr_data.stages.tables import remove_stale_temps
-
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    names = {f".pairs.parquet.part-{proc.pid}": False, f".x.json.tmp-{proc.pid}": False,
-             f".pairs.parquet.part-{os.getpid()}": True, f".pairs.parquet.part-{os.getppid()}": True,
-             "pairs.parquet": True, ".hidden": True, f"notes.part-{proc.pid}": True}
-    for name in names:
-        (tmp_path / name).write_text("x")
-    removed = remove_stale_temps(tmp_path)
-    assert sorted(p.name for p in removed) == sorted(n for n, keep in names.items() if not keep)
-    assert {p.name for p in tmp_path.iterdir()} == {n for n, keep in names.items() if keep}

@@ -18,6 +18,7 @@ from lidr_data.stages.translate import (
     read_imported_translations,
     translate,
     translation_jobs,
+    translation_request,
 )
 
 
@@ -80,7 +81,7 @@ def test_translate_with_the_tiny_model(tiny_model_dir, tmp_path):
         assert r["finish_reason"] in ("stop", "length") and r["request_key"]
     assert len(cache) == 7
     # The request carries our template, in the languages' names, with the assistant turn primed by the tag.
-    req_text = cfg.user_message("answer en 0", "en", "es")
+    req_text = translation_request(cfg, "answer en 0", "en", "es")
     assert "English" in req_text and "Spanish" in req_text and "<source>\nanswer en 0\n</source>" in req_text
     # Relaxed extraction (the demo's setting) keeps the completion instead of failing it.
     relaxed = TranslationConfig(require_closing_tag=False)

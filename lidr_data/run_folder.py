@@ -1,0 +1,92 @@
+"""The run folder: one definition of what a build writes, read by the pipeline and by materialize.
+
+`WORKDIR/runs/<recipe name>/iter-<N>/` holds every stage's table (`STAGE_FILES`), `dropped/<stage>.parquet`
+(merged into `dropped.parquet`), the request cache `cache/requests.sqlite`, `stats.json` (StageStats per
+stage), `recipe.yaml` (the resolved recipe, secrets redacted) and `state.json` (a fingerprint per finished
+stage). The published table is the last stage's output, `pairs.parquet`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lidr_data.errors import LidrError
+from lidr_data.recipe import Recipe, parse_recipe
+from lidr_data.stages.schema import STAGE_FILES, STAGES, StageStats
+
+STAGE_NAMES = STAGES
+BY_NAME = {s.name: s for s in STAGE_FILES}
+
+RECIPE, STATS, STATE, DROPPED, DROPPED_DIR, CACHE = (
+    "recipe.yaml", "stats.json", "state.json", "dropped.parquet", "dropped", "cache/requests.sqlite")
+
+
+def run_dir(workdir: str | Path, name: str, iteration: int) -> Path:
+    return Path(workdir).expanduser() / "runs" / name / f"iter-{iteration}"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The paths of one run folder."""
+
+    path: Path
+
+    def table(self, stage: str) -> Path:
+        return self.path / BY_NAME[stage].output
+
+    def drops(self, stage: str) -> Path:
+        return self.path / DROPPED_DIR / f"{stage}.parquet"
+
+    @property
+    def pairs(self) -> Path:
+        """The published table: the last stage's output."""
+        return self.table(STAGE_NAMES[-1])
+
+    @property
+    def recipe(self) -> Path:
+        return self.path / RECIPE
+
+    @property
+    def stats(self) -> Path:
+        return self.path / STATS
+
+    @property
+    def state(self) -> Path:
+        return self.path / STATE
+
+    @property
+    def dropped(self) -> Path:
+        return self.path / DROPPED
+
+    @property
+    def cache(self) -> Path:
+        return self.path / CACHE
+
+    def read_recipe_data(self) -> dict | None:
+        """recipe.yaml as written (None when absent); malformed YAML is a one-line LidrError."""
+        if not self.recipe.is_file():
+            return None
+        try:
+            data = yaml.safe_load(self.recipe.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise LidrError(f"{self.recipe}: malformed YAML ({e})") from None
+        if not isinstance(data, dict):
+            raise LidrError(f"{self.recipe}: expected a mapping at the top level")
+        return data
+
+    def read_recipe(self) -> Recipe | None:
+        """recipe.yaml through the `Recipe` type (None when absent): errors name the file and the field."""
+        data = self.read_recipe_data()
+        return None if data is None else parse_recipe(data, str(self.recipe))
+
+    def read_stats(self) -> list[StageStats]:
+        if not self.stats.is_file():
+            return []
+        try:
+            return [StageStats(**s) for s in json.loads(self.stats.read_text(encoding="utf-8"))]
+        except (json.JSONDecodeError, TypeError) as e:
+            raise LidrError(f"{self.stats}: malformed stage statistics ({e})") from None
