@@ -1,5 +1,9 @@
 """File and SQL-text helpers shared by every layer (it imports nothing of the package, so anything may use it).
 
+Versions: a version is assembled in a hidden `.tmp-<pid>-<random>-<version>` folder beside its destination,
+flushed (`fsync_tree`), made read-only and renamed into place (`dataset.store.move_into_place`); a killed writer
+leaves only its temporary folder, which the next writer removes once that pid is gone (`cleanup_stale_temps`).
+
 Atomic writes: a file is written under a temporary name beside its target (`.NAME.tmp-<pid>`, so a reader
 never sees a half-written file and a killed writer's leftovers are recognisable) and renamed into place;
 `remove_stale_temps` clears what a killed process left. SQL quoting: one function per kind of quoted text.
@@ -7,9 +11,13 @@ never sees a half-written file and a killed writer's leftovers are recognisable)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
+import stat
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,9 +103,81 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
     return removed
 
 
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush file contents before the rename publishes them (a crash must not leave a version of empty files)."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def make_read_only(folder: Path) -> None:
+    """Drop every write bit under `folder` (files and folders, `folder` included): a version is immutable."""
+    for path in [*sorted(folder.rglob("*"), reverse=True), folder]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode & ~_WRITE_BITS)
+
+
+def make_writable(folder: Path) -> None:
+    """Give the owner write permission again under `folder` (before deleting or replacing a version)."""
+    if not folder.exists():
+        return
+    folder.chmod(folder.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | stat.S_IWUSR | (stat.S_IXUSR if path.is_dir() else 0))
+
+
+def remove_tree(folder: Path) -> None:
+    """Delete a folder that may be a read-only version (or a half-written one)."""
+    if folder.is_symlink() or not folder.exists():
+        return
+    make_writable(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def temp_dir_name(version: str) -> str:
+    """`.tmp-<pid>-<random>-<version>`: the pid tells a later run whether the writer is still alive."""
+    return f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{version}"
+
+
+def cleanup_stale_temps(dataset_dir: Path) -> None:
+    """Remove `.tmp-*` folders whose writer process is gone (a killed materialize or publish)."""
+    if not dataset_dir.is_dir():
+        return
+    for child in dataset_dir.iterdir():
+        if not (child.is_dir() and child.name.startswith(".tmp-")):
+            continue
+        pid = child.name.split("-")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        if pid.isdigit() and int(pid) == os.getpid():
+            continue
+        remove_tree(child)
+
+
 def sql_literal(value: str | Path) -> str:
     """A DuckDB string literal: 'it''s' (paths, texts, regular expressions)."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_literal_list(values) -> str:
+    """A DuckDB list of string literals: ['a', 'b'] (e.g. the files of `read_parquet`)."""
+    return "[" + ", ".join(sql_literal(v) for v in values) + "]"
 
 
 def sql_ident(name: str) -> str:

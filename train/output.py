@@ -70,7 +70,7 @@ def base_lineage(model: Path) -> dict:
     path = model / TRAIN_MANIFEST
     if not path.is_file():
         return {}
-    from lidr_data.dataset.files import sha256_file
+    from lidr_data.files import sha256_file
 
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))

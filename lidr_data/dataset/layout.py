@@ -26,8 +26,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from lidr_data.dataset.files import sha256_file
 from lidr_data.errors import LidrError
+from lidr_data.files import sha256_file, sql_literal_list
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -144,14 +144,6 @@ def list_versions(dataset_dir: Path) -> list[Path]:
     return [p for _, _, p in sorted(found)]
 
 
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-def _parquet_list(paths: list[Path]) -> str:
-    return "[" + ", ".join(f"'{_sql_path(p)}'" for p in paths) + "]"
-
-
 def row_counts(con: duckdb.DuckDBPyConnection, dropped: bool) -> dict:
     """Counts of the `pairs` view (and the `dropped` view when `dropped`) of `con`: what a manifest records and
     `lidr inspect` shows (one definition for both)."""
@@ -187,9 +179,9 @@ def row_counts(con: duckdb.DuckDBPyConnection, dropped: bool) -> dict:
 def compute_stats(all_files: list[Path], dropped_files: list[Path]) -> dict:
     """Counts and quality figures for the manifest and card, from the written data (numbers only, no text)."""
     con = duckdb.connect()
-    con.execute(f"CREATE VIEW pairs AS SELECT * EXCLUDE (prompt, chosen, rejected) FROM read_parquet({_parquet_list(all_files)})")
+    con.execute(f"CREATE VIEW pairs AS SELECT * EXCLUDE (prompt, chosen, rejected) FROM read_parquet({sql_literal_list(all_files)})")
     if dropped_files:
-        con.execute(f"CREATE VIEW dropped AS SELECT stage, reason FROM read_parquet({_parquet_list(dropped_files)}, union_by_name=true)")
+        con.execute(f"CREATE VIEW dropped AS SELECT stage, reason FROM read_parquet({sql_literal_list(dropped_files)}, union_by_name=true)")
     counts = row_counts(con, dropped=bool(dropped_files))
     per_lang = []
     for r in con.execute("""

@@ -26,15 +26,12 @@ import pyarrow.parquet as pq
 
 from lidr_data import __version__, locks
 from lidr_data.dataset.card import check_license, render_card
-from lidr_data.dataset.files import cleanup_stale_temps, fsync_tree, remove_tree, sha256_file, temp_dir_name
 from lidr_data.dataset.layout import (
     ALL,
     CARD,
     DROPPED,
     MANIFEST,
     SCHEMA_VERSION,
-    _parquet_list,
-    _sql_path,
     check_name,
     compute_stats,
     content_id,
@@ -44,6 +41,15 @@ from lidr_data.dataset.layout import (
 )
 from lidr_data.dataset.store import default_store, move_into_place
 from lidr_data.errors import LidrError
+from lidr_data.files import (
+    cleanup_stale_temps,
+    fsync_tree,
+    remove_tree,
+    sha256_file,
+    sql_literal,
+    sql_literal_list,
+    temp_dir_name,
+)
 from lidr_data.recipe import Recipe
 from lidr_data.run_folder import RunPaths
 from lidr_data.stages.schema import PAIR_COLUMNS, TAG_COLUMNS
@@ -154,14 +160,14 @@ def _iteration(run: RunFolder) -> int:
         it = int(run.path.name[5:])
     if it is None:
         con = duckdb.connect()
-        it = con.execute(f"SELECT max(iteration) FROM read_parquet('{_sql_path(run.pairs)}')").fetchone()[0]
+        it = con.execute(f"SELECT max(iteration) FROM read_parquet({sql_literal(run.pairs)})").fetchone()[0]
     return int(it or 1)
 
 
 def _generator(all_files: list[Path], recipe: Recipe | None) -> dict:
     con = duckdb.connect()
     found = con.execute(
-        f"SELECT DISTINCT generator_model, generator_revision FROM read_parquet({_parquet_list(all_files)}) ORDER BY ALL"
+        f"SELECT DISTINCT generator_model, generator_revision FROM read_parquet({sql_literal_list(all_files)}) ORDER BY ALL"
     ).fetchall()
     if found:
         return {"model": found[0][0], "revision": found[0][1], "all": [list(f) for f in found]}
@@ -290,7 +296,7 @@ def _materialize(run: RunFolder, store: str | Path, version: str | None, force: 
     try:
         data = tmp / "data"
         pf = pq.ParquetFile(run.pairs)
-        rows = duckdb.connect().execute(f"SELECT DISTINCT lang FROM read_parquet('{_sql_path(run.pairs)}')").fetchall()
+        rows = duckdb.connect().execute(f"SELECT DISTINCT lang FROM read_parquet({sql_literal(run.pairs)})").fetchall()
         if any(r[0] is None for r in rows):
             raise LidrError(f"{run.pairs}: some pairs have no `lang`")
         langs = sorted(r[0] for r in rows)

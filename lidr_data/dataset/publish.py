@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lidr_data.dataset.card import check_license, render_card
-from lidr_data.dataset.files import cleanup_stale_temps, temp_dir_name
 from lidr_data.dataset.hub import _hub_error, with_retries
 from lidr_data.dataset.layout import CARD, MANIFEST, check_name, content_id, read_manifest, verify
 from lidr_data.dataset.store import move_into_place, resolve_version
 from lidr_data.errors import LidrError
+from lidr_data.files import cleanup_stale_temps, temp_dir_name
 
 _HUB_DEST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 

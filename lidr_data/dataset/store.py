@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lidr_data import locks
-from lidr_data.dataset.files import make_read_only, make_writable, remove_tree, temp_dir_name
 from lidr_data.dataset.hub import download
 from lidr_data.dataset.layout import (
     MANIFEST,
@@ -34,6 +33,7 @@ from lidr_data.dataset.layout import (
     record_version,
 )
 from lidr_data.errors import LidrError
+from lidr_data.files import make_read_only, make_writable, remove_tree, temp_dir_name
 
 DEFAULT_STORE = "store"
 STORE_LOCK_WAIT_S = 60.0  # the dataset lock is held only for the final check and rename: a wait is short

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import lidr_data.dataset
 
-# Bottom first: a module may import the ones before it in this list, never one after it.
-LAYERS = ["files", "layout", "card", "hub", "store", "materialize", "publish", "load"]
+# Bottom first: a module may import the ones before it in this list, never one after it (file-system
+# helpers live below the package, in lidr_data/files.py).
+LAYERS = ["layout", "card", "hub", "store", "materialize", "publish", "load"]
 PACKAGE = Path(lidr_data.dataset.__file__).parent
 
 

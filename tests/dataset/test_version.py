@@ -18,10 +18,10 @@ from synthetic import make_run
 from tamper import flip_byte, overwrite, writable
 
 from lidr_data.cli import main
-from lidr_data.dataset.files import sha256_file
 from lidr_data.dataset.layout import content_id, read_manifest, recorded_content_id, verify
 from lidr_data.dataset.materialize import materialize
 from lidr_data.errors import LidrError
+from lidr_data.files import sha256_file
 
 
 def _tree(folder: Path) -> set[str]:
