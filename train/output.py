@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import shutil
 from datetime import datetime, timezone
 from importlib import metadata
@@ -46,10 +47,20 @@ def check_output(output: Path, overwrite: bool, resume: bool) -> None:
 
 
 def last_checkpoint(output: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest complete checkpoint of the unfinished run. The Trainer writes `trainer_state.json` last, so a
+    checkpoint that a kill caught mid-write (no state file, or a cut one) is passed over, not resumed from."""
     folder = staging_dir(output) / "checkpoints"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if not folder.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in folder.iterdir()
+             if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
+    for _, path in sorted(found, reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        return str(path)
+    return None
 
 
 def move_into_place(model_dir: Path, output: Path) -> None:

@@ -360,3 +360,20 @@ def test_shipped_training_recipe_and_accelerate_configs_load():
     for name, kind in kinds.items():
         config = ClusterConfig.from_yaml_file(str(root / "accelerate" / f"{name}.yaml"))
         assert str(config.distributed_type).endswith(kind) and config.mixed_precision == "bf16"
+
+
+def test_resume_passes_over_a_checkpoint_a_kill_caught_mid_write(tmp_path):
+    """A SIGKILL during a save leaves checkpoint-N without (or with a cut) trainer_state.json, which the Trainer
+    writes last: --resume must continue from the newest complete one (seen in CI: resuming from the cut one failed
+    with FileNotFoundError on trainer_state.json)."""
+    from lidr_data.train.output import last_checkpoint
+
+    out = tmp_path / "m"
+    checkpoints = staging_dir(out) / "checkpoints"
+    for step, state in ((2, '{"global_step": 2}'), (4, '{"global_step": 4}'), (6, None), (10, '{"global_st')):
+        (checkpoints / f"checkpoint-{step}").mkdir(parents=True)
+        (checkpoints / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"x")
+        if state is not None:
+            (checkpoints / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    assert last_checkpoint(out) == str(checkpoints / "checkpoint-4")
+    assert last_checkpoint(tmp_path / "never-started") is None
