@@ -175,4 +175,4 @@ def progress_bar(description: str, total: int):
 
 def warn(message: str) -> None:
     """A notice of the library (e.g. what a --force replaced), in yellow on stderr."""
-    Console(stderr=True).print(f"[yellow]{message}[/]", highlight=False, soft_wrap=True)
+    Console(stderr=True).print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
