@@ -13,6 +13,7 @@ from lidr_data.commands.render import (
     Column,
     TableData,
     add_format_argument,
+    generation_bar,
     messages_to_stderr,
     output_consoles,
     print_tables,
@@ -206,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             locks.hold(run_folder(with_overrides(recipe, iteration=args.iteration, workdir=args.workdir)), "build"):
         run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
                         langs=langs, responses=responses, translations=translations,
-                        progress=None if args.no_progress else progress_bar, events=build_events(console))
+                        progress=None if args.no_progress else generation_bar, events=build_events(console))
         report(run_dir, console, args.format, out)
         materialize_and_report(run_dir, args, console)
     return 0

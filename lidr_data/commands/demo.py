@@ -14,7 +14,7 @@ from lidr_data.commands.build import (
     quiet_transformers,
     report,
 )
-from lidr_data.commands.render import messages_to_stderr, output_consoles, progress_bar
+from lidr_data.commands.render import generation_bar, messages_to_stderr, output_consoles
 
 DEMO_RECIPE = "lidr:assets/demo.yaml"
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(Panel(NOTICE, title="lidr demo", border_style="yellow"))
     recipe = load_recipe(DEMO_RECIPE)
     with messages_to_stderr(args.format):
-        run_dir = build(recipe, workdir=args.workdir, progress=None if args.no_progress else progress_bar,
+        run_dir = build(recipe, workdir=args.workdir, progress=None if args.no_progress else generation_bar,
                         events=build_events(console))
         report(run_dir, console, args.format, out)
         materialize_and_report(run_dir, args, console)
