@@ -19,14 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
 from lidr_data.errors import LidrError
 from lidr_data.extras import require
 from lidr_data.generation.base import Completion, Generator, Request, SamplingParams, TokenLogprob
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.runner import run_requests
 from lidr_data.languages import LANGUAGES
+from lidr_data.progress import Progress, no_progress
 
 JUDGES = ("openai", "reward-model", "length")
 # Recorded in run.json. The request key holds the whole prompt, so a prompt change misses the cache by itself.
@@ -78,7 +77,7 @@ class Judge(ABC):
     positional = False  # True when the verdict can depend on which answer is shown first
 
     @abstractmethod
-    def judge(self, pairs: Sequence[Pair], progress: bool = True) -> list[Verdict]:
+    def judge(self, pairs: Sequence[Pair], progress: Progress | None = None) -> list[Verdict]:
         """One verdict per pair, in order. Failures are verdicts (method error), not exceptions, except a judge
         that cannot be reached at all."""
 
@@ -89,15 +88,10 @@ class Judge(ABC):
         """Release models or connections."""
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not enabled)
-
-
 class LengthJudge(Judge):
     name = "length"
 
-    def judge(self, pairs: Sequence[Pair], progress: bool = True) -> list[Verdict]:
+    def judge(self, pairs: Sequence[Pair], progress: Progress | None = None) -> list[Verdict]:
         return [Verdict(1.0 if len(p.first) > len(p.second) else 0.0 if len(p.first) < len(p.second) else 0.5,
                         "length") for p in pairs]
 
@@ -134,12 +128,11 @@ class RewardModelJudge(Judge):
             )
         return f"{instruction}\n\n{answer}"
 
-    def score(self, texts: list[str], progress: bool = False) -> list[float]:
+    def score(self, texts: list[str], progress: Progress | None = None) -> list[float]:
         import torch
 
         scores: list[float] = []
-        with _progress(progress) as bar:
-            task = bar.add_task("reward model", total=len(texts), info="")
+        with (progress or no_progress)("reward model", len(texts)) as advance:
             for i in range(0, len(texts), self.batch_size):
                 # The rendered chat already carries bos; adding special tokens would double it.
                 enc = self.tokenizer(texts[i:i + self.batch_size], return_tensors="pt", padding=True,
@@ -147,10 +140,10 @@ class RewardModelJudge(Judge):
                 with torch.inference_mode():
                     logits = self.model(**enc.to(self.device)).logits
                 scores.extend(logits[:, 0].float().tolist())
-                bar.update(task, advance=len(texts[i:i + self.batch_size]))
+                advance(len(texts[i:i + self.batch_size]))
         return scores
 
-    def judge(self, pairs: Sequence[Pair], progress: bool = True) -> list[Verdict]:
+    def judge(self, pairs: Sequence[Pair], progress: Progress | None = None) -> list[Verdict]:
         texts = list(dict.fromkeys(self.render(p.instruction, a) for p in pairs for a in (p.first, p.second)))
         reward = dict(zip(texts, self.score(texts, progress)))
         verdicts = []
@@ -230,7 +223,7 @@ class ChatJudge(Judge):
         """The request-cache key of this pair's judgment (it covers the judge model, the prompt and sampling)."""
         return self.generator.request_key(self.request(pair))
 
-    def judge(self, pairs: Sequence[Pair], progress: bool = True) -> list[Verdict]:
+    def judge(self, pairs: Sequence[Pair], progress: Progress | None = None) -> list[Verdict]:
         completions, keys, stats = run_requests(self.generator, [self.request(p) for p in pairs], self.cache,
                                                 progress=progress, description="judging")
         self.calls += stats.generated

@@ -17,6 +17,7 @@ import polars as pl
 from lidr_data.errors import LidrError
 from lidr_data.eval.extract import extract_answer, parse_gold
 from lidr_data.eval.results import write_json, write_table
+from lidr_data.progress import Progress
 from lidr_data.readers import read_records, row_location
 
 MGSM_LANGS = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
@@ -203,7 +204,7 @@ def summarize(items: pl.DataFrame, lang_order: list[str]) -> pl.DataFrame:
     return summary.sort(pl.col("lang").replace_strict(order, default=len(order)))
 
 
-def run_mgsm(cfg: MgsmConfig, generator=None, progress: bool = True) -> tuple[pl.DataFrame, dict]:
+def run_mgsm(cfg: MgsmConfig, generator=None, progress: Progress | None = None) -> tuple[pl.DataFrame, dict]:
     """Evaluate; write items.parquet, summary.parquet and run.json into cfg.output. Returns (summary, info)."""
     from lidr_data.generation import Request, SamplingParams, load_generator
     from lidr_data.generation.cache import RequestCache

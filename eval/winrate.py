@@ -23,6 +23,7 @@ from lidr_data.errors import LidrError
 from lidr_data.eval.judges import Judge, Pair, load_judge
 from lidr_data.eval.results import write_json, write_json_list, write_table
 from lidr_data.eval.stats import length_controlled_win_rate, win_rate
+from lidr_data.progress import Progress
 from lidr_data.readers import read_records, row_location
 
 SUFFIXES = (".json", ".jsonl", ".parquet")
@@ -136,7 +137,7 @@ def match_outputs(cand: pl.DataFrame, ref: pl.DataFrame) -> tuple[pl.DataFrame, 
     return matched, unmatched, key, note
 
 
-def generate_candidates(cfg: WinrateConfig, langs: list[str], progress: bool = True) -> Path:
+def generate_candidates(cfg: WinrateConfig, langs: list[str], progress: Progress | None = None) -> Path:
     """Answer the X-AlpacaEval prompts with cfg.model; write AlpacaEval-format {lang}.json under output/outputs."""
     from lidr_data.generation import Request, SamplingParams, load_generator
     from lidr_data.generation.cache import RequestCache
@@ -172,7 +173,7 @@ def generate_candidates(cfg: WinrateConfig, langs: list[str], progress: bool = T
 
 
 def judge_language(judge: Judge, matched: pl.DataFrame, lang: str, both_orders: bool, seed: int,
-                   progress: bool) -> tuple[list[dict], list[dict]]:
+                   progress: Progress | None) -> tuple[list[dict], list[dict]]:
     """(item rows, judgment rows) for one language's matched outputs."""
     calls: list[tuple[int, bool]] = []  # (item index, candidate shown first)
     pairs: list[Pair] = []
@@ -247,7 +248,7 @@ def summarize_language(items: list[dict], judgments: list[dict], unmatched: pl.D
     }
 
 
-def run_winrate(cfg: WinrateConfig, judge: Judge | None = None, progress: bool = True) -> tuple[pl.DataFrame, dict]:
+def run_winrate(cfg: WinrateConfig, judge: Judge | None = None, progress: Progress | None = None) -> tuple[pl.DataFrame, dict]:
     """Judge every language; write the tables into cfg.output. Returns (summary, info with notes)."""
     langs = list(dict.fromkeys(cfg.langs))
     if not langs:

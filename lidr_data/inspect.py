@@ -29,7 +29,7 @@ TERMINAL_TOP = 6  # suspicious pairs shown in the terminal (the HTML page shows 
 
 @dataclass
 class Report:
-    """Everything the report shows; plain data so it renders as rich, HTML or JSON."""
+    """Everything the report shows; plain data so it renders as a terminal table, HTML or JSON."""
 
     reference: str
     pairs: int

@@ -19,18 +19,19 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from rich.console import Console
 
 from lidr_data import locks
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path, remove_stale_temps, sql_literal, write_json_atomic, write_text_atomic
 from lidr_data.generation.base import Generator
 from lidr_data.generation.cache import RequestCache
+from lidr_data.progress import Progress
 from lidr_data.recipe import TINY_MODEL, Recipe, ResponsesImport, TranslationsImport, with_overrides
 from lidr_data.run_folder import DROPPED_DIR, RunPaths
 from lidr_data.run_folder import run_dir as _run_dir
@@ -70,17 +71,41 @@ def _drop_reasons(path: Path) -> Counter:
     return Counter(pq.read_table(path, columns=["reason"]).column("reason").to_pylist())
 
 
+def _ignore(*args: object) -> None:
+    pass
+
+
+def _no_status(stage: str) -> AbstractContextManager:
+    return nullcontext()
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildEvents:
+    """How a build reports, as plain data and plain text (the command renders them; nothing by default).
+
+    `notify(text)`: what the build does (loading a model). `warn(text)`: what the user should know (rows dropped
+    while reading prompts, failed requests retried, translations without their closing tag). `stage_done(stats,
+    seconds)`: a stage finished, `seconds` None when it was done earlier and skipped. `status(stage)`: a context
+    manager around a stage that does not report progress itself (the generating stages use `progress`).
+    """
+
+    notify: Callable[[str], None] = _ignore
+    warn: Callable[[str], None] = _ignore
+    stage_done: Callable[[StageStats, float | None], None] = _ignore
+    status: Callable[[str], AbstractContextManager] = _no_status
+
+
 class Build:
     """One run folder and the state of its stages."""
 
-    def __init__(self, recipe: Recipe, progress: bool = True, console: Console | None = None,
+    def __init__(self, recipe: Recipe, progress: Progress | None = None, events: BuildEvents | None = None,
                  load_generator: Callable[..., Generator] | None = None):
         self.recipe = recipe
         self.load_generator = load_generator
         self.dir = run_folder(recipe)
         self.paths = RunPaths(self.dir)
-        self.progress = progress
-        self.console = console or Console(quiet=not progress)
+        self.progress = progress or None
+        self.events = events or BuildEvents()
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / DROPPED_DIR).mkdir(exist_ok=True)
         state_path = self.paths.state
@@ -122,7 +147,7 @@ class Build:
             options = dict(self.recipe.backend_options)
             if self.recipe.revision:
                 options["revision"] = self.recipe.revision
-            self.console.print(f"loading {self.recipe.backend} model [bold]{self.recipe.model}[/]")
+            self.events.notify(f"loading {self.recipe.backend} model {self.recipe.model}")
             self._generator = load(self.recipe.backend, model, **options)
         return self._generator
 
@@ -139,7 +164,7 @@ class Build:
         failed = self.stats[stage].dropped.get("generation_error", 0) if stage in self.stats else 0
         if done and failed:
             # Failed requests are never cached: a rerun retries them (the successful ones are cache hits).
-            self.console.print(f"[yellow]{stage}: retrying {failed} request(s) that failed last time[/]")
+            self.events.warn(f"{stage}: retrying {failed} request(s) that failed last time")
             return False
         return done
 
@@ -163,24 +188,22 @@ class Build:
             stage = step.files.name
             fingerprint = _hash([fingerprint, step.settings(self.recipe)])
             if not rerun and self.finished(stage, fingerprint):
-                self.console.print(f"[dim]✓ {stage}: done earlier ({self.stats[stage].kept} rows), skipped[/]")
+                self.events.stage_done(self.stats[stage], None)
                 continue
             rerun = True
             self.state.pop(stage, None)
             start = time.perf_counter()
-            if step.files.generates:  # these draw their own progress bars
+            if step.files.generates:  # these report through `progress`
                 stats = step.run(self)
             else:
-                with self.console.status(f"[bold]{stage}[/] …"):
+                with self.events.status(stage):
                     stats = step.run(self)
             before = step.files.rows_from
             if before and stats.rows_in != self.stats[before].kept:
                 raise AssertionError(f"stage {stage}: {stats.rows_in} rows in, but {before} kept "
                                      f"{self.stats[before].kept}")
             self.record(stats, fingerprint)
-            dropped = sum(stats.dropped.values())
-            self.console.print(f"✓ [bold]{stage}[/]: {stats.rows_in} in → {stats.kept} kept, {dropped} dropped "
-                               f"({time.perf_counter() - start:.1f}s)")
+            self.events.stage_done(stats, time.perf_counter() - start)
         merge_drops([self.drops(s.files.name) for s in pipeline], self.paths.dropped)
 
 
@@ -213,7 +236,7 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
           model: str | None = None, limit: int | None = None, langs: Sequence[str] | None = None,
           responses: Sequence[str | Path | ResponsesImport] = (),
           translations: Sequence[str | Path | TranslationsImport] = (),
-          progress: bool = True, console: Console | None = None,
+          progress: Progress | None = None, events: BuildEvents | None = None,
           load_generator: Callable[..., Generator] | None = None) -> Path:
     """Run every stage of `recipe` (resuming what is done) and return the run folder.
 
@@ -222,7 +245,8 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
     text, ...), e.g. tables of another run: their rows are used as they are, not generated again.
     One build at a time per run folder: a second one fails at once with "another build (pid N) holds RUN_DIR".
     `load_generator(backend, model, **options)` creates the generator when a stage has something to generate
-    (default `lidr_data.generation.load_generator`).
+    (default `lidr_data.generation.load_generator`). The build reports through `progress` (the generating
+    stages) and `events` (see `BuildEvents`); it draws and prints nothing itself.
     """
     recipe = with_overrides(recipe, model=model, iteration=iteration, limit=limit, languages=langs, workdir=workdir)
     if responses or translations:
@@ -235,12 +259,12 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
         )
         recipe = dataclasses.replace(recipe, imports=imports)
     with locks.hold(run_folder(recipe), "build"):
-        return _build(recipe, progress, console, load_generator)
+        return _build(recipe, progress, events, load_generator)
 
 
-def _build(recipe: Recipe, progress: bool, console: Console | None,
+def _build(recipe: Recipe, progress: Progress | None, events: BuildEvents | None,
            load_generator: Callable[..., Generator] | None) -> Path:
-    run = Build(recipe, progress=progress, console=console, load_generator=load_generator)
+    run = Build(recipe, progress=progress, events=events, load_generator=load_generator)
     write_text_atomic(run.paths.recipe, recipe.to_yaml())
     try:
         run.run(PIPELINE)
@@ -256,14 +280,13 @@ def _prompts(run: Build) -> StageStats:
 
     recipe = run.recipe
     prompts, drops, stats = load_prompts(recipe.prompts, recipe.all_languages,
-                                         warn=lambda m: run.console.print(f"[yellow]prompts: {m}[/]",
-                                                                          highlight=False))
+                                         warn=lambda m: run.events.warn(f"prompts: {m}"))
     if stats.kept == 0:
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items(), key=lambda kv: -kv[1]))
         raise LidrError(f"{recipe.prompts.source}: no complete prompt item in {', '.join(recipe.all_languages)}"
                         + (f" (dropped: {reasons})" if reasons else ""))
     for reason, n in stats.dropped.items():
-        run.console.print(f"[yellow]prompts: {n} row(s) dropped: {reason}[/]")
+        run.events.warn(f"prompts: {n} row(s) dropped: {reason}")
     return run.save("prompts", prompts, drops, stats)
 
 
@@ -287,8 +310,8 @@ def _translate(run: Build) -> StageStats:
                                    recipe.generation.system_prompt, imported, run.progress)
     failed = kept.num_rows - sum(kept.column("ok").to_pylist())
     if failed:
-        run.console.print(f"[yellow]translate: {failed} of {kept.num_rows} translation(s) could not be "
-                          f"extracted (no </{recipe.translation.tag}>): kept with ok = false for the filter[/]")
+        run.events.warn(f"translate: {failed} of {kept.num_rows} translation(s) could not be extracted "
+                        f"(no </{recipe.translation.tag}>): kept with ok = false for the filter")
     return run.save("translate", kept, drops, stats)
 
 

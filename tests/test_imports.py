@@ -117,3 +117,12 @@ def test_no_module_of_the_package_imports_from_tests():
              for module, path in modules().items() for name, line in imported_names(module, path)
              if name.split(".")[0] in test_modules]
     assert not found, "\n".join(found)
+
+
+def test_only_the_commands_import_rich():
+    # The library computes and reports through return values and callbacks; drawing is the commands' job.
+    found = list(dict.fromkeys(f"{path.relative_to(ROOT)}:{line}: imports rich"
+                               for module, path in modules().items() for name, line in imported_names(module, path)
+                               if name.split(".")[0] == "rich" and not module.startswith("lidr_data.commands")
+                               and module != "lidr_data.cli"))
+    assert not found, "\n".join(found)

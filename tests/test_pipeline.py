@@ -205,3 +205,46 @@ def test_stage_start_removes_temporary_tables_of_a_killed_run(first_run, tmp_pat
     assert not any(p.exists() for p in stale)
     assert loads == []  # tag reran from the tables on disk: no model call
     assert (run_dir / f".pairs_tagged.parquet.part-{live}").exists()  # a live writer's file stays
+
+
+def test_build_reports_through_its_callbacks_and_prints_nothing(tiny_model_dir, tmp_path, capfd, loads):
+    from contextlib import contextmanager
+
+    from transformers.utils import logging as hf_logging
+
+    from lidr_data.pipeline import BuildEvents
+
+    seen: list[tuple] = []
+
+    @contextmanager
+    def progress(description, total):
+        seen.append(("bar", description, total))
+        yield lambda n: seen.append(("advance", description, n))
+
+    @contextmanager
+    def status(stage):
+        seen.append(("status", stage))
+        yield
+
+    events = BuildEvents(notify=lambda m: seen.append(("notify", m)), warn=lambda m: seen.append(("warn", m)),
+                         stage_done=lambda stats, seconds: seen.append(("done", stats.stage, seconds is None)),
+                         status=status)
+    recipe = demo_recipe(tiny_model_dir)
+    hf_logging.disable_progress_bar()  # transformers' own "Loading weights" bar is not the build's output
+    try:
+        build(recipe, workdir=tmp_path, limit=2, langs=["es"], progress=progress, events=events,
+              load_generator=loads)
+    finally:
+        hf_logging.enable_progress_bar()
+    assert capfd.readouterr() == ("", "")
+    assert [e[1] for e in seen if e[0] == "done"] == list(STAGES) and not any(e[2] for e in seen if e[0] == "done")
+    assert [e[1] for e in seen if e[0] == "status"] == ["prompts", "pairs", "tag", "filter", "dedup"]
+    assert ("notify", f"loading transformers model {tiny_model_dir}") in seen
+    # The generating stages draw through `progress`: each bar is advanced to its total.
+    bars = {e[1]: e[2] for e in seen if e[0] == "bar"}
+    assert set(bars) == {"respond", "translate"}
+    for description, total in bars.items():
+        assert sum(e[2] for e in seen if e[0] == "advance" and e[1] == description) == total
+    seen.clear()
+    build(recipe, workdir=tmp_path, limit=2, langs=["es"], progress=progress, events=events, load_generator=loads)
+    assert seen == [("done", stage, True) for stage in STAGES] and capfd.readouterr() == ("", "")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.text import Text
 
 from lidr_data.commands.render import (
     Column,
     TableData,
     add_format_argument,
+    generation_bar,
     messages_to_stderr,
     output_consoles,
     print_tables,
@@ -18,6 +21,9 @@ from lidr_data.commands.render import (
     warn,
 )
 from lidr_data.stages.schema import StageStats
+
+if TYPE_CHECKING:
+    from lidr_data.pipeline import BuildEvents
 
 
 def _langs(text: str) -> list[str]:
@@ -122,6 +128,28 @@ def read_imports_file(path: Path):
         raise LidrError(f"{path}: {e}") from None
 
 
+def build_events(console: Console) -> BuildEvents:
+    """The build's reports as lines on `console`: a line per stage (dim when done earlier), notices, warnings in
+    yellow, and a spinner while a stage without a progress bar runs."""
+    from lidr_data.pipeline import BuildEvents
+
+    def stage_done(stats: StageStats, seconds: float | None) -> None:
+        if seconds is None:
+            console.print(f"✓ {stats.stage}: done earlier ({stats.kept} rows), skipped", style="dim", markup=False)
+            return
+        line = Text.assemble("✓ ", (stats.stage, "bold"), f": {stats.rows_in} in → {stats.kept} kept, "
+                             f"{sum(stats.dropped.values())} dropped ({seconds:.1f}s)")
+        console.print(line)
+
+    return BuildEvents(
+        notify=lambda message: console.print(message, markup=False),
+        # Text, not markup: a message may quote data such as "[Translation Error]".
+        warn=lambda message: console.print(message, style="yellow", markup=False, highlight=False),
+        stage_done=stage_done,
+        status=lambda stage: console.status(Text.assemble((stage, "bold"), " …")),
+    )
+
+
 def stats_table(stats: list[StageStats], title: str) -> TableData:
     rows = []
     for s in stats:
@@ -179,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             locks.hold(run_folder(with_overrides(recipe, iteration=args.iteration, workdir=args.workdir)), "build"):
         run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
                         langs=langs, responses=responses, translations=translations,
-                        progress=not args.no_progress, console=console)
+                        progress=None if args.no_progress else generation_bar, events=build_events(console))
         report(run_dir, console, args.format, out)
         materialize_and_report(run_dir, args, console)
     return 0

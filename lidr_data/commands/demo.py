@@ -7,8 +7,14 @@ from pathlib import Path
 
 from rich.panel import Panel
 
-from lidr_data.commands.build import add_build_options, materialize_and_report, quiet_transformers, report
-from lidr_data.commands.render import messages_to_stderr, output_consoles
+from lidr_data.commands.build import (
+    add_build_options,
+    build_events,
+    materialize_and_report,
+    quiet_transformers,
+    report,
+)
+from lidr_data.commands.render import generation_bar, messages_to_stderr, output_consoles
 
 DEMO_RECIPE = "lidr:assets/demo.yaml"
 
@@ -46,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(Panel(NOTICE, title="lidr demo", border_style="yellow"))
     recipe = load_recipe(DEMO_RECIPE)
     with messages_to_stderr(args.format):
-        run_dir = build(recipe, workdir=args.workdir, progress=not args.no_progress, console=console)
+        run_dir = build(recipe, workdir=args.workdir, progress=None if args.no_progress else generation_bar,
+                        events=build_events(console))
         report(run_dir, console, args.format, out)
         materialize_and_report(run_dir, args, console)
     console.print(f"[yellow]Reminder:[/] the model was random; the recipe relaxed the text checks. Next: "

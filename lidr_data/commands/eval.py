@@ -13,6 +13,7 @@ from lidr_data.commands.render import (
     Column,
     TableData,
     add_format_argument,
+    generation_bar,
     messages_to_stderr,
     output_consoles,
     print_tables,
@@ -125,7 +126,7 @@ def run_mgsm_cmd(args: argparse.Namespace) -> int:
     if args.no_progress:
         quiet_transformers()
     with messages_to_stderr(args.format):  # progress bars
-        summary, info = run_mgsm(cfg, progress=not args.no_progress)
+        summary, info = run_mgsm(cfg, progress=None if args.no_progress else generation_bar)
     print_tables([TableData(f"MGSM · {info['label']}", [
         Column("lang"), Column("n", numeric=True), Column("accuracy", "accuracy %", True, _pct),
         Column("correct", numeric=True), Column("no_answer", "no answer", numeric=True),
@@ -165,7 +166,7 @@ def run_winrate_cmd(args: argparse.Namespace) -> int:
     if args.no_progress:
         quiet_transformers()
     with messages_to_stderr(args.format):  # progress bars
-        summary, info = run_winrate(cfg, progress=not args.no_progress)
+        summary, info = run_winrate(cfg, progress=None if args.no_progress else generation_bar)
     rows = [{**r, "unmatched": f"{r['unmatched_candidate']}/{r['unmatched_reference']}"} for r in summary.to_dicts()]
     print_tables([TableData(
         f"win rate · {info['label']} vs {Path(info['reference']).name} · judge {info['judge']}", [

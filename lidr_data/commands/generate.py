@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from lidr_data.commands.render import generation_bar
 from lidr_data.errors import LidrError
 from lidr_data.generation import BACKENDS, SamplingParams
 
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             generator, args.input, args.output, cache,
             sampling=dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                           repetition_penalty=args.repetition_penalty, seed=args.seed),
-            system_prompt=args.system_prompt, progress=not args.no_progress,
+            system_prompt=args.system_prompt, progress=None if args.no_progress else generation_bar,
         )
     finally:
         generator.close()

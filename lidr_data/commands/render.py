@@ -163,16 +163,22 @@ def print_rich_table(console: Console, t: TableData) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int):
-    """A transient rich progress bar: the `progress` callback of `materialize` (yields `advance(n)`)."""
+def progress_bar(description: str, total: int, transient: bool = True):
+    """A rich progress bar: the `progress` callback of the library (`lidr_data.progress.Progress`, yields
+    `advance(n)`). Transient: gone once done."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as bar:
+                  transient=transient) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
 
 
+def generation_bar(description: str, total: int) -> contextlib.AbstractContextManager:
+    """The bar of a generation (a stage's, `lidr generate`'s, an eval's): it stays, so a log shows how far it got."""
+    return progress_bar(description, total, transient=False)
+
+
 def warn(message: str) -> None:
     """A notice of the library (e.g. what a --force replaced), in yellow on stderr."""
-    Console(stderr=True).print(f"[yellow]{message}[/]", highlight=False, soft_wrap=True)
+    Console(stderr=True).print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)

@@ -13,8 +13,7 @@ already exists. Nothing here prints: progress and notices go to the callbacks th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,21 +49,13 @@ from lidr_data.files import (
     sql_literal_list,
     temp_dir_name,
 )
+from lidr_data.progress import Progress, no_progress
 from lidr_data.recipe import Recipe
 from lidr_data.run_folder import RunPaths
 from lidr_data.stages.schema import PAIR_COLUMNS, TAG_COLUMNS
 
 SHARD_ROWS = 250_000  # rows per Parquet shard (a few hundred MB of text at most)
 ROW_GROUP_ROWS = 10_000
-
-# progress(description, total) -> a context manager yielding advance(n): how a caller draws a progress bar.
-Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
-
-
-@contextmanager
-def no_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    yield lambda n: None
-
 
 def _redact(obj):
     """Recipe values under secret-looking keys never reach a manifest or card (env var *names* are fine); run

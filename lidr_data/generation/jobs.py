@@ -11,6 +11,7 @@ from lidr_data.files import atomic_path
 from lidr_data.generation.base import Generator, Request, SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.runner import RunStats, run_requests
+from lidr_data.progress import Progress
 from lidr_data.readers import read_records, row_location
 
 
@@ -43,7 +44,7 @@ def requests_from_records(path: Path, rows: list[dict], sampling: SamplingParams
 
 def generate_file(generator: Generator, input_path: Path, output_path: Path, cache: RequestCache | None,
                   sampling: dict | None = None, system_prompt: str | None = None,
-                  progress: bool = True) -> RunStats:
+                  progress: Progress | None = None) -> RunStats:
     """Generate for every row of `input_path`; write the completions table to `output_path` atomically."""
     input_path, output_path = Path(input_path), Path(output_path)
     rows = read_records(input_path)

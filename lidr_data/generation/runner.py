@@ -1,4 +1,4 @@
-"""Run requests through a generator with the request cache and a progress bar.
+"""Run requests through a generator with the request cache, reporting progress through a callback.
 
 Cache hits are served first; misses go to the backend in batches of `generator.batch_size`, and each batch is
 committed to the cache as soon as it returns, which is what makes every stage resumable.
@@ -11,10 +11,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
 from lidr_data.generation.base import Completion, Generator, Request
 from lidr_data.generation.cache import RequestCache
+from lidr_data.progress import Progress, no_progress
 
 
 @dataclass
@@ -31,10 +30,11 @@ def run_requests(
     generator: Generator,
     requests: Sequence[Request],
     cache: RequestCache | None = None,
-    progress: bool = True,
+    progress: Progress | None = None,
     description: str = "generating",
 ) -> tuple[list[Completion], list[str], RunStats]:
-    """Complete `requests` in order; returns (completions, request keys, stats)."""
+    """Complete `requests` in order; returns (completions, request keys, stats). `progress(description, total)`
+    is advanced by requests done, cache hits first (none drawn by default)."""
     start = time.perf_counter()
     keys = [generator.request_key(r) for r in requests]
     results: dict[str, Completion] = cache.get_many(keys) if cache is not None else {}
@@ -48,17 +48,8 @@ def run_requests(
     todo_items = list(todo.items())
     multiplicity = Counter(keys)
 
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        disable=not progress,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=len(requests), completed=stats.cache_hits,
-                            rate=f"cache hits {stats.cache_hits}")
+    with (progress or no_progress)(description, len(requests)) as advance:
+        advance(stats.cache_hits)
         for i in range(0, len(todo_items), max(1, generator.batch_size)):
             chunk = todo_items[i : i + generator.batch_size]
             completions = generator.generate([r for _, r in chunk])
@@ -69,12 +60,6 @@ def run_requests(
                 stats.generated += 1
                 stats.errors += completion.finish_reason == "error"
                 stats.new_tokens += completion.n_tokens
-            elapsed = max(time.perf_counter() - start, 1e-9)
-            bar.update(
-                task,
-                advance=sum(multiplicity[k] for k, _ in chunk),
-                rate=f"{stats.generated / elapsed:.1f} req/s · {stats.new_tokens / elapsed:.0f} tok/s · "
-                f"cache hits {stats.cache_hits}",
-            )
+            advance(sum(multiplicity[k] for k, _ in chunk))
     stats.seconds = time.perf_counter() - start
     return [results[k] for k in keys], keys, stats

@@ -18,6 +18,7 @@ from lidr_data.generation.base import Generator, Request, SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.runner import run_requests
 from lidr_data.languages import check_language
+from lidr_data.progress import Progress
 from lidr_data.readers import read_records, row_location
 from lidr_data.stages.schema import PROMPTS, RESPONSES, StageStats
 from lidr_data.stages.tables import drop_table
@@ -117,7 +118,7 @@ def read_imported_responses(imports: Sequence[ResponsesImport]) -> dict[tuple[st
 def respond(prompts: pa.Table, get_generator: Callable[[], Generator], cache: RequestCache | None,
             sampling: SamplingParams, system_prompt: str | None = None,
             imported: dict[tuple[str, str], dict] | None = None,
-            progress: bool = True) -> tuple[pa.Table, pa.Table, StageStats]:
+            progress: Progress | None = None) -> tuple[pa.Table, pa.Table, StageStats]:
     """(responses, dropped, stats). `get_generator` is called only if something must be generated."""
     imported = imported or {}
     rows = prompts.to_pylist()

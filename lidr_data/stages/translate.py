@@ -23,6 +23,7 @@ from lidr_data.generation.base import Generator, Request, SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.runner import run_requests
 from lidr_data.languages import check_language, language_name
+from lidr_data.progress import Progress
 from lidr_data.readers import read_records, row_location
 from lidr_data.stages.schema import TRANSLATIONS, StageStats
 from lidr_data.stages.tables import drop_table
@@ -153,7 +154,7 @@ def read_imported_translations(imports: Sequence[TranslationsImport]) -> dict[tu
 def translate(jobs: list[dict], get_generator: Callable[[], Generator], cache: RequestCache | None,
               config: TranslationConfig, sampling: SamplingParams, system_prompt: str | None = None,
               imported: dict[tuple[str, str, str], dict] | None = None,
-              progress: bool = True) -> tuple[pa.Table, pa.Table, StageStats]:
+              progress: Progress | None = None) -> tuple[pa.Table, pa.Table, StageStats]:
     """(translations, dropped, stats) for `jobs` (see `translation_jobs`)."""
     imported = imported or {}
     results: list[dict | None] = [None] * len(jobs)

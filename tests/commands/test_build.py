@@ -127,7 +127,7 @@ def test_refused_recipe_writes_nothing_and_no_secret(tmp_path, capsys):
     assert not work.exists()
 
 
-def test_run_folder_recipe_has_no_secret_values(tmp_path, monkeypatch):
+def test_run_folder_recipe_has_no_secret_values(tmp_path):
     # Accepted options whose values are secrets (a password in the endpoint URL) or names of the variable
     # holding one: the first is redacted in the run folder's recipe.yaml, the second (not a secret) is kept.
     import yaml
@@ -144,9 +144,8 @@ def test_run_folder_recipe_has_no_secret_values(tmp_path, monkeypatch):
     def stop(*a, **k):  # no endpoint is needed: the recipe is written before the first model call
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(generation, "load_generator", stop)
     with pytest.raises(RuntimeError, match="stop here"):
-        build(load_recipe(recipe), workdir=tmp_path / "w", progress=False)
+        build(load_recipe(recipe), workdir=tmp_path / "w", load_generator=stop)
     written = yaml.safe_load((tmp_path / "w" / "runs" / "x" / "iter-1" / "recipe.yaml").read_text())
     assert written["backend_options"] == {"base_url": "http://me:<redacted>@127.0.0.1:9/v1", "api_key_env": "MY_KEY"}
     assert _files_holding(tmp_path / "w", "SECRET") == []
