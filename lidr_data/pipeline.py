@@ -234,6 +234,7 @@ def merge_drops(parts: Sequence[Path], dst: Path) -> Path:
 
 def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int | None = None,
           model: str | None = None, limit: int | None = None, langs: Sequence[str] | None = None,
+          parent: str | None = None,
           responses: Sequence[str | Path | ResponsesImport] = (),
           translations: Sequence[str | Path | TranslationsImport] = (),
           progress: Progress | None = None, events: BuildEvents | None = None,
@@ -243,12 +244,16 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
     `responses` / `translations` are import specs (field mapping, failure markers, attribution: what the recipe's
     `imports:` section holds) or bare files in the run-table layout (prompt_id, lang / src_lang, tgt_lang,
     text, ...), e.g. tables of another run: their rows are used as they are, not generated again.
+    `parent` (overriding the recipe's `parent:`) is the reference of the version this one follows: it is resolved
+    and verified before anything runs, and recorded with the generator model in the run's `lineage.json`, which
+    the manifest copies. No parent: the version has none (nothing is inferred from the store).
     One build at a time per run folder: a second one fails at once with "another build (pid N) holds RUN_DIR".
     `load_generator(backend, model, **options)` creates the generator when a stage has something to generate
     (default `lidr_data.generation.load_generator`). The build reports through `progress` (the generating
     stages) and `events` (see `BuildEvents`); it draws and prints nothing itself.
     """
-    recipe = with_overrides(recipe, model=model, iteration=iteration, limit=limit, languages=langs, workdir=workdir)
+    recipe = with_overrides(recipe, model=model, iteration=iteration, limit=limit, languages=langs, workdir=workdir,
+                            parent=parent)
     if responses or translations:
         imports = dataclasses.replace(
             recipe.imports,
@@ -262,10 +267,23 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
         return _build(recipe, progress, events, load_generator)
 
 
+def build_lineage(recipe: Recipe) -> dict:
+    """{"parent": the parent version's record or None, "generator": the generator model's record}: resolved
+    before the first stage, so a bad parent reference fails before any generation."""
+    from lidr_data.dataset.lineage import model_record, parent_record
+
+    workdir = Path(recipe.workdir).expanduser()
+    tiny = workdir / "tiny-model" if recipe.model == TINY_MODEL else None
+    return {"parent": parent_record(recipe.parent, workdir) if recipe.parent else None,
+            "generator": model_record(recipe.model, recipe.revision, workdir, folder=tiny)}
+
+
 def _build(recipe: Recipe, progress: Progress | None, events: BuildEvents | None,
            load_generator: Callable[..., Generator] | None) -> Path:
+    lineage = build_lineage(recipe)
     run = Build(recipe, progress=progress, events=events, load_generator=load_generator)
     write_text_atomic(run.paths.recipe, recipe.to_yaml())
+    write_json_atomic(run.paths.lineage, lineage)
     try:
         run.run(PIPELINE)
     finally:
