@@ -3,7 +3,8 @@
 `WORKDIR/runs/<recipe name>/iter-<N>/` holds every stage's table (`STAGE_FILES`), `dropped/<stage>.parquet`
 (merged into `dropped.parquet`), the request cache `cache/requests.sqlite`, `stats.json` (StageStats per
 stage), `recipe.yaml` (the resolved recipe, secrets redacted), `state.json` (a fingerprint per finished
-stage) and `lineage.json` (the parent version and the generator model, resolved when the build started). The
+stage), `lineage.json` (the parent version and the generator model, resolved when the build started) and
+`exclude_pairs.json` (what each pair-filter file of `filters.exclude_pairs` dropped, written by the filter stage). The
 published table is the last stage's output, `pairs.parquet`.
 """
 
@@ -22,8 +23,9 @@ from lidr_data.stages.schema import STAGE_FILES, STAGES, StageStats
 STAGE_NAMES = STAGES
 BY_NAME = {s.name: s for s in STAGE_FILES}
 
-RECIPE, STATS, STATE, DROPPED, DROPPED_DIR, CACHE, LINEAGE = (
-    "recipe.yaml", "stats.json", "state.json", "dropped.parquet", "dropped", "cache/requests.sqlite", "lineage.json")
+RECIPE, STATS, STATE, DROPPED, DROPPED_DIR, CACHE, LINEAGE, EXCLUSIONS = (
+    "recipe.yaml", "stats.json", "state.json", "dropped.parquet", "dropped", "cache/requests.sqlite", "lineage.json",
+    "exclude_pairs.json")
 
 
 def run_dir(workdir: str | Path, name: str, iteration: int) -> Path:
@@ -70,6 +72,10 @@ class RunPaths:
     @property
     def lineage(self) -> Path:
         return self.path / LINEAGE
+
+    @property
+    def exclusions(self) -> Path:
+        return self.path / EXCLUSIONS
 
     def read_lineage(self) -> dict | None:
         """lineage.json ({"parent": ..., "generator": ...}) as the build wrote it; None when absent."""

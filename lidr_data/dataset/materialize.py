@@ -187,6 +187,27 @@ def _lineage(run: RunFolder, parent: str | None) -> tuple[dict | None, dict]:
     return parent_rec, model
 
 
+def _exclusions(run: RunFolder) -> list[dict]:
+    """What the filter stage's pair-filter files dropped (exclude_pairs.json), with portable paths."""
+    import json
+
+    path = RunPaths(run.path).exclusions
+    if not path.is_file():
+        return []
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LidrError(f"{path}: malformed JSON ({e})") from None
+    workdir = _run_workdir(run.path)
+    out = []
+    for rec in records:
+        audit = rec.get("audit")
+        if isinstance(audit, dict) and "path" in audit:
+            audit = dict(audit, path=_portable(audit["path"], workdir))
+        out.append(dict(rec, path=_portable(rec.get("path"), workdir), audit=audit))
+    return out
+
+
 def _drop_summary(run: RunFolder) -> str:
     """'every row was dropped: translation_failed 4, wrong_language 2' from the run's dropped table."""
     if run.dropped is None or pq.ParquetFile(run.dropped).metadata.num_rows == 0:
@@ -198,8 +219,9 @@ def _drop_summary(run: RunFolder) -> str:
     return "every row was dropped: " + ", ".join(f"{'/'.join(map(str, k))} {n}" for k, n in counts.most_common())
 
 
-_LOCAL_PATH_KEYS = {("workdir",), ("output",), ("model",), ("parent",), ("prompts", "source"), ("prompts", "translation_task_ids"),
-                    ("imports", "responses", "path"), ("imports", "translations", "path")}
+_LOCAL_PATH_KEYS = {("workdir",), ("output",), ("model",), ("parent",), ("filters", "exclude_pairs"),
+                    ("prompts", "source"), ("prompts", "translation_task_ids"), ("imports", "responses", "path"),
+                    ("imports", "translations", "path")}
 
 
 def _run_workdir(run_path: Path) -> Path:
@@ -343,6 +365,9 @@ def _materialize(run: RunFolder, store: str | Path, version: str | None, force: 
             "source_pairs_sha256": sha256_file(run.pairs),  # lets `lidr build` see a version is up to date
             "files": {},
         }
+        excluded = _exclusions(run)
+        if excluded:  # which audit removed what (filters.exclude_pairs)
+            manifest["filters"] = {"exclude_pairs": excluded}
         (tmp / CARD).write_text(render_card(manifest, location=str(final.resolve())), encoding="utf-8")
         write_manifest(tmp, manifest)
         fsync_tree(tmp)
