@@ -150,6 +150,8 @@ def test_build_drops_exactly_the_listed_pairs_and_records_the_audit(demo_version
     assert m2["parent"]["content_id"] == content_id(read_manifest(v1))
     assert m2["recipe"]["filters"]["exclude_pairs"] == ["judge_reversed.json"]
     assert str(tmp_path) not in (v2 / "manifest.json").read_text()
+    assert (f"| removed by `judge_reversed.json` (judge_reversed) | {len(chosen)} of {len(chosen) + 1} listed pairs; "
+            "audit of `iter-1` by the `length` judge, sample") in (v2 / "README.md").read_text()
     assert verify(v2).ok
     capsys.readouterr()
     assert main(["verify", str(v2)]) == 0
