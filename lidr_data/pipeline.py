@@ -259,7 +259,8 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
                             parent=parent)
     if exclude_pairs:
         filters = dataclasses.replace(recipe.filters, exclude_pairs=list(dict.fromkeys(
-            [*recipe.filters.exclude_pairs, *(str(p) for p in exclude_pairs)])))
+            # absolute: a resumed build may run from another folder (the manifest gets a portable form)
+            [*recipe.filters.exclude_pairs, *(str(Path(p).expanduser().resolve()) for p in exclude_pairs)])))
         recipe = dataclasses.replace(recipe, filters=filters)
     if responses or translations:
         imports = dataclasses.replace(
