@@ -234,6 +234,7 @@ def merge_drops(parts: Sequence[Path], dst: Path) -> Path:
 
 def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int | None = None,
           model: str | None = None, limit: int | None = None, langs: Sequence[str] | None = None,
+          parent: str | None = None, exclude_pairs: Sequence[str | Path] = (),
           responses: Sequence[str | Path | ResponsesImport] = (),
           translations: Sequence[str | Path | TranslationsImport] = (),
           progress: Progress | None = None, events: BuildEvents | None = None,
@@ -243,12 +244,24 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
     `responses` / `translations` are import specs (field mapping, failure markers, attribution: what the recipe's
     `imports:` section holds) or bare files in the run-table layout (prompt_id, lang / src_lang, tgt_lang,
     text, ...), e.g. tables of another run: their rows are used as they are, not generated again.
+    `parent` (overriding the recipe's `parent:`) is the reference of the version this one follows: it is resolved
+    and verified before anything runs, and recorded with the generator model in the run's `lineage.json`, which
+    the manifest copies. No parent: the version has none (nothing is inferred from the store).
+    `exclude_pairs` adds pair-filter files (`lidr audit --write-filter`) to the recipe's `filters.exclude_pairs`:
+    they are checked before anything runs, and their listed pairs are dropped by the filter stage with the file's
+    reason; a changed file reruns filter and the stages after it (generation is reused).
     One build at a time per run folder: a second one fails at once with "another build (pid N) holds RUN_DIR".
     `load_generator(backend, model, **options)` creates the generator when a stage has something to generate
     (default `lidr_data.generation.load_generator`). The build reports through `progress` (the generating
     stages) and `events` (see `BuildEvents`); it draws and prints nothing itself.
     """
-    recipe = with_overrides(recipe, model=model, iteration=iteration, limit=limit, languages=langs, workdir=workdir)
+    recipe = with_overrides(recipe, model=model, iteration=iteration, limit=limit, languages=langs, workdir=workdir,
+                            parent=parent)
+    if exclude_pairs:
+        filters = dataclasses.replace(recipe.filters, exclude_pairs=list(dict.fromkeys(
+            # absolute: a resumed build may run from another folder (the manifest gets a portable form)
+            [*recipe.filters.exclude_pairs, *(str(Path(p).expanduser().resolve()) for p in exclude_pairs)])))
+        recipe = dataclasses.replace(recipe, filters=filters)
     if responses or translations:
         imports = dataclasses.replace(
             recipe.imports,
@@ -262,10 +275,24 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
         return _build(recipe, progress, events, load_generator)
 
 
+def build_lineage(recipe: Recipe) -> dict:
+    """{"parent": the parent version's record or None, "generator": the generator model's record}: resolved
+    before the first stage, so a bad parent reference fails before any generation."""
+    from lidr_data.dataset.lineage import model_record, parent_record
+
+    workdir = Path(recipe.workdir).expanduser()
+    tiny = workdir / "tiny-model" if recipe.model == TINY_MODEL else None
+    return {"parent": parent_record(recipe.parent, workdir) if recipe.parent else None,
+            "generator": model_record(recipe.model, recipe.revision, workdir, folder=tiny)}
+
+
 def _build(recipe: Recipe, progress: Progress | None, events: BuildEvents | None,
            load_generator: Callable[..., Generator] | None) -> Path:
+    lineage = build_lineage(recipe)
+    _pair_filters(recipe)  # a bad pair-filter file fails here, before any generation
     run = Build(recipe, progress=progress, events=events, load_generator=load_generator)
     write_text_atomic(run.paths.recipe, recipe.to_yaml())
+    write_json_atomic(run.paths.lineage, lineage)
     try:
         run.run(PIPELINE)
     finally:
@@ -331,15 +358,44 @@ def _tag(run: Build) -> StageStats:
     return tag_pairs(run.out("pairs"), run.out("tag"), run.recipe.tag, run.recipe.all_languages)
 
 
+def _pair_filters(recipe: Recipe) -> list:
+    """The recipe's pair-filter files, read and checked (`filters.exclude_pairs`)."""
+    from lidr_data.stages.filter import read_pair_filter
+
+    out = []
+    for i, path in enumerate(recipe.filters.exclude_pairs):
+        try:
+            out.append(read_pair_filter(path))
+        except LidrError as e:
+            raise LidrError(f"filters.exclude_pairs[{i}]: {e}") from None
+    return out
+
+
+def _pair_filter_hashes(recipe: Recipe) -> list[str]:
+    """The content of every pair-filter file is a setting of the filter stage: a changed file reruns it."""
+    return [f.sha256 for f in _pair_filters(recipe)] if recipe.filters.exclude_pairs else []
+
+
+def _filter_settings(recipe: Recipe) -> list:
+    settings = _section(recipe, "filters")
+    if not recipe.filters.exclude_pairs:  # run folders from before pair-filter files keep their fingerprint
+        settings.pop("exclude_pairs")
+        return [settings]
+    return [settings, _pair_filter_hashes(recipe)]
+
+
 def _filter(run: Build) -> StageStats:
-    from lidr_data.stages.filter import filter_pairs
+    from lidr_data.stages.filter import exclusion_report, filter_pairs
 
     recipe = run.recipe
     # A side equal to any import's failure marker is a failed generation, whichever file it came from.
     filters = dataclasses.replace(recipe.filters, failure_markers=list(dict.fromkeys(
         [*recipe.filters.failure_markers, *recipe.imports.failure_markers])))
-    return filter_pairs(run.out("pairs"), run.out("tag"), run.out("filter"), run.drops("filter"), filters,
-                        recipe.dominant_lang)
+    exclusions = _pair_filters(recipe)
+    stats = filter_pairs(run.out("pairs"), run.out("tag"), run.out("filter"), run.drops("filter"), filters,
+                         recipe.dominant_lang, exclusions)
+    write_json_atomic(run.paths.exclusions, exclusion_report(exclusions, run.drops("filter")))
+    return stats
 
 
 def _dedup(run: Build) -> StageStats:
@@ -372,7 +428,7 @@ _STEPS: dict[str, tuple[Callable[[Recipe], object], Callable[[Build], StageStats
                   _translate),
     "pairs": (lambda r: [r.iteration], _pairs),
     "tag": (lambda r: [_section(r, "tag")], _tag),
-    "filter": (lambda r: [_section(r, "filters")], _filter),
+    "filter": (lambda r: _filter_settings(r), _filter),
     "dedup": (lambda r: [_section(r, "dedup")], _dedup),
 }
 # In STAGE_FILES order: a stage added there without its function here fails at import, not mid-build.

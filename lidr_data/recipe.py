@@ -71,6 +71,9 @@ class Recipe:
     dedup: DedupConfig = option(help="Dedup stage: exact, then near-duplicate (MinHash).", factory=DedupConfig)
     imports: ImportsConfig = option(help="Generations made elsewhere, not generated again.", factory=ImportsConfig)
     iteration: int = option(1, help="LIDR iteration t (M_t generates the data of iteration t).")
+    parent: str | None = option(None, help="The version this one follows (any version reference: a version folder, "
+                                "store/name@version, org/name@revision), resolved and verified before the build "
+                                "starts and recorded in the manifest. Unset: the version has no parent.")
     workdir: str = option("lidr-work", help="Work folder holding runs/<name>/iter-<N>/.")
     license: str | None = option(None, help="License of the published data (a Hub license id such as cc-by-nc-4.0; "
                              "it should respect the prompts' and the generator's terms). Default: unknown.")
@@ -92,6 +95,7 @@ class Recipe:
         self.languages = list(dict.fromkeys(c for c in self.languages if c != self.dominant_lang))
         require(bool(self.languages), "languages", "needs a language other than dominant_lang")
         require(self.iteration >= 1, "iteration", f"must be >= 1, got {self.iteration}")
+        require(self.parent is None or bool(self.parent.strip()), "parent", "must be a version reference, got ''")
         if self.license is not None:
             require(bool(re.fullmatch(r"[\w.+-]+", self.license)), "license",
                      f"a license id such as cc-by-4.0 or apache-2.0, got {self.license!r}")
@@ -258,7 +262,7 @@ def load_recipe(path: str | Path) -> Recipe:
 
 def with_overrides(recipe: Recipe, *, model: str | None = None, iteration: int | None = None,
                    limit: int | None = None, languages: list[str] | None = None,
-                   workdir: str | Path | None = None) -> Recipe:
+                   workdir: str | Path | None = None, parent: str | None = None) -> Recipe:
     """The recipe with command-line overrides applied (and validated like the YAML)."""
     changes: dict[str, Any] = {}
     if model:
@@ -269,6 +273,8 @@ def with_overrides(recipe: Recipe, *, model: str | None = None, iteration: int |
         changes["languages"] = list(languages)
     if workdir is not None:
         changes["workdir"] = str(workdir)
+    if parent is not None:
+        changes["parent"] = str(parent)
     try:
         if limit is not None:
             changes["prompts"] = dataclasses.replace(recipe.prompts, limit=limit)

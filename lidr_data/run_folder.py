@@ -2,8 +2,10 @@
 
 `WORKDIR/runs/<recipe name>/iter-<N>/` holds every stage's table (`STAGE_FILES`), `dropped/<stage>.parquet`
 (merged into `dropped.parquet`), the request cache `cache/requests.sqlite`, `stats.json` (StageStats per
-stage), `recipe.yaml` (the resolved recipe, secrets redacted) and `state.json` (a fingerprint per finished
-stage). The published table is the last stage's output, `pairs.parquet`.
+stage), `recipe.yaml` (the resolved recipe, secrets redacted), `state.json` (a fingerprint per finished
+stage), `lineage.json` (the parent version and the generator model, resolved when the build started) and
+`exclude_pairs.json` (what each pair-filter file of `filters.exclude_pairs` dropped, written by the filter stage). The
+published table is the last stage's output, `pairs.parquet`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from lidr_data.stages.schema import STAGE_FILES, STAGES, StageStats
 STAGE_NAMES = STAGES
 BY_NAME = {s.name: s for s in STAGE_FILES}
 
-RECIPE, STATS, STATE, DROPPED, DROPPED_DIR, CACHE = (
-    "recipe.yaml", "stats.json", "state.json", "dropped.parquet", "dropped", "cache/requests.sqlite")
+RECIPE, STATS, STATE, DROPPED, DROPPED_DIR, CACHE, LINEAGE, EXCLUSIONS = (
+    "recipe.yaml", "stats.json", "state.json", "dropped.parquet", "dropped", "cache/requests.sqlite", "lineage.json",
+    "exclude_pairs.json")
 
 
 def run_dir(workdir: str | Path, name: str, iteration: int) -> Path:
@@ -65,6 +68,26 @@ class RunPaths:
     @property
     def cache(self) -> Path:
         return self.path / CACHE
+
+    @property
+    def lineage(self) -> Path:
+        return self.path / LINEAGE
+
+    @property
+    def exclusions(self) -> Path:
+        return self.path / EXCLUSIONS
+
+    def read_lineage(self) -> dict | None:
+        """lineage.json ({"parent": ..., "generator": ...}) as the build wrote it; None when absent."""
+        if not self.lineage.is_file():
+            return None
+        try:
+            data = json.loads(self.lineage.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise LidrError(f"{self.lineage}: malformed JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise LidrError(f"{self.lineage}: expected a JSON object")
+        return data
 
     def read_recipe_data(self) -> dict | None:
         """recipe.yaml as written (None when absent); malformed YAML is a one-line LidrError."""

@@ -54,6 +54,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("recipe", help="recipe YAML file (e.g. recipes/quickstart.yaml)")
     p.add_argument("--iteration", type=int, default=None, help="LIDR iteration N (default: the recipe's)")
     p.add_argument("--model", default=None, help="generator model, overriding the recipe (e.g. M_t of iteration t)")
+    p.add_argument("--parent", default=None, metavar="REF",
+                   help="the version this one follows (a version folder, STORE/NAME@VERSION or org/name@revision), "
+                   "overriding the recipe's `parent:`; checked before the build starts and recorded in the "
+                   "manifest (default: none)")
     p.add_argument("--limit", type=int, default=None, help="use only the first K prompt items")
     p.add_argument("--langs", nargs="+", type=_langs, default=None, metavar="LANG",
                    help="non-dominant languages, overriding the recipe (e.g. --langs es de or --langs es,de)")
@@ -66,6 +70,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="translations made elsewhere, not regenerated: a file (prompt_id, src_lang, tgt_lang, "
                    "text[, ok]) then optional settings of imports.translations entries, e.g. src_lang=en tgt_lang=fr "
                    "id_field=id text_field=en2fr_reponse failure_markers='Translation Error'")
+    p.add_argument("--exclude-pairs", action="append", default=[], metavar="PATH",
+                   help="a pair-filter file written by `lidr audit --write-filter` (repeatable): the pairs it lists "
+                   "are dropped with its reason (judge_reversed), added to the recipe's filters.exclude_pairs")
     p.add_argument("--imports", type=Path, default=None, metavar="YAML",
                    help="a YAML file with `responses:` and `translations:` lists, as in a recipe's `imports:` "
                    "section (added to the recipe's own imports)")
@@ -206,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
     with messages_to_stderr(args.format), \
             locks.hold(run_folder(with_overrides(recipe, iteration=args.iteration, workdir=args.workdir)), "build"):
         run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
-                        langs=langs, responses=responses, translations=translations,
+                        langs=langs, parent=args.parent, exclude_pairs=args.exclude_pairs, responses=responses,
+                        translations=translations,
                         progress=None if args.no_progress else generation_bar, events=build_events(console))
         report(run_dir, console, args.format, out)
         materialize_and_report(run_dir, args, console)

@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the version even when the run kept no pair (refused otherwise, exit 2)")
     p.add_argument("--license", default=None,
                    help="license id of the data for the card (e.g. cc-by-nc-4.0; default: the recipe's `license:`)")
+    p.add_argument("--parent", default=None, metavar="REF",
+                   help="the version this one follows (a version folder, STORE/NAME@VERSION or org/name@revision; "
+                   "default: the parent the build recorded, if any)")
     p.set_defaults(func=run_materialize)
 
     p = sub.add_parser(
@@ -63,7 +66,7 @@ def run_materialize(args: argparse.Namespace) -> int:
 
     store = args.store or default_store(args.workdir)
     path = materialize(args.run_dir, store, version=args.version, force=args.force, allow_empty=args.allow_empty,
-                       license=args.license, progress=progress_bar, notify=warn)
+                       license=args.license, progress=progress_bar, notify=warn, parent=args.parent)
     Console().print(f"materialized [bold]{path}[/] (content id {content_id(read_manifest(path))})", soft_wrap=True)
     return 0
 

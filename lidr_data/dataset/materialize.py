@@ -29,15 +29,14 @@ from lidr_data.dataset.layout import (
     ALL,
     CARD,
     DROPPED,
-    MANIFEST,
     SCHEMA_VERSION,
     check_name,
     compute_stats,
     content_id,
-    list_versions,
     read_manifest,
     write_manifest,
 )
+from lidr_data.dataset.lineage import portable as _portable
 from lidr_data.dataset.store import default_store, move_into_place
 from lidr_data.errors import LidrError
 from lidr_data.files import (
@@ -50,7 +49,7 @@ from lidr_data.files import (
     temp_dir_name,
 )
 from lidr_data.progress import Progress, no_progress
-from lidr_data.recipe import Recipe
+from lidr_data.recipe import TINY_MODEL, Recipe
 from lidr_data.run_folder import RunPaths
 from lidr_data.stages.schema import PAIR_COLUMNS, TAG_COLUMNS
 
@@ -165,19 +164,48 @@ def _generator(all_files: list[Path], recipe: Recipe | None) -> dict:
     return {"model": recipe and recipe.model, "revision": recipe and recipe.revision, "all": []}
 
 
-def _parent(dataset_dir: Path, iteration: int, version: str) -> dict | None:
-    """The version of the previous iteration in the same dataset folder, with its manifest hash."""
-    if iteration <= 1:
-        return None
-    if dataset_dir.is_dir():
-        for v in reversed(list_versions(dataset_dir)):
-            try:
-                m = read_manifest(v)
-            except LidrError:
-                continue
-            if m.get("iteration") == iteration - 1 and v.name != version:
-                return {"version": v.name, "manifest_sha256": sha256_file(v / MANIFEST), "content_id": content_id(m)}
-    return {"version": f"iter-{iteration - 1}", "manifest_sha256": None}
+def _lineage(run: RunFolder, parent: str | None) -> tuple[dict | None, dict]:
+    """(parent record, generator model record) of a run: `parent` (a reference) when given, else what the build
+    resolved when it started (`lineage.json`); a run folder without one resolves its recipe's `parent:` now."""
+    from lidr_data.dataset.lineage import model_record, parent_record
+
+    workdir = _run_workdir(run.path)
+    recorded = RunPaths(run.path).read_lineage()
+    if parent is not None:
+        parent_rec = parent_record(parent, workdir)
+    elif recorded is not None:
+        parent_rec = recorded.get("parent")
+    else:
+        parent_rec = parent_record(run.config.parent, workdir) if run.config and run.config.parent else None
+    if recorded is not None and isinstance(recorded.get("generator"), dict):
+        model = recorded["generator"]
+    elif run.config is not None:
+        tiny = workdir / "tiny-model" if run.config.model == TINY_MODEL else None
+        model = model_record(run.config.model, run.config.revision, workdir, folder=tiny)
+    else:
+        model = {}
+    return parent_rec, model
+
+
+def _exclusions(run: RunFolder) -> list[dict]:
+    """What the filter stage's pair-filter files dropped (exclude_pairs.json), with portable paths."""
+    import json
+
+    path = RunPaths(run.path).exclusions
+    if not path.is_file():
+        return []
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LidrError(f"{path}: malformed JSON ({e})") from None
+    workdir = _run_workdir(run.path)
+    out = []
+    for rec in records:
+        audit = rec.get("audit")
+        if isinstance(audit, dict) and "path" in audit:
+            audit = dict(audit, path=_portable(audit["path"], workdir))
+        out.append(dict(rec, path=_portable(rec.get("path"), workdir), audit=audit))
+    return out
 
 
 def _drop_summary(run: RunFolder) -> str:
@@ -191,20 +219,9 @@ def _drop_summary(run: RunFolder) -> str:
     return "every row was dropped: " + ", ".join(f"{'/'.join(map(str, k))} {n}" for k, n in counts.most_common())
 
 
-_LOCAL_PATH_KEYS = {("workdir",), ("output",), ("model",), ("prompts", "source"), ("prompts", "translation_task_ids"),
-                    ("imports", "responses", "path"), ("imports", "translations", "path")}
-
-
-def _portable(value: object, workdir: Path) -> object:
-    """A local path as it may be published: relative to the work folder when inside it, else its last part.
-    Hub ids (`org/name`), packaged paths (`lidr:...`) and relative paths pass unchanged."""
-    if not isinstance(value, str) or not value.startswith(("/", "~")):
-        return value
-    path = Path(value).expanduser()
-    try:
-        return path.resolve().relative_to(workdir.resolve()).as_posix() or "."
-    except ValueError:
-        return path.name or value
+_LOCAL_PATH_KEYS = {("workdir",), ("output",), ("model",), ("parent",), ("filters", "exclude_pairs"),
+                    ("prompts", "source"), ("prompts", "translation_task_ids"), ("imports", "responses", "path"),
+                    ("imports", "translations", "path")}
 
 
 def _run_workdir(run_path: Path) -> Path:
@@ -229,10 +246,15 @@ def portable_paths(recipe: dict, run_path: Path) -> tuple[dict, str]:
     return walk(recipe, ()), str(_portable(str(run_path.resolve()), workdir))
 
 
-def _portable_generator(generator: dict, run_path: Path) -> dict:
+def _portable_generator(generator: dict, run_path: Path, model: dict) -> dict:
+    """The pairs' generator (portable) plus, when the recipe's model made them, what its folder tells: the
+    sha256 of its train_manifest.json and the version it was trained on (`lineage.model_record`)."""
     workdir = _run_workdir(run_path)
     out = dict(generator, model=_portable(generator.get("model"), workdir))
     out["all"] = [[_portable(m, workdir), r] for m, r in generator.get("all", [])]
+    made_by = {m for m, _ in out["all"]} or {out["model"]}
+    if model.get("model") in made_by:
+        out.update({k: model[k] for k in ("train_manifest_sha256", "trained_on") if k in model})
     return out
 
 
@@ -252,25 +274,28 @@ def materialize(
     allow_empty: bool = False,
     license: str | None = None,
     notify: Callable[[str], None] | None = None,
+    parent: str | None = None,
 ) -> Path:
     """Turn a finished run folder into the immutable version `<store>/<name>/<version>` and return its path.
 
     `version` defaults to `iter-<N>` (N = the recipe's iteration). An existing version is never overwritten
     unless `force` is set, and then the replacement is told to `notify`. A run without pairs is refused
     (naming its drop reasons) unless `allow_empty`. `license` (a Hub license id) overrides the recipe's
-    `license:`. `progress` draws the copy of the pairs (see `Progress`; none by default).
+    `license:`. `progress` draws the copy of the pairs (see `Progress`; none by default). `parent` (a version
+    reference) overrides the parent the build recorded; it is resolved and verified before anything is written.
     """
     run = RunFolder.open(run_dir)
     with locks.hold(run.path, "build", optional=True):  # no build may rewrite the pairs while they are copied
         return _materialize(run, store, version, force, shard_rows, progress or no_progress, allow_empty, license,
-                            notify)
+                            notify, parent)
 
 
 def _materialize(run: RunFolder, store: str | Path, version: str | None, force: bool, shard_rows: int,
                  progress: Progress, allow_empty: bool, license: str | None,
-                 notify: Callable[[str], None] | None) -> Path:
+                 notify: Callable[[str], None] | None, parent: str | None = None) -> Path:
     run_dir = run.path
     schema = run.check_schema()
+    parent_rec, model = _lineage(run, parent)
     if not allow_empty and pq.ParquetFile(run.pairs).metadata.num_rows == 0:
         raise LidrError(f"{run.path}: no pairs to materialize ({_drop_summary(run)}); fix the cause, or pass "
                         "--allow-empty to write an empty version")
@@ -325,10 +350,10 @@ def _materialize(run: RunFolder, store: str | Path, version: str | None, force: 
             "name": name,
             "version": version,
             "iteration": iteration,
-            "parent": _parent(dataset_dir, iteration, version),
+            "parent": parent_rec,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "lidr_data_version": __version__,
-            "generator": _portable_generator(_generator(all_files, run.config), run.path),
+            "generator": _portable_generator(_generator(all_files, run.config), run.path, model),
             "license": check_license(license or (run.config and run.config.license) or "unknown"),
             "dominant_lang": run.config.dominant_lang if run.config else "en",
             "configs": configs,
@@ -340,6 +365,9 @@ def _materialize(run: RunFolder, store: str | Path, version: str | None, force: 
             "source_pairs_sha256": sha256_file(run.pairs),  # lets `lidr build` see a version is up to date
             "files": {},
         }
+        excluded = _exclusions(run)
+        if excluded:  # which audit removed what (filters.exclude_pairs)
+            manifest["filters"] = {"exclude_pairs": excluded}
         (tmp / CARD).write_text(render_card(manifest, location=str(final.resolve())), encoding="utf-8")
         write_manifest(tmp, manifest)
         fsync_tree(tmp)
@@ -361,12 +389,12 @@ class Materialized:
 
 def materialize_run(run_dir: str | Path, store: str | Path | None = None, version: str | None = None,
                     force: bool = False, allow_empty: bool = False, progress: Progress | None = None,
-                    notify: Callable[[str], None] | None = None) -> Materialized:
+                    notify: Callable[[str], None] | None = None, parent: str | None = None) -> Materialized:
     """Materialize a finished build, or reuse the version made from it: the end of `lidr build`.
 
     Rerunning a finished build is normal (it resumes), so an existing version made from the very same
-    pairs.parquet is reported as up to date instead of refused; a different one still needs `force`. `store`
-    defaults to WORKDIR/store for a run folder WORKDIR/runs/<name>/iter-<N>.
+    pairs.parquet and the same parent is reported as up to date instead of refused; a different one still needs
+    `force`. `store` defaults to WORKDIR/store for a run folder WORKDIR/runs/<name>/iter-<N>.
     """
     run_dir = Path(run_dir)
     store = Path(store) if store is not None else default_store(run_dir.parents[2])
@@ -376,7 +404,13 @@ def materialize_run(run_dir: str | Path, store: str | Path | None = None, versio
         if manifest.get("source_pairs_sha256") != sha256_file(run_dir / "pairs.parquet"):
             raise LidrError(f"version {existing} exists and was built from other pairs: use --version NAME for a "
                             "new version, or --force to replace it")
+        wanted, _ = _lineage(RunFolder.open(run_dir), parent)
+        had = manifest.get("parent") or {}
+        if (wanted or {}).get("content_id") != had.get("content_id"):
+            raise LidrError(f"version {existing} exists with another parent ({had.get('reference') or 'none'}; "
+                            f"now: {(wanted or {}).get('reference') or 'none'}): use --version NAME for a new "
+                            "version, or --force to replace it")
         return Materialized(existing, content_id(manifest), up_to_date=True)
     path = materialize(run_dir, store, version=version, force=force, progress=progress, allow_empty=allow_empty,
-                       notify=notify)
+                       notify=notify, parent=parent)
     return Materialized(path, content_id(read_manifest(path)), up_to_date=False)

@@ -13,6 +13,9 @@ The rules, in the order they are checked (a row failing several gets the first):
    exempt by default (their chosen side is the untranslated English answer, as in the paper).
 5. `length_ratio`: chosen_chars / rejected_chars outside [min_length_ratio, max_length_ratio].
 6. `identical_sides`: chosen and rejected are the same text (ignoring surrounding whitespace).
+7. Pair-filter files (`exclude_pairs`, written by `lidr audit --write-filter`): a pair whose `pair_id` a file lists
+   is dropped with that file's reason (`judge_reversed`). A file is JSON: `{"kind": "lidr-pair-filter", "reason":
+   ..., "audit": {...}, "pair_ids": [...]}`; listed ids that match no pair are counted, not an error.
 
 Each rule is one SQL predicate evaluated by DuckDB on each streamed batch of pairs_raw beside its tags (no join,
 no sort), so memory stays flat. The kept table is narrow: the row numbers and pair ids of the kept pairs in
@@ -21,7 +24,9 @@ pairs_raw (the dedup stage writes the published table from pairs_raw); dropped r
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,7 +38,7 @@ import pyarrow.compute as pc
 
 from lidr_data.config import option
 from lidr_data.errors import LidrError
-from lidr_data.files import atomic_paths, sql_literal
+from lidr_data.files import atomic_paths, sha256_file, sql_literal
 from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
 from lidr_data.stages.tables import open_table, parquet_writer, read_ahead
 from lidr_data.stages.tag import load_tags, tags_of
@@ -65,6 +70,10 @@ class FilterConfig:
         "'keep' (only a confident other language is dropped) or 'drop'.")
     exempt_translation_tasks: bool = option(
         True, "Skip the language rule for prompts that are translation tasks (their answers mix languages).")
+    exclude_pairs: list[str] = option(
+        help="Pair-filter files (JSON, written by `lidr audit --write-filter`): the pairs whose pair_id a file "
+        "lists are dropped with the file's reason (judge_reversed); the version's manifest records each file's "
+        "sha256, its audit, and how many ids it listed and dropped.", factory=list)
 
     def __post_init__(self) -> None:
         if not isinstance(self.failure_markers, (list, tuple)) or not all(
@@ -87,6 +96,85 @@ class FilterConfig:
             raise LidrError(f"filters.min_language_score must be between 0 and 1, got {self.min_language_score}")
         if self.unknown_language not in ("keep", "drop"):
             raise LidrError(f"filters.unknown_language must be 'keep' or 'drop', got {self.unknown_language!r}")
+        if not isinstance(self.exclude_pairs, list) or not all(isinstance(p, str) and p.strip()
+                                                               for p in self.exclude_pairs):
+            raise LidrError(f"filters.exclude_pairs must be a list of file paths, got {self.exclude_pairs!r}")
+
+
+PAIR_FILTER_KIND = "lidr-pair-filter"
+_REASON = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class PairFilter:
+    """A validated pair-filter file: the pair ids it lists (each once, in file order) and the reason to drop them."""
+
+    path: Path
+    sha256: str
+    reason: str
+    pair_ids: list[str]
+    audit: dict | None
+
+
+def read_pair_filter(path: str | Path) -> PairFilter:
+    """Read and check a pair-filter file; any problem is a LidrError naming the file and the field."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise LidrError(f"{path}: pair filter file not found")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise LidrError(f"{path}: not UTF-8 (byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise LidrError(f"{path}: malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    if not isinstance(data, dict):
+        raise LidrError(f"{path}: expected a JSON object with kind, reason and pair_ids, got {type(data).__name__}")
+    if data.get("kind") != PAIR_FILTER_KIND:
+        raise LidrError(f"{path}: field `kind`: expected {PAIR_FILTER_KIND!r}, got {data.get('kind')!r}")
+    reason = data.get("reason")
+    if not isinstance(reason, str) or not _REASON.fullmatch(reason):
+        raise LidrError(f"{path}: field `reason`: expected a drop reason name (lowercase letters, digits, '_'), "
+                        f"got {reason!r}")
+    if reason in RULES:
+        raise LidrError(f"{path}: field `reason`: {reason!r} is a built-in filter rule; name the audit's own reason")
+    ids = data.get("pair_ids")
+    if not isinstance(ids, list):
+        raise LidrError(f"{path}: field `pair_ids`: expected a list of pair ids, got {type(ids).__name__}")
+    for i, pid in enumerate(ids):
+        if not isinstance(pid, str) or not pid:
+            raise LidrError(f"{path}: field `pair_ids[{i}]`: expected a pair id (a non-empty string), got {pid!r}")
+    audit = data.get("audit")
+    if audit is not None and not isinstance(audit, dict):
+        raise LidrError(f"{path}: field `audit`: expected an object, got {type(audit).__name__}")
+    return PairFilter(path, sha256_file(path), reason, list(dict.fromkeys(ids)), audit)
+
+
+def _excluded_table(exclusions: Sequence[PairFilter]) -> pa.Table:
+    """(pair_id, reason, file): each id once, attributed to the first file that lists it."""
+    seen: dict[str, tuple[str, int]] = {}
+    for i, f in enumerate(exclusions):
+        for pid in f.pair_ids:
+            seen.setdefault(pid, (f.reason, i))
+    return pa.table({"pair_id": pa.array(list(seen), pa.string()),
+                     "reason": pa.array([r for r, _ in seen.values()], pa.string()),
+                     "file": pa.array([i for _, i in seen.values()], pa.int64())})
+
+
+def exclusion_report(exclusions: Sequence[PairFilter], dropped: Path) -> list[dict]:
+    """What each pair-filter file did in a finished filter stage: {path, sha256, reason, audit, listed, dropped}
+    (`dropped` counts the rows of `dropped` that the file removed; ids matching no pair are only `listed`)."""
+    if not exclusions:
+        return []
+    con = duckdb.connect()
+    try:
+        con.register("excluded", _excluded_table(exclusions))
+        found = dict(con.execute(
+            f"SELECT e.file, count(*) FROM read_parquet({sql_literal(dropped)}) d JOIN excluded e USING (pair_id) "
+            "WHERE d.stage = 'filter' AND d.reason = e.reason GROUP BY e.file").fetchall())
+    finally:
+        con.close()
+    return [{"path": str(f.path.resolve()), "sha256": f.sha256, "reason": f.reason, "audit": f.audit,
+             "listed": len(f.pair_ids), "dropped": int(found.get(i, 0))} for i, f in enumerate(exclusions)]
 
 
 # Every character Python's str.isspace() accepts, plus zero-width ones: RE2's \s is ASCII-only (U+3000, U+00A0,
@@ -139,15 +227,20 @@ def rule_predicates(config: FilterConfig, dominant_lang: str) -> list[tuple[str,
     return [(name, rules[name]) for name in RULES if getattr(config, name)]
 
 
-def reason_sql(config: FilterConfig, dominant_lang: str, table: str = "batch") -> str:
-    """One query: the first failed rule's name per row (NULL = kept)."""
-    whens = " ".join(f"WHEN {pred} THEN {sql_literal(name)}" for name, pred in rule_predicates(config, dominant_lang))
+def reason_sql(config: FilterConfig, dominant_lang: str, table: str = "batch",
+               excluded_reasons: Sequence[str] = ()) -> str:
+    """One query: the first failed rule's name per row (NULL = kept). `excluded_reasons`: the reasons of the
+    pair-filter files, checked after the rules against a table `excluded(pair_id, reason)`."""
+    rules = rule_predicates(config, dominant_lang) + [
+        (reason, f"pair_id IN (SELECT pair_id FROM excluded WHERE reason = {sql_literal(reason)})")
+        for reason in dict.fromkeys(excluded_reasons)]
+    whens = " ".join(f"WHEN {pred} THEN {sql_literal(name)}" for name, pred in rules)
     return f"SELECT CASE {whens} ELSE NULL END AS reason FROM {table}" if whens else \
         f"SELECT NULL::VARCHAR AS reason FROM {table}"
 
 
 # Columns the rules read (text included: empty/identical checks); the rest of a row never enters DuckDB.
-_RULE_COLUMNS = ("translation_ok", "direction", "lang", "is_translation_task", "chosen_finish_reason",
+_RULE_COLUMNS = ("pair_id", "translation_ok", "direction", "lang", "is_translation_task", "chosen_finish_reason",
                  "rejected_finish_reason", "chosen_text", "rejected_text", "chosen_lang", "chosen_lang_score",
                  "rejected_lang", "rejected_lang_score", "chosen_chars", "rejected_chars")
 
@@ -176,19 +269,22 @@ def with_tags(batch: pa.RecordBatch, tags: pa.Table) -> pa.Table:
 
 
 def filter_pairs(raw: Path, tagged: Path, kept_dst: Path, dropped_dst: Path, config: FilterConfig,
-                 dominant_lang: str) -> StageStats:
+                 dominant_lang: str, exclusions: Sequence[PairFilter] = ()) -> StageStats:
     """pairs_raw + pairs_tagged -> the kept pairs (FILTERED: row number and pair_id) and the dropped rows
-    (pairs_raw and tag columns + stage, reason, duplicate_of)."""
+    (pairs_raw and tag columns + stage, reason, duplicate_of). `exclusions`: pair-filter files (read_pair_filter)
+    whose listed pairs are dropped with their reason."""
     raw, kept_dst, dropped_dst = Path(raw), Path(kept_dst), Path(dropped_dst)
     if not dominant_lang:
         raise LidrError("filter: the dominant language is empty")
     pf = open_table(raw, pa.schema([*PAIR_COLUMNS, *FLAT_TEXT]), "pairs_raw")
     tags = load_tags(tagged, pf)
     dropped_schema = pa.schema([*pf.schema_arrow, *TAG_COLUMNS, *DROP_COLUMNS])
-    query = reason_sql(config, dominant_lang)
+    query = reason_sql(config, dominant_lang, excluded_reasons=[f.reason for f in exclusions])
     stats = StageStats("filter")
     con = duckdb.connect()
     try:
+        if exclusions:
+            con.register("excluded", _excluded_table(exclusions))
         # The kept table is renamed last: it marks the stage's output complete.
         with atomic_paths(dropped_dst, kept_dst) as tmps, parquet_writer(tmps[1], FILTERED) as kept_w, \
                 parquet_writer(tmps[0], dropped_schema, final=True) as dropped_w:

@@ -47,7 +47,7 @@ def test_hub_metadata(version_dir: Path):
     assert f"| de | from_dominant | {m['counts']['by_language']['de']} |" in card
     for reason in m["counts"]["drop_reasons"]:
         assert f"| {reason} |" in card
-    assert "org/tiny-chat" in card and "0123abcd" in card and "first iteration" in card
+    assert "org/tiny-chat" in card and "0123abcd" in card and "| parent version | none |" in card
 
 
 def test_load_dataset_offline_de_and_all(version_dir: Path):

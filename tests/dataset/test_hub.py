@@ -11,6 +11,7 @@ regular uploads, not the Xet protocol, so the LFS variant runs with HF_HUB_DISAB
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import pytest
 from servers.hub_server import HubServer
 from synthetic import make_run
 
-from lidr_data.dataset.layout import read_manifest
+from lidr_data.dataset.layout import content_id, read_manifest
 from lidr_data.dataset.materialize import materialize
 from lidr_data.dataset.publish import check_operations, stale_files
 from lidr_data.errors import LidrError
@@ -126,8 +127,21 @@ def test_tags_are_immutable_force_moves_them_and_stale_files_go(version_dir: Pat
         repo = hub.repos["acme/d"]
         assert len(repo.commits) == 3 and repo.tags["iter-1"] == repo.commits[2]["oid"]
         # iteration 2 with fewer languages: main holds exactly the new version; iter-1 still resolves to the old.
+        # Its parent is the published iter-1, named by its Hub reference (resolved, verified, recorded with the
+        # commit the tag points at).
         run2 = make_run(tmp_path / "runs" / "demo-lidr" / "iter-2", n_prompts=4, langs=("de",), iteration=2)
-        v2 = materialize(run2, store, progress=False)
+        out = lidr(hub, tmp_path, "materialize", str(run2), "--store", str(store), "--parent", "acme/d@iter-1")
+        assert out.returncode == 0, out.stderr
+        v2 = store / "demo-lidr" / "iter-2"
+        parent = read_manifest(v2)["parent"]
+        published = repo.resolve("iter-1")["files"]["manifest.json"]  # publishing rewrote the card: its own id
+        assert parent == {"reference": "acme/d@iter-1", "name": "demo-lidr", "version": "iter-1",
+                          "content_id": content_id(json.loads(published)), "commit": repo.tags["iter-1"],
+                          "manifest_sha256": hashlib.sha256(published).hexdigest()}
+        out = lidr(hub, tmp_path, "materialize", str(run2), "--store", str(store), "--parent", "acme/d@iter-9",
+                   "--version", "iter-2b")
+        assert out.returncode == 2 and "parent acme/d@iter-9: revision iter-9 not found" in out.stderr
+        assert not (store / "demo-lidr" / "iter-2b").exists()
         assert lidr(hub, tmp_path, "publish", str(v2), "--to", "acme/d").returncode == 0
         main_files = set(repo.resolve("main")["files"])
         assert not any(f.startswith(("data/fr/", "data/es/")) for f in main_files)
@@ -167,8 +181,11 @@ def test_every_iteration_published_to_one_repo_keeps_its_manifest(store: Path, t
     whole version (issue 15: the second publish's commit added and deleted manifest.json)."""
     langs = {1: ("de", "fr", "es"), 2: ("de", "fr"), 3: ("de",)}  # fewer languages: stale files must go
     runs = tmp_path / "runs" / "demo-lidr"
-    versions = {f"iter-{i}": materialize(make_run(runs / f"iter-{i}", n_prompts=3 + i, langs=langs[i], iteration=i,
-                                                  seed=i), store, progress=False) for i in (1, 2, 3)}
+    versions: dict[str, Path] = {}
+    for i in (1, 2, 3):  # each iteration names the one before it as its parent
+        versions[f"iter-{i}"] = materialize(make_run(runs / f"iter-{i}", n_prompts=3 + i, langs=langs[i], iteration=i,
+                                                     seed=i), store, progress=False,
+                                            parent=str(versions[f"iter-{i - 1}"]) if i > 1 else None)
     with HubServer(token=TOKEN) as hub:
         for folder in versions.values():
             out = lidr(hub, tmp_path, "publish", str(folder), "--to", "acme/iters")
@@ -176,7 +193,8 @@ def test_every_iteration_published_to_one_repo_keeps_its_manifest(store: Path, t
             assert "About to delete a file" not in out.stderr
         # iter-3 rebuilt (other content) and republished over its tag.
         rebuilt = make_run(runs / "iter-3b", n_prompts=7, langs=("de", "es"), iteration=3, seed=9)
-        versions["iter-3"] = materialize(rebuilt, store, version="iter-3", force=True, progress=False)
+        versions["iter-3"] = materialize(rebuilt, store, version="iter-3", force=True, progress=False,
+                                         parent=str(versions["iter-2"]))
         out = lidr(hub, tmp_path, "publish", str(versions["iter-3"]), "--to", "acme/iters", "--force")
         assert out.returncode == 0, out.stderr
 

@@ -47,9 +47,11 @@ def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("olah")
     store = tmp / "store"
     langs = {1: ("de", "fr", "es"), 2: ("de", "fr")}
-    versions = {f"iter-{i}": materialize(make_run(tmp / "runs" / "demo-lidr" / f"iter-{i}", n_prompts=3 + i,
-                                                  langs=langs[i], iteration=i, seed=i), store, progress=False)
-                for i in (1, 2)}
+    versions: dict[str, Path] = {}
+    for i in (1, 2):  # iter-2 names iter-1 as its parent
+        versions[f"iter-{i}"] = materialize(make_run(tmp / "runs" / "demo-lidr" / f"iter-{i}", n_prompts=3 + i,
+                                                     langs=langs[i], iteration=i, seed=i), store, progress=False,
+                                            parent=str(versions["iter-1"]) if i == 2 else None)
     with HubServer(token=TOKEN) as hub:  # the write path: what `lidr publish` sends to a Hub
         for folder in versions.values():
             out = subprocess.run([sys.executable, "-m", "lidr_data.cli", "publish", str(folder), "--to", "acme/demo"],

@@ -59,14 +59,24 @@ def test_layout_manifest_and_counts(run_dir: Path, version_dir: Path):
     assert not [p for p in version_dir.parent.iterdir() if p.name.startswith(".tmp-")]
 
 
-def test_iteration_two_names_its_parent(run_dir: Path, store: Path, version_dir: Path, tmp_path: Path):
+def test_iteration_two_names_the_parent_it_is_given_and_no_other(run_dir: Path, store: Path, version_dir: Path,
+                                                                 tmp_path: Path, capsys):
     run2 = make_run(tmp_path / "work" / "runs" / "demo-lidr" / "iter-2", n_prompts=6, iteration=2)
+    # No parent passed: none recorded, although iter-1 of the same dataset lies in the store (nothing is guessed).
     v2 = materialize(run2, store, progress=False)
     m2 = read_manifest(v2)
-    assert v2.name == "iter-2" and m2["iteration"] == 2
-    assert m2["parent"] == {"version": "iter-1", "manifest_sha256": sha256_file(version_dir / "manifest.json"),
+    assert v2.name == "iter-2" and m2["iteration"] == 2 and m2["parent"] is None
+    assert "| parent version | none |" in (v2 / "README.md").read_text()
+    # Passed (here as STORE/NAME@VERSION, through the CLI): resolved, verified and recorded portably.
+    assert main(["materialize", str(run2), "--store", str(store), "--force",
+                 "--parent", f"{store / 'demo-lidr'}@iter-1"]) == 0
+    capsys.readouterr()
+    m2 = read_manifest(v2)
+    assert m2["parent"] == {"reference": "store/demo-lidr/iter-1", "name": "demo-lidr", "version": "iter-1",
+                            "manifest_sha256": sha256_file(version_dir / "manifest.json"),
                             "content_id": content_id(read_manifest(version_dir))}
-    assert "`iter-1`" in (v2 / "README.md").read_text()
+    assert "`iter-1`" in (v2 / "README.md").read_text() and str(tmp_path) not in (v2 / "manifest.json").read_text()
+    assert verify(v2).ok
 
 
 def test_existing_version_is_immutable_unless_forced(run_dir: Path, store: Path, version_dir: Path, capsys):
