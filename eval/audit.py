@@ -272,7 +272,7 @@ def run_audit(cfg: AuditConfig, judge: Judge | None = None, progress: Progress |
         "content_id": cid, **judge_info, "sample": cfg.sample, "seed": cfg.seed,
         "langs": list(langs) if langs else have, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "counts": {"sampled": pairs.height, "judged": sum(counts.values()), **counts,
-                   "failed": int(pairs["outcome"].is_null().sum()),
+                   "failed": int(pairs["outcome"].is_null().sum()), "errors": int(pairs["error"].is_not_null().sum()),
                    "identical": int((pairs["method"] == "identical").sum())},
         "judge_calls": calls, "cache_hits": cache_hits,
         "cache": str(cache) if isinstance(judge, ChatJudge) else None, "lidr_data_version": __version__,

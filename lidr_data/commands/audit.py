@@ -115,7 +115,7 @@ def run_audit_cmd(args: argparse.Namespace) -> int:
     if result.filter_path is not None:
         console.print(f"filter ({counts['rejected']} pair(s) judged reversed): {result.filter_path}",
                       soft_wrap=True, highlight=False)
-    return 1 if counts["failed"] else 0
+    return 1 if counts["errors"] else 0  # a judge that failed (not one that answered badly): rerun to retry
 
 
 def run_compare(args: argparse.Namespace) -> int:

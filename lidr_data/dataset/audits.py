@@ -100,8 +100,8 @@ def card_section(folder: Path) -> str:
         f"chosen and rejected on a seeded stratified sample of up to {info.get('sample')} pairs per language and "
         f"direction (seed {info.get('seed')}), in both orders; a disagreement between the orders counts as a tie. "
         "*Chosen wins* is the share of judged pairs where the chosen side really is better, with a Wilson 95% "
-        f"interval. Audit made {info.get('created_at', '')[:10]} of the version with content id "
-        f"`{info['content_id']}`; it is not part of the data.",
+        f"interval. Audit made {info.get('created_at', '')[:10]} of {info.get('dataset')} {info.get('version')} "
+        f"(content id `{info['content_id']}` where it was audited); it is not part of the data.",
         "",
         "| language | direction | judged | chosen wins | ties | rejected wins | Wilson 95% |",
         "|---|---|---:|---:|---:|---:|---|",

@@ -311,3 +311,19 @@ def test_reward_model_audit_on_a_tiny_model(version: Path, tiny_reward_model: Pa
             "rejected" if r["chosen_reward"] < r["rejected_reward"] else "tie"
         assert r["outcome"] == want
     assert len({round(r, 6) for r in judged["chosen_reward"]}) > 1  # the model does discriminate
+
+
+def test_judge_errors_are_counted_and_a_rerun_retries_them(version: Path):
+    from tests.servers.openai_server import Reply
+
+    with OpenAIServer(handler=longer_wins, model_name="j", always=Reply(503)) as server:
+        failed = run_audit(AuditConfig(ref=str(version), judge="openai", judge_model="j", sample=2,
+                                       judge_options={"base_url": server.base_url, "backoff": 0.01,
+                                                      "max_retries": 1}))
+    judged = failed.pairs.filter(pl.col("method") != "identical")
+    assert failed.info["counts"]["errors"] == judged.height > 0 and judged["outcome"].is_null().all()
+    with OpenAIServer(handler=longer_wins, model_name="j") as server:
+        again = run_audit(AuditConfig(ref=str(version), judge="openai", judge_model="j", sample=2,
+                                      judge_options={"base_url": server.base_url, "backoff": 0.01}))
+        assert server.chat_count == 2 * judged.height  # errors were not cached: asked again
+    assert again.info["counts"]["errors"] == 0 and again.pairs["outcome"].is_not_null().all()
