@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from lidr_data import __version__
+from lidr_data import __version__, locks
 from lidr_data.dataset import audits
 from lidr_data.dataset.layout import ALL, content_id, read_manifest, verify
 from lidr_data.dataset.store import Reference, parse_reference, resolve
@@ -35,7 +35,7 @@ from lidr_data.errors import LidrError
 from lidr_data.eval.judges import PROMPT_VERSION, ChatJudge, Judge, Pair, load_judge
 from lidr_data.eval.results import write_json, write_table
 from lidr_data.eval.stats import cohen_kappa, wilson_interval
-from lidr_data.files import remove_tree, sql_literal, sql_literal_list, temp_dir_name
+from lidr_data.files import cleanup_stale_temps, remove_tree, sql_literal, sql_literal_list, temp_dir_name
 from lidr_data.progress import Progress
 
 OUTCOMES = ("chosen", "tie", "rejected")
@@ -280,6 +280,7 @@ def run_audit(cfg: AuditConfig, judge: Judge | None = None, progress: Progress |
     store = audits.store_of(ref, version_dir)
     filter_path = None
     final.parent.mkdir(parents=True, exist_ok=True)
+    cleanup_stale_temps(final.parent)  # what a killed audit left
     tmp = final.parent / temp_dir_name(final.name)
     try:
         tmp.mkdir()
@@ -289,7 +290,8 @@ def run_audit(cfg: AuditConfig, judge: Judge | None = None, progress: Progress |
             write_json(reversed_filter(pairs, info, final, store), tmp / audits.FILTER)
             filter_path = final / audits.FILTER
         write_json(info, tmp / audits.AUDIT_JSON)
-        _replace(tmp, final)
+        with locks.hold(final.parent, "writer of these audits", wait_s=60.0):
+            _replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

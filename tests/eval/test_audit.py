@@ -331,3 +331,35 @@ def test_judge_errors_are_counted_and_a_rerun_retries_them(version: Path):
                                       judge_options={"base_url": server.base_url, "backoff": 0.01}))
         assert server.chat_count == 2 * judged.height  # errors were not cached: asked again
     assert again.info["counts"]["errors"] == 0 and again.pairs["outcome"].is_not_null().all()
+
+
+def test_a_failing_run_leaves_no_half_audit_and_keeps_the_previous_one(version: Path):
+    from lidr_data.eval.judges import LengthJudge
+
+    first = run_audit(AuditConfig(ref=str(version), judge="length", sample=3))
+    before = {p.name: p.read_bytes() for p in first.folder.iterdir()}
+
+    class Broken(LengthJudge):
+        def judge(self, pairs, progress=None):
+            raise KeyboardInterrupt  # a kill in the middle of judging
+
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(AuditConfig(ref=str(version), judge="length", sample=3), judge=Broken())
+    assert {p.name: p.read_bytes() for p in first.folder.iterdir()} == before
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(AuditConfig(ref=str(version), judge="length", sample=4), judge=Broken())
+    assert not (first.folder.parent / "length-4-0").exists()
+    assert not [p for p in first.folder.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_write_that_fails_midway_leaves_nothing(version: Path, monkeypatch):
+    import lidr_data.eval.audit as audit_module
+
+    def disk_full(obj, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audit_module, "write_json", disk_full)  # after pairs.parquet and summary.parquet
+    with pytest.raises(OSError):
+        run_audit(AuditConfig(ref=str(version), judge="length", sample=3))
+    root = version.parent / "audits" / "iter-1"
+    assert not [p for p in root.iterdir() if p.name != ".lock"]
