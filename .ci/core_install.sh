@@ -37,6 +37,8 @@ LIDR="$VENV/bin/lidr"
 "$LIDR" sql "$VERSION" "SELECT stage, reason, count(*) AS n FROM dropped GROUP BY ALL ORDER BY ALL" --format csv
 "$LIDR" inspect "$VERSION" --html "$WORK/report.html" >/dev/null
 test -s "$WORK/report.html"
+"$LIDR" audit "$VERSION" --judge length --sample 3 --no-progress --format csv  # beside the version, not in it
+"$LIDR" sql "$VERSION" "SELECT lang, direction, outcome, count(*) AS n FROM audit GROUP BY ALL ORDER BY ALL" --format csv
 "$LIDR" versions "$WORK/demo/store/demo" --format csv
 "$LIDR" verify "$VERSION"
 
@@ -48,4 +50,4 @@ set -e
 cat "$WORK/err" >&2
 [ "$status" -eq 2 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] && grep -qF "pip install 'lidr-data[generate]'" "$WORK/err" \
     || { echo "core install: lidr tiny-model did not name the [generate] extra (exit $status)" >&2; exit 1; }
-echo "core install: ok (no torch; lidr sql, inspect, versions, verify ran; missing extra named)"
+echo "core install: ok (no torch; lidr sql, inspect, audit --judge length, versions, verify ran; missing extra named)"

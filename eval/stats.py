@@ -121,3 +121,34 @@ def length_controlled_win_rate(scores: Sequence[float], length_diff: Sequence[fl
     at_zero = X.copy()
     at_zero[:, 1] = 0.0
     return float(100 * _sigmoid(at_zero @ w).mean())
+
+
+Z95 = 1.959963984540054  # the two-sided 95% normal quantile
+
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float | None, float | None]:
+    """The Wilson score interval of a share k/n (95% by default); (None, None) when n is 0. Unlike the normal
+    approximation it stays inside [0, 1] and is sensible for shares near 0 or 1 and small n."""
+    if n <= 0:
+        return None, None
+    p = k / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
+    """Cohen's kappa of two raters' labels on the same items: (p_o - p_e) / (1 - p_e). None when there are no
+    items, or when chance agreement is 1 (both raters gave one and the same label to everything)."""
+    if len(a) != len(b):
+        raise ValueError("cohen_kappa: label lists of different lengths")
+    n = len(a)
+    if n == 0:
+        return None
+    labels = set(a) | set(b)
+    p_o = sum(x == y for x, y in zip(a, b)) / n
+    p_e = sum((sum(x == c for x in a) / n) * (sum(y == c for y in b) / n) for c in labels)
+    if p_e >= 1:
+        return None
+    return (p_o - p_e) / (1 - p_e)

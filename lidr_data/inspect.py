@@ -42,6 +42,9 @@ class Report:
     length_hist: list[dict] = field(default_factory=list)  # lang, side, bin (log2 chars), n
     ratio_hist: list[dict] = field(default_factory=list)  # lang, bin (log2 ratio), n
     manifest: dict | None = None
+    # audit, judge, lang, direction, n, chosen_wins, ties, rejected_wins, validity, wilson_low/high: one row per
+    # audit of this version (`lidr audit`), language and direction; empty when none exists
+    validity: list[dict] = field(default_factory=list)
 
 
 def _records(con, sql: str) -> list[dict]:
@@ -147,8 +150,12 @@ def _build(con, tables, names: list[str], top: int, manifest: dict | None) -> Re
     ratio_hist = _records(con, f"""
         SELECT lang, greatest(-4, least(4, round(log2({ratio}) * 2) / 2)) AS bin, count(*) AS n
         FROM pairs WHERE chosen_chars IS NOT NULL AND rejected_chars IS NOT NULL GROUP BY ALL ORDER BY ALL""")
+    validity = _records(con, """
+        SELECT audit, judge, lang, direction, n, chosen_wins, ties, rejected_wins, failed, validity, wilson_low,
+               wilson_high
+        FROM audit_summary ORDER BY audit, lang, direction""") if "audit_summary" in tables.views else []
     return Report(tables.reference, pairs, by_lang_dir, drops, agreement, lengths, duplicates, suspicious,
-                  length_hist, ratio_hist, manifest)
+                  length_hist, ratio_hist, manifest, validity)
 
 
 def _reasons(r: dict) -> list[str]:
@@ -411,6 +418,7 @@ def render_html(report: Report) -> str:
             ("same chosen text", d["same_chosen"]),
             ("removed by the dedup stage", d["dropped_as_duplicate"])]),
         "</table></section>",
+        _validity_table(report),
         _suspicious_table(report),
         "</main><footer>lidr-data · self-contained report (no scripts, no external resources)</footer></body></html>",
     ]
@@ -432,6 +440,20 @@ def _lengths_table(report: Report) -> str:
                     f"<td class='{'bad' if flag > 0.05 else ''}'>{_pct(flag)}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
+
+
+def _validity_table(report: Report) -> str:
+    if not report.validity:
+        return ""
+    rows = "".join(
+        f"<tr><td class=l>{_e(r['audit'])}</td><td class=l>{_e(r['lang'])}</td><td class=l>{_e(r['direction'])}</td>"
+        f"<td>{r['n']:,}</td><td>{_pct(r['validity'])}</td><td>{_pct(r['wilson_low'])} - {_pct(r['wilson_high'])}</td>"
+        f"<td>{_pct(r['ties'] / r['n'] if r['n'] else None)}</td>"
+        f"<td>{_pct(r['rejected_wins'] / r['n'] if r['n'] else None)}</td></tr>" for r in report.validity)
+    return ('<section><h2>Pair validity (judge audits)</h2><p class="note">share of a seeded sample where a judge '
+            "found chosen better than rejected in both orders, with a Wilson 95% interval (`lidr audit`)</p>"
+            "<table><tr><th class=l>audit</th><th class=l>language</th><th class=l>direction</th><th>judged</th>"
+            f"<th>chosen wins</th><th>95% interval</th><th>ties</th><th>rejected wins</th></tr>{rows}</table></section>")
 
 
 def _suspicious_table(report: Report) -> str:

@@ -1,7 +1,8 @@
 """Read-only SQL over a dataset version (or any folder of Parquet files) with DuckDB.
 
-Views: for a version, `pairs` (data/all) and `dropped` (data/dropped); for a folder without a manifest (a run
-folder, eval results), one view per `<name>.parquet`. Views holding conversational `prompt`/`chosen`/`rejected`
+Views: for a version, `pairs` (data/all) and `dropped` (data/dropped), plus `audit` (judged pairs) and
+`audit_summary` when `lidr audit` has judged it (lidr_data/dataset/audits.py: the audits beside it, of this exact
+content id); for a folder without a manifest (a run folder, eval results), one view per `<name>.parquet`. Views holding conversational `prompt`/`chosen`/`rejected`
 columns also get flat `prompt_text` (the last user turn), `chosen_text` and `rejected_text`.
 
 Read-only holds at two levels:
@@ -27,7 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from lidr_data.dataset.layout import read_manifest
+from lidr_data.dataset import audits
+from lidr_data.dataset.layout import content_id, read_manifest
 from lidr_data.dataset.store import Reference, resolve
 from lidr_data.errors import LidrError
 from lidr_data.files import sql_literal
@@ -107,6 +109,7 @@ def tables_for(ref: str | Reference) -> Tables:
                 raise LidrError(f"{folder}: missing data file {missing[0]} (run `lidr verify`)")
             if files:
                 views[view] = files
+        views.update(audits.audit_views(audits.find_audits(audits.audits_root(ref, folder), content_id(manifest))))
     else:
         for path in sorted(folder.glob("*.parquet")):
             if _IDENT.match(path.stem):

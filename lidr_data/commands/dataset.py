@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing tag/version of the same name")
     p.add_argument("--license", default=None,
                    help="license id written into the published card and manifest (default: the version's)")
+    p.add_argument("--with-audit", nargs="?", const="latest", default=None, metavar="AUDIT_DIR",
+                   help="add the pair validity of a `lidr audit` of this version to the card (default: its newest "
+                   "audit); the data files and their hashes are unchanged")
     p.set_defaults(func=run_publish)
 
     p = sub.add_parser("versions", help="list the versions of a dataset with their content ids and counts")
@@ -77,7 +80,7 @@ def run_publish(args: argparse.Namespace) -> int:
     from lidr_data.dataset.publish import publish
 
     where = publish(args.src, args.dest, version=args.version, private=args.private, force=args.force,
-                    license=args.license, notify=warn)
+                    license=args.license, notify=warn, with_audit=args.with_audit)
     Console().print(f"published [bold]{where}[/]")
     return 0
 

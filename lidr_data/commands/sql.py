@@ -18,9 +18,10 @@ TABLE_ROWS = 100  # rows shown by --format table (all rows go to --output / othe
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sql",
-        help="run a read-only SQL query over a dataset version (views: pairs, dropped)",
+        help="run a read-only SQL query over a dataset version (views: pairs, dropped; audit when audited)",
         description="Query a dataset reference with DuckDB. A version gives the views `pairs` and `dropped` (with "
-        "flat prompt_text, chosen_text, rejected_text columns); a folder of Parquet files without a manifest gives "
+        "flat prompt_text, chosen_text, rejected_text columns), plus `audit` and `audit_summary` when `lidr audit` has "
+        "judged it; a folder of Parquet files without a manifest gives "
         "one view per <name>.parquet. Only queries (SELECT/WITH/DESCRIBE/SHOW/SUMMARIZE, and EXPLAIN of a query) are "
         "allowed, and the engine has no file system: statements that write files, attach databases, install "
         "extensions or change settings are refused.",
@@ -39,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "inspect",
         help="pair-quality report of a dataset version (terminal, or --html page)",
         description="Counts by language, direction and drop reason; language-ID agreement of chosen/rejected with "
-        "the prompt; length statistics and ratios; duplicate rates; the most suspicious pairs.",
+        "the prompt; length statistics and ratios; duplicate rates; the most suspicious pairs; and the pair validity "
+        "per language of each `lidr audit` of the version.",
     )
     p.add_argument("ref", help="a version folder, DATASET_FOLDER@VERSION, a run folder, or org/name@revision")
     p.add_argument("--html", type=Path, default=None, help="also write a self-contained HTML report here")
@@ -172,6 +174,14 @@ def inspect_tables(report) -> list:
         ("same_chosen", "same chosen text"), ("dropped_as_duplicate", "removed by dedup"))]
     tables.append(TableData("Duplicates", [Column("kind"), Column("rows", numeric=True), pct("share", "share")],
                             dup_rows, name="duplicates"))
+    if report.validity:
+        rows = [{**r, "tie_share": r["ties"] / r["n"] if r["n"] else None,
+                 "rejected_share": r["rejected_wins"] / r["n"] if r["n"] else None,
+                 "interval": f"{_pct(r['wilson_low'])}-{_pct(r['wilson_high'])}"} for r in report.validity]
+        tables.append(TableData("Pair validity: chosen really better, by judge audit (lidr audit)", [
+            Column("audit"), Column("lang", "language"), Column("direction"), Column("n", "judged", numeric=True),
+            pct("validity", "chosen wins"), Column("interval", "Wilson 95%"), pct("tie_share", "ties"),
+            pct("rejected_share", "rejected wins")], rows, name="validity"))
     if report.suspicious:
         rows = [{**s, "pair": str(s["pair_id"])[:8], "where": f"{s['lang']} {s['direction'].split('_')[0]}",
                  "why": "; ".join(s["reasons"]), "chosen": _clip(s["chosen_text"], 64),

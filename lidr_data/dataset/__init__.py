@@ -6,6 +6,7 @@
 - `hub.py`: Hub client calls (download, tags, recorded content ids, retries, errors);
 - `store.py`: references (`resolve_version(ref)`) and stores (`move_into_place`);
 - `lineage.py`: what a manifest records about its parent version and its generator model (portable paths);
+- `audits.py`: where the audits of a version live (beside it, never inside), reading them back;
 - `materialize.py`: run folder -> version (`materialize`, and `materialize_run` at the end of `lidr build`);
 - `publish.py`: a version to the Hub or another local store;
 - `load.py`: a version as a `datasets.Dataset`, keyed by its content id.

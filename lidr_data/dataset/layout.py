@@ -34,6 +34,8 @@ MANIFEST = "manifest.json"
 CARD = "README.md"
 INDEX = "index.jsonl"
 ALL, DROPPED = "all", "dropped"
+# Audits of a version live beside it, in `<dataset>/audits/<version>/` (lidr_data/dataset/audits.py): never a version.
+AUDITS = "audits"
 
 # One path component: no slashes, no "..", no leading dot or dash (hidden files, option look-alikes).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -46,6 +48,8 @@ def check_name(name: str, what: str = "name") -> str:
             f"invalid {what} {name!r}: use letters, digits, '.', '_' and '-' (no slashes, no '..', "
             "not starting with '.' or '-')"
         )
+    if what == "version" and name == AUDITS:
+        raise LidrError(f"invalid version name {name!r}: a dataset folder keeps the audits of its versions there")
     return name
 
 

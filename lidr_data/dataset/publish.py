@@ -17,10 +17,11 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from lidr_data.dataset import audits
 from lidr_data.dataset.card import check_license, render_card
 from lidr_data.dataset.hub import _hub_error, with_retries
 from lidr_data.dataset.layout import CARD, MANIFEST, check_name, content_id, read_manifest, verify
-from lidr_data.dataset.store import move_into_place, resolve_version
+from lidr_data.dataset.store import move_into_place, parse_reference, resolve_version
 from lidr_data.errors import LidrError
 from lidr_data.files import cleanup_stale_temps, temp_dir_name
 
@@ -28,14 +29,17 @@ _HUB_DEST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$
 
 
 def staged_manifest(src_dir: Path, version: str, location: str, revision: str | None,
-                    license: str | None = None) -> tuple[dict, str]:
+                    license: str | None = None, audit_section: str | None = None) -> tuple[dict, str]:
     """The manifest and card for the version at its new home (name, location in the usage snippets; the
-    license when one is given)."""
+    license when one is given; an audit's section at the end of the card). Only the card's own entry changes:
+    every data file and its hash stay the version's."""
     manifest = read_manifest(src_dir)
     manifest = {**manifest, "version": version}
     if license:
         manifest["license"] = check_license(license)
     card = render_card(manifest, location=location, revision=revision)
+    if audit_section:
+        card = card.rstrip("\n") + "\n\n" + audit_section
     files = dict(manifest["files"])
     data = card.encode("utf-8")
     files[CARD] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
@@ -50,23 +54,48 @@ def is_hub_destination(dest: str) -> bool:
 
 
 def publish(src: str, dest: str, version: str | None = None, private: bool = False, force: bool = False,
-            license: str | None = None, notify: Callable[[str], None] | None = None) -> str:
+            license: str | None = None, notify: Callable[[str], None] | None = None,
+            with_audit: str | Path | None = None) -> str:
     """Publish the version `src` to `dest` (a Hub repo id or a local store folder); return where it went.
     `license` (a Hub license id) replaces the version's license in the published manifest and card. `notify`
-    hears what a `force` replaced (a moved tag, a replaced version)."""
+    hears what a `force` replaced (a moved tag, a replaced version). `with_audit` (an audit folder of this
+    version, or LATEST_AUDIT for its newest) adds the audit's pair validity to the card as a section."""
     src_dir = resolve_version(src)
     result = verify(src_dir)
     if not result.ok:
         raise LidrError(f"{src}: refusing to publish a version that fails verification: {result.problems[0]}")
     manifest = read_manifest(src_dir)
     version = check_name(version or manifest["version"], "version")
+    section = audit_card_section(src, src_dir, with_audit) if with_audit else None
     if is_hub_destination(dest):
-        return _publish_hub(src_dir, dest, version, private, force, license, notify)
-    return _publish_local(src_dir, Path(dest), version, force, license, notify)
+        return _publish_hub(src_dir, dest, version, private, force, license, notify, section)
+    return _publish_local(src_dir, Path(dest), version, force, license, notify, section)
+
+
+LATEST_AUDIT = "latest"
+
+
+def audit_card_section(src: str, src_dir: Path, audit: str | Path) -> str:
+    """The card section of an audit of the version `src` (its newest audit for LATEST_AUDIT); the audit must be
+    of this exact version (same content id)."""
+    cid = content_id(read_manifest(src_dir))
+    if str(audit) == LATEST_AUDIT:
+        found = audits.find_audits(audits.audits_root(parse_reference(src), src_dir), cid)
+        if not found:
+            raise LidrError(f"{src}: no audit of this version (run `lidr audit {src} ...` first, or name an audit "
+                            "folder after --with-audit)")
+        folder = found[-1]
+    else:
+        folder = Path(audit)
+        info = audits.read_audit(folder)
+        if info["content_id"] != cid:
+            raise LidrError(f"{folder}: an audit of another version (content id {info['content_id'][:12]}, "
+                            f"{src} has {cid[:12]})")
+    return audits.card_section(folder)
 
 
 def _publish_local(src_dir: Path, store: Path, version: str, force: bool, license: str | None = None,
-                   notify: Callable[[str], None] | None = None) -> str:
+                   notify: Callable[[str], None] | None = None, audit_section: str | None = None) -> str:
     manifest = read_manifest(src_dir)
     dataset_dir = store / check_name(manifest["name"], "dataset name")
     final = dataset_dir / version
@@ -84,7 +113,7 @@ def _publish_local(src_dir: Path, store: Path, version: str, force: bool, licens
                 continue
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src_dir / rel, tmp / rel)
-        new_manifest, card = staged_manifest(src_dir, version, str(final.resolve()), None, license)
+        new_manifest, card = staged_manifest(src_dir, version, str(final.resolve()), None, license, audit_section)
         (tmp / CARD).write_text(card, encoding="utf-8")
         (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         move_into_place(tmp, final, force=force, notify=notify)
@@ -115,7 +144,8 @@ def check_operations(ops: list, what: str) -> None:
 
 
 def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force: bool,
-                 license: str | None = None, notify: Callable[[str], None] | None = None) -> str:
+                 license: str | None = None, notify: Callable[[str], None] | None = None,
+                 audit_section: str | None = None) -> str:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     org, name = repo_id.split("/")
@@ -123,7 +153,7 @@ def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force
     check_name(name, "dataset name")
     api = HfApi()  # endpoint and token: HF_ENDPOINT, HF_TOKEN / the stored login, as huggingface_hub resolves them
     what = f"{repo_id}@{version}"
-    manifest, card = staged_manifest(src_dir, version, repo_id, version, license)
+    manifest, card = staged_manifest(src_dir, version, repo_id, version, license, audit_section)
     try:
         with_retries(what, lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True))
         refs = with_retries(what, lambda: api.list_repo_refs(repo_id, repo_type="dataset"))

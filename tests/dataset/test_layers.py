@@ -10,7 +10,7 @@ import lidr_data.dataset
 
 # Bottom first: a module may import the ones before it in this list, never one after it (file-system
 # helpers live below the package, in lidr_data/files.py).
-LAYERS = ["layout", "card", "hub", "store", "lineage", "materialize", "publish", "load"]
+LAYERS = ["layout", "card", "hub", "store", "lineage", "audits", "materialize", "publish", "load"]
 PACKAGE = Path(lidr_data.dataset.__file__).parent
 
 
