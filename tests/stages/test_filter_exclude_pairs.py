@@ -186,3 +186,35 @@ def test_a_bad_filter_file_stops_the_build_before_generation_and_writes_no_versi
     err = capsys.readouterr().err
     assert "absent.json: pair filter file not found" in err and "Traceback" not in err
     assert not (tmp_path / "w2" / "store").exists()
+
+
+@pytest.mark.slow
+def test_audit_write_filter_then_build_drops_what_the_audit_found_reversed(demo_version, tmp_path: Path, capsys):
+    """The whole user path on the command line: `lidr audit --write-filter`, then `lidr build --exclude-pairs`."""
+    recipe, workdir, v1, _ = demo_version
+    work = shutil.copytree(workdir, tmp_path / "work", symlinks=True)
+    audited = work / "store" / "demo" / "iter-1"
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text(recipe.to_yaml())
+    capsys.readouterr()
+    assert main(["audit", str(audited), "--judge", "length", "--sample", "50", "--seed", "1", "--write-filter",
+                 "--no-progress"]) == 0
+    filter_file = audited.parent / "audits" / "iter-1" / "length-50-1" / "judge_reversed.json"
+    assert str(filter_file) in capsys.readouterr().out.replace("\n", "")
+    listed = json.loads(filter_file.read_text())["pair_ids"]
+    # independently: the audit's own per-pair outcomes (every pair is sampled: 50 > pairs per stratum)
+    audit_rows = pq.read_table(filter_file.parent / "pairs.parquet", columns=["pair_id", "outcome"]).to_pylist()
+    assert listed == sorted(r["pair_id"] for r in audit_rows if r["outcome"] == "rejected") and listed
+
+    assert main(["build", str(recipe_file), "--workdir", str(work), "--limit", "3", "--langs", "es", "de",
+                 "--no-progress", "--exclude-pairs", str(filter_file), "--parent", str(audited),
+                 "--version", "iter-1-audited"]) == 0
+    v2 = work / "store" / "demo" / "iter-1-audited"
+    dropped = pq.read_table(v2 / "data" / "dropped").to_pylist()
+    assert sorted(d["pair_id"] for d in dropped if d["reason"] == "judge_reversed") == listed
+    kept = set(pq.read_table(v2 / "data" / "all", columns=["pair_id"]).column("pair_id").to_pylist())
+    v1_kept = set(pq.read_table(v1 / "data" / "all", columns=["pair_id"]).column("pair_id").to_pylist())
+    assert kept == v1_kept - set(listed)
+    record = read_manifest(v2)["filters"]["exclude_pairs"][0]
+    assert record["audit"]["content_id"] == content_id(read_manifest(audited)) and record["dropped"] == len(listed)
+    assert main(["verify", str(audited)]) == 0 and main(["verify", str(v2)]) == 0
