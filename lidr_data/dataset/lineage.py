@@ -14,21 +14,9 @@ from pathlib import Path
 from lidr_data.dataset.layout import MANIFEST, content_id, read_manifest, verify
 from lidr_data.dataset.store import parse_reference, resolve_version
 from lidr_data.errors import LidrError
-from lidr_data.files import sha256_file
+from lidr_data.files import portable, sha256_file
 
 TRAIN_MANIFEST = "train_manifest.json"  # written by `lidr train` (train/output.py) into every model it makes
-
-
-def portable(value: object, workdir: Path) -> object:
-    """A local path as it may be published: relative to the work folder when inside it, else its last part.
-    Hub ids (`org/name`), packaged paths (`lidr:...`) and relative paths pass unchanged."""
-    if not isinstance(value, str) or not value.startswith(("/", "~")):
-        return value
-    path = Path(value).expanduser()
-    try:
-        return path.resolve().relative_to(workdir.resolve()).as_posix() or "."
-    except ValueError:
-        return path.name or value
 
 
 def parent_record(ref: str, workdir: str | Path) -> dict:
