@@ -19,6 +19,14 @@ from lidr_data.files import portable, sha256_file
 TRAIN_MANIFEST = "train_manifest.json"  # written by `lidr train` (train/output.py) into every model it makes
 
 
+def portable_version(folder: Path, workdir: str | Path) -> str:
+    """A local version folder as it may be published: relative to the work folder when inside it, else
+    `dataset/version` (no local layout is published)."""
+    folder = Path(folder).expanduser().resolve()
+    text = str(portable(str(folder), Path(workdir)))
+    return f"{folder.parent.name}/{folder.name}" if text == folder.name else text
+
+
 def parent_record(ref: str, workdir: str | Path) -> dict:
     """Resolve and verify the version `ref` names (a version folder, `store/name@version`, `org/name@revision`)
     and return what a manifest records about it as its parent:
@@ -45,10 +53,8 @@ def parent_record(ref: str, workdir: str | Path) -> dict:
         raise LidrError(f"parent {ref}: {message}") from None
     if reference.is_hub:
         text = reference.text
-    else:  # relative to the work folder when inside it, else dataset/version: no local layout is published
-        text = portable(str(folder.resolve()), Path(workdir))
-        if text == folder.name:
-            text = f"{folder.parent.name}/{folder.name}"
+    else:
+        text = portable_version(folder, workdir)
     record = {"reference": text, "name": manifest["name"], "version": manifest["version"],
               "content_id": content_id(manifest), "manifest_sha256": sha256_file(folder / MANIFEST)}
     if reference.is_hub:  # a Hub snapshot lies in .../snapshots/<commit>/

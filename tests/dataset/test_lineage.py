@@ -57,10 +57,10 @@ def iteration_one(tiny_model_dir: Path, tmp_path_factory):
 
 def trained_copy(tiny_model_dir: Path, version: Path, dst: Path) -> Path:
     """A model folder as `lidr train` leaves it: weights plus train_manifest.json naming the version trained on
-    (the `dataset` record is what train/dpo.py writes: `open_version(REF).lineage()`)."""
+    (the `dataset` record is what train/dpo.py writes when run from the work folder: `.lineage(workdir)`)."""
     shutil.copytree(tiny_model_dir, dst)
     (dst / TRAIN_MANIFEST).write_text(json.dumps({"schema_version": 1, "dataset": {
-        **open_version(str(version)).lineage(), "subset": "all"}}, indent=2), encoding="utf-8")
+        **open_version(str(version)).lineage(version.parents[2]), "subset": "all"}}, indent=2), encoding="utf-8")
     return dst
 
 
