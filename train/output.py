@@ -221,7 +221,7 @@ Rewarding), by `lidr train` (lidr-data {manifest['libraries'].get('lidr-data')},
 ## Training data
 
 Dataset `{ds['name']}` version `{ds['version']}`, subset `{manifest['data']['subset']}`: {where}.
-Reference as typed: `{ds['reference']}`. Content id (sha256 of the version's manifest): `{ds['content_id']}`.
+Reference: `{ds['reference']}`. Content id (sha256 of the version's manifest): `{ds['content_id']}`.
 {manifest['data']['train_pairs']} training pairs, {manifest['data']['eval_pairs']} held out for evaluation.
 
 ## Objective
