@@ -18,7 +18,7 @@ from lidr_data.errors import LidrError
 from lidr_data.eval.extract import extract_answer, parse_gold
 from lidr_data.eval.results import write_json, write_table
 from lidr_data.progress import Progress
-from lidr_data.readers import read_records, row_location
+from lidr_data.readers import read_located
 
 MGSM_LANGS = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
 HUB_ID = "juletxara/mgsm"
@@ -60,19 +60,20 @@ class MgsmConfig:
     label: str | None = field(default=None, metadata={"help": "name of this model in tables (default: model)"})
 
 
-def _from_rows(rows: list[dict], path: Path, lang: str) -> list[dict]:
+def _from_rows(rows: list[tuple[str, dict]], lang: str) -> list[dict]:
+    """Problems from (location, row) pairs; the location names the row in errors."""
     items = []
-    for i, row in enumerate(rows):
+    for i, (where, row) in enumerate(rows):
         question = row.get("query", row.get("question"))
         answer = row.get("response", row.get("answer_number", row.get("answer")))
         if not isinstance(question, str) or not question.strip():
-            raise LidrError(f"{row_location(path, i)}: missing field 'query' (the question)")
+            raise LidrError(f"{where}: missing field 'query' (the question)")
         if answer is None:
-            raise LidrError(f"{row_location(path, i)}: missing field 'response' (the gold answer)")
+            raise LidrError(f"{where}: missing field 'response' (the gold answer)")
         try:
             gold = parse_gold(answer)
         except ValueError:
-            raise LidrError(f"{row_location(path, i)}: gold answer {answer!r} is not a number") from None
+            raise LidrError(f"{where}: gold answer {answer!r} is not a number") from None
         items.append({"lang": lang, "id": f"mgsm-{i}", "question": question, "gold": gold})
     return items
 
@@ -86,8 +87,8 @@ def _read_tsv(path: Path, lang: str) -> list[dict]:
                 continue
             if len(fields) != 2:
                 raise LidrError(f"{path}:{lineno}: expected 2 tab-separated fields (question, answer), got {len(fields)}")
-            rows.append({"query": fields[0], "response": fields[1]})
-    return _from_rows(rows, path, lang)
+            rows.append((f"{path}:{lineno}", {"query": fields[0], "response": fields[1]}))
+    return _from_rows(rows, lang)
 
 
 def load_mgsm(source: str | Path, langs: tuple[str, ...] | list[str], limit: int | None = None) -> list[dict]:
@@ -112,7 +113,7 @@ def load_mgsm(source: str | Path, langs: tuple[str, ...] | list[str], limit: int
                 raise LidrError(f"{path}: no MGSM file for language {lang!r} (looked for {', '.join(names)}; "
                                 f"found {', '.join(have) or 'nothing'})")
             else:
-                rows = _read_tsv(found, lang) if found.suffix == ".tsv" else _from_rows(read_records(found), found, lang)
+                rows = _read_tsv(found, lang) if found.suffix == ".tsv" else _from_rows(read_located(found), lang)
         elif path.exists() or str(source).startswith((".", "/", "~")):
             raise LidrError(f"{source}: MGSM source must be a folder of per-language files or a Hub dataset id")
         else:
@@ -130,8 +131,9 @@ def _load_hub(dataset_id: str, lang: str) -> list[dict]:
         ds = datasets.load_dataset(dataset_id, lang, split="test")
     except Exception as e:  # noqa: BLE001 - datasets raises many types (offline, missing config, ...)
         raise LidrError(f"cannot load MGSM {dataset_id!r} language {lang!r}: {str(e).splitlines()[0]}") from e
-    rows = [{"query": r["question"], "response": r["answer_number"]} for r in ds]
-    return _from_rows(rows, Path(f"{dataset_id}[{lang}]"), lang)
+    rows = [(f"{dataset_id}[{lang}]: row {i}", {"query": r["question"], "response": r["answer_number"]})
+            for i, r in enumerate(ds)]
+    return _from_rows(rows, lang)
 
 
 def build_prompt(question: str, lang: str, template: str | None = None) -> str:

@@ -24,7 +24,7 @@ from lidr_data.eval.judges import Judge, Pair, load_judge
 from lidr_data.eval.results import write_json, write_json_list, write_table
 from lidr_data.eval.stats import length_controlled_win_rate, win_rate
 from lidr_data.progress import Progress
-from lidr_data.readers import read_records, row_location
+from lidr_data.readers import read_located
 
 SUFFIXES = (".json", ".jsonl", ".parquet")
 
@@ -68,12 +68,12 @@ def find_lang_file(folder: str | Path, lang: str, what: str) -> Path:
 
 def load_outputs(path: Path, limit: int | None = None) -> pl.DataFrame:
     """(pos, id, instruction, output, generator) of an outputs file; id/instruction may be null."""
-    rows = read_records(path)[:limit] if limit else read_records(path)
+    rows = read_located(path)[:limit] if limit else read_located(path)
     records = []
-    for i, row in enumerate(rows):
+    for i, (where, row) in enumerate(rows):
         output = row.get("output")
         if output is not None and not isinstance(output, str):
-            raise LidrError(f"{row_location(path, i)}: field 'output' must be a string")
+            raise LidrError(f"{where}: field 'output' must be a string")
         ident = row.get("id")
         records.append({"pos": i, "id": None if ident is None else str(ident),
                         "instruction": row.get("instruction"), "output": output,
@@ -153,10 +153,11 @@ def generate_candidates(cfg: WinrateConfig, langs: list[str], progress: Progress
     try:
         for lang in langs:
             path = find_lang_file(cfg.prompts, lang, "prompts")
-            rows = read_records(path)[: cfg.limit] if cfg.limit else read_records(path)
-            for i, row in enumerate(rows):
+            located = read_located(path)[: cfg.limit] if cfg.limit else read_located(path)
+            for where, row in located:
                 if not isinstance(row.get("instruction"), str) or not row["instruction"].strip():
-                    raise LidrError(f"{row_location(path, i)}: missing field 'instruction'")
+                    raise LidrError(f"{where}: missing field 'instruction'")
+            rows = [row for _, row in located]
             requests = [Request.from_messages(r["instruction"], sampling, cfg.system_prompt) for r in rows]
             completions, _, _ = run_requests(generator, requests, cache, progress=progress,
                                              description=f"answering {lang}")

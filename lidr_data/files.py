@@ -183,3 +183,15 @@ def sql_literal_list(values) -> str:
 def sql_ident(name: str) -> str:
     """A DuckDB quoted identifier (view, table and column names), inner double quotes doubled."""
     return '"' + str(name).replace('"', '""') + '"'
+
+
+def portable(value: object, workdir: Path) -> object:
+    """A local path as it may be published: relative to the work folder when inside it, else its last part.
+    Hub ids (`org/name`), packaged paths (`lidr:...`), relative paths and non-strings pass unchanged."""
+    if not isinstance(value, str) or not value.startswith(("/", "~")):
+        return value
+    path = Path(value).expanduser()
+    try:
+        return path.resolve().relative_to(workdir.resolve()).as_posix() or "."
+    except ValueError:
+        return path.name or value

@@ -348,7 +348,7 @@ def _pairs(run: Build) -> StageStats:
     r = run.recipe
     return run.save("pairs", *build_pairs(run.table("prompts"), run.table("respond"), run.table("translate"),
                                           r.dominant_lang, r.languages, r.iteration, r.generation.system_prompt,
-                                          r.model, r.revision))
+                                          r.model, r.revision, workdir=Path(r.workdir).expanduser()))
 
 
 # tag, filter and dedup stream file to file and write their outputs atomically themselves.

@@ -90,7 +90,25 @@ def read_records(path: str | Path) -> list[dict]:
     return [row for _, row in iter_records(path)]
 
 
+def read_located(path: str | Path) -> list[tuple[str, dict]]:
+    """(location, row) for every row of the file: `read_records` with each row's name for errors."""
+    return list(iter_records(path))
+
+
 def row_location(path: str | Path, index: int) -> str:
-    """How to name row `index` (0-based) of a file in an error: a line for JSONL, a row otherwise."""
+    """How to name row `index` (0-based) of a file in an error: its line for JSONL (blank lines counted, as
+    `iter_records` does, so it reads the file up to that row), a row otherwise. Loops over rows should take the
+    locations `iter_records` yields instead."""
     path = Path(path)
-    return f"{path}:{index + 1}" if path.suffix == ".jsonl" else f"{path}: row {index}"
+    if path.suffix != ".jsonl":
+        return f"{path}: row {index}"
+    seen = -1
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if lineno == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
+            if raw.decode("utf-8", "replace").strip():
+                seen += 1
+                if seen == index:
+                    return f"{path}:{lineno}"
+    raise LidrError(f"{path}: no row {index} (the file has {seen + 1})")

@@ -22,7 +22,7 @@ import pyarrow as pa
 from lidr_data.config import option, require, resolve_path
 from lidr_data.errors import LidrError
 from lidr_data.langid import UNKNOWN
-from lidr_data.readers import SUFFIXES, iter_records, read_records, row_location
+from lidr_data.readers import SUFFIXES, iter_records
 from lidr_data.stages.schema import PROMPTS, StageStats
 from lidr_data.stages.tables import drop_table
 
@@ -194,10 +194,10 @@ def translation_task_ids(cfg: PromptsConfig) -> set[str]:
         return set()
     path = resolve_path(cfg.translation_task_ids)
     ids = set()
-    for i, row in enumerate(read_records(path)):
+    for where, row in iter_records(path):
         value = row.get(cfg.translation_task_id_field)
         if value is None:
-            raise LidrError(f"{row_location(path, i)}: missing field {cfg.translation_task_id_field!r} "
+            raise LidrError(f"{where}: missing field {cfg.translation_task_id_field!r} "
                             "(prompts.translation_task_id_field)")
         ids.add(str(value))
     return ids

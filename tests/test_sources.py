@@ -81,6 +81,9 @@ def test_translation_tasks_from_ids_file_and_pattern(tmp_path):
     prompts, _, _ = load_prompts(PromptsConfig(source=str(d), translation_task_pattern=r"prompt [23]$"),
                                  ["en", "es"])
     assert {r["prompt_id"] for r in prompts.to_pylist() if r["is_translation_task"]} == {"p2", "p3"}
+    ids.write_text('{"id": "p1"}\n\n{"task": "p2"}\n', encoding="utf-8")
+    with pytest.raises(LidrError, match=r"tasks.jsonl:3: missing field 'id'"):  # the blank line counts
+        load_prompts(PromptsConfig(source=str(d), translation_task_ids=str(ids)), ["en", "es"])
 
 
 @pytest.mark.parametrize(

@@ -126,6 +126,7 @@ def run(targs: TrainArguments, args, margs) -> Path:
     from trl import get_peft_config
 
     from lidr_data.dataset.load import load_opened, open_version
+    from lidr_data.files import portable
     from lidr_data.train import output as out
     from lidr_data.train.data import check_columns, check_template_and_lengths, split_by_prompt
 
@@ -214,10 +215,20 @@ def run(targs: TrainArguments, args, margs) -> Path:
             merged.save_pretrained(str(model_dir))
         tokenizer.save_pretrained(str(model_dir))  # with the chat template (chat_template.jinja)
         base_local = Path(targs.model).exists()
+        # What is written here is pushed (--push-to): local paths are named relative to the work folder (the
+        # current directory) when inside it, else by their last parts; the content id identifies the version.
+        workdir = Path.cwd()
+        lineage = opened.lineage(workdir)
+        base_name = str(portable(targs.model, workdir)) if base_local else targs.model
+        names = out.local_names(workdir, {
+            str(opened.folder): lineage["path"] or lineage["reference"], targs.dataset: lineage["reference"],
+            targs.model: base_name, str(output): str(portable(str(output.resolve()), workdir)),
+            str(stage): str(portable(str(stage.resolve()), workdir))})
+        out.scrub_folder(model_dir, names)
         manifest = out.train_manifest(
-            dataset={**opened.lineage(), "subset": targs.subset},
+            dataset={**lineage, "subset": targs.subset},
             base_model={"name_or_path": targs.model, "hub_id": None if base_local else targs.model,
-                        "path": str(Path(targs.model).resolve()) if base_local else None,
+                        "path": base_name if base_local else None,
                         "revision": model_init["revision"], **out.base_lineage(Path(targs.model))},
             objective={"loss": "dpo_sigmoid+nll", "beta": args.beta, "nll_weight": targs.nll_weight,
                        "nll_normalization": targs.nll_normalization, "reference_model": "the starting model"},
@@ -229,6 +240,7 @@ def run(targs: TrainArguments, args, margs) -> Path:
                   "global_step": trainer.state.global_step, "resumed_from": resume_from},
             metrics=metrics, lora=lora,
         )
+        manifest = out.portable_manifest(manifest, workdir, names)
         out.write_train_manifest(model_dir, manifest)
         (model_dir / out.CARD).write_text(out.model_card(manifest, langs), encoding="utf-8")
         out.move_into_place(model_dir, output)

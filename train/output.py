@@ -129,6 +129,60 @@ def train_manifest(*, dataset: dict, base_model: dict, objective: dict, settings
     })
 
 
+def local_names(workdir: Path, paths: dict[str, str]) -> dict[str, str]:
+    """{absolute local path: the name it is published under} for `paths` ({path as typed: its published
+    name}), each as typed, expanded and resolved, since libraries write whichever form they were given. Hub ids
+    and relative paths are no local layout: they are kept as they are."""
+    out: dict[str, str] = {}
+    for typed, name in paths.items():
+        if not typed.startswith(("/", "~")) and not Path(typed).exists():
+            continue  # a Hub id or a packaged path
+        for form in (typed, str(Path(typed).expanduser()), str(Path(typed).expanduser().resolve())):
+            if form.startswith("/") and form != name:
+                out.setdefault(form, name)
+    return out
+
+
+def portable_manifest(manifest: dict, workdir: Path, names: dict[str, str]) -> dict:
+    """`manifest` as it may be published: a path in `names` becomes its name there, any other absolute path is
+    named relative to the work folder when inside it, else by its last part (`lineage.portable`)."""
+    from lidr_data.files import portable
+
+    def walk(obj: object) -> object:
+        if isinstance(obj, dict):
+            return {k: walk(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [walk(v) for v in obj]
+        if isinstance(obj, str):
+            return names[obj] if obj in names else portable(obj, workdir)
+        return obj
+
+    return walk(manifest)
+
+
+def scrub_folder(folder: Path, names: dict[str, str]) -> list[str]:
+    """Rewrite the local paths in `names` to their published names in the text files that libraries wrote into
+    the model folder (PEFT's adapter_config.json and card name the base model by the path it was given), and
+    remove `training_args.bin` (a pickle of the Trainer's arguments, local folders included: every setting is in
+    train_manifest.json as JSON). Returns the files changed, relative to `folder`."""
+    changed = []
+    ordered = sorted(names, key=len, reverse=True)  # a longer path first: never a prefix of it
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.name == "training_args.bin":
+            path.unlink()
+            changed.append(path.relative_to(folder).as_posix())
+            continue
+        if path.suffix not in (".json", ".md", ".txt", ".jinja", ".yaml", ".yml"):
+            continue
+        text = original = path.read_text(encoding="utf-8")
+        for local in ordered:
+            text = text.replace(local, names[local])
+        if text != original:
+            path.write_text(text, encoding="utf-8")
+            changed.append(path.relative_to(folder).as_posix())
+    return changed
+
+
 def write_train_manifest(folder: Path, manifest: dict) -> None:
     (folder / TRAIN_MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -167,7 +221,7 @@ Rewarding), by `lidr train` (lidr-data {manifest['libraries'].get('lidr-data')},
 ## Training data
 
 Dataset `{ds['name']}` version `{ds['version']}`, subset `{manifest['data']['subset']}`: {where}.
-Reference as typed: `{ds['reference']}`. Content id (sha256 of the version's manifest): `{ds['content_id']}`.
+Reference: `{ds['reference']}`. Content id (sha256 of the version's manifest): `{ds['content_id']}`.
 {manifest['data']['train_pairs']} training pairs, {manifest['data']['eval_pairs']} held out for evaluation.
 
 ## Objective

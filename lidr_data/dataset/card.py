@@ -91,8 +91,11 @@ def _recipe_languages(manifest: dict) -> list[str]:
     return sorted({c for c in langs if isinstance(c, str) and c})
 
 
-def render_card(manifest: dict, location: str, revision: str | None = None) -> str:
-    """Render README.md for a version. `location`: a local folder path or a Hub repo id (then `revision`)."""
+def render_card(manifest: dict, location: str, revision: str | None = None,
+                parent_reference: str | None = None) -> str:
+    """Render README.md for a version. `location`: a local folder path or a Hub repo id (then `revision`).
+    `parent_reference`: how to name the parent where it differs from the manifest's record (its Hub reference
+    once it is published beside this version; the manifest, which is hashed, keeps what the build recorded)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(_template_dir()),
         undefined=jinja2.StrictUndefined,  # a typo in a template fails the tests instead of printing nothing
@@ -115,6 +118,7 @@ def render_card(manifest: dict, location: str, revision: str | None = None) -> s
         repo_arg=json.dumps(location),
         rev_kw=f", revision={json.dumps(revision)}" if is_hub else "",
         reference=reference,
+        parent_reference=parent_reference,
         ref_arg=json.dumps(reference),
         parquet_glob=lambda config: json.dumps(f"{location}/data/{config}/*.parquet"),
         duckdb_path=(f"hf://datasets/{location}@{revision}" if is_hub else location),

@@ -178,6 +178,32 @@ def hub_versions(repo_id: str) -> list[tuple[str, dict]]:
     return [(what, manifest) for _, _, what, manifest in sorted(found)]
 
 
+def published_sources(repo_id: str, refs=None) -> dict[str, str]:
+    """{content id of the local version a tag was published from: `repo_id@tag`} for the tags of a Hub dataset
+    whose commit `publish` described with a `source content id` (the local id differs from the published one:
+    the card, and with it the manifest, is rewritten for the Hub). `refs`: the repository's refs when known."""
+    from huggingface_hub import HfApi
+
+    refs = refs if refs is not None else _list_refs(repo_id)
+    tags: dict[str, list[str]] = {}
+    for tag in refs.tags:
+        tags.setdefault(tag.target_commit, []).append(tag.name)
+    if not tags:
+        return {}
+    try:
+        commits = with_retries(repo_id, lambda: HfApi().list_repo_commits(repo_id, repo_type="dataset"))
+    except (KeyError, TypeError, ValueError):  # a server whose commit listing the client cannot parse (olah)
+        return {}
+    except Exception as e:  # noqa: BLE001 (mapped to one line)
+        raise _hub_error(e, repo_id) from None
+    found: dict[str, str] = {}
+    for commit in commits:  # newest first: a version published twice is named by its newest tag
+        source = re.search(r"source content id ([0-9a-f]{64})", commit.message or "")
+        if source and commit.commit_id in tags:
+            found.setdefault(source.group(1), f"{repo_id}@{sorted(tags[commit.commit_id], key=_tag_key)[-1]}")
+    return found
+
+
 def published_content_id(repo_id: str, revision: str | None) -> str | None:
     """The content id that `publish` wrote into the description of the commit a revision points at (None if
     that commit has none): what `verify` checks a Hub version's manifest against."""

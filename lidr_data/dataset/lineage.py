@@ -14,21 +14,17 @@ from pathlib import Path
 from lidr_data.dataset.layout import MANIFEST, content_id, read_manifest, verify
 from lidr_data.dataset.store import parse_reference, resolve_version
 from lidr_data.errors import LidrError
-from lidr_data.files import sha256_file
+from lidr_data.files import portable, sha256_file
 
 TRAIN_MANIFEST = "train_manifest.json"  # written by `lidr train` (train/output.py) into every model it makes
 
 
-def portable(value: object, workdir: Path) -> object:
-    """A local path as it may be published: relative to the work folder when inside it, else its last part.
-    Hub ids (`org/name`), packaged paths (`lidr:...`) and relative paths pass unchanged."""
-    if not isinstance(value, str) or not value.startswith(("/", "~")):
-        return value
-    path = Path(value).expanduser()
-    try:
-        return path.resolve().relative_to(workdir.resolve()).as_posix() or "."
-    except ValueError:
-        return path.name or value
+def portable_version(folder: Path, workdir: str | Path) -> str:
+    """A local version folder as it may be published: relative to the work folder when inside it, else
+    `dataset/version` (no local layout is published)."""
+    folder = Path(folder).expanduser().resolve()
+    text = str(portable(str(folder), Path(workdir)))
+    return f"{folder.parent.name}/{folder.name}" if text == folder.name else text
 
 
 def parent_record(ref: str, workdir: str | Path) -> dict:
@@ -57,10 +53,8 @@ def parent_record(ref: str, workdir: str | Path) -> dict:
         raise LidrError(f"parent {ref}: {message}") from None
     if reference.is_hub:
         text = reference.text
-    else:  # relative to the work folder when inside it, else dataset/version: no local layout is published
-        text = portable(str(folder.resolve()), Path(workdir))
-        if text == folder.name:
-            text = f"{folder.parent.name}/{folder.name}"
+    else:
+        text = portable_version(folder, workdir)
     record = {"reference": text, "name": manifest["name"], "version": manifest["version"],
               "content_id": content_id(manifest), "manifest_sha256": sha256_file(folder / MANIFEST)}
     if reference.is_hub:  # a Hub snapshot lies in .../snapshots/<commit>/

@@ -42,15 +42,21 @@ class OpenedVersion:
     def subsets(self) -> list[str]:
         return sorted(self.manifest["configs"])
 
-    def lineage(self) -> dict:
-        """What a consumer records about the version it used (train_manifest.json, model cards)."""
+    def lineage(self, workdir: str | Path | None = None) -> dict:
+        """What a consumer records about the version it used (train_manifest.json, model cards), which it may
+        publish: a local version is named relative to `workdir` (default: the current directory) when inside
+        it, else `dataset/version`, never by an absolute path of this machine; its content id identifies it."""
+        from lidr_data.dataset.lineage import portable_version
+
         ref = self.reference
+        local = None if ref.is_hub else portable_version(self.folder, Path.cwd() if workdir is None else workdir)
+        typed_path = not ref.is_hub and ref.text.startswith(("/", "~"))
         return {
-            "reference": ref.text,
+            "reference": local if typed_path else ref.text,
             "repo_id": ref.repo_id,
             "revision": ref.revision or ("main" if ref.is_hub else None),
             "commit": self.commit,
-            "path": None if ref.is_hub else str(self.folder.resolve()),
+            "path": local,
             "name": self.manifest["name"],
             "version": self.manifest["version"],
             "content_id": self.content_id,

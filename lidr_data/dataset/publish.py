@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lidr_data.dataset import audits
 from lidr_data.dataset.card import check_license, render_card
-from lidr_data.dataset.hub import _hub_error, with_retries
+from lidr_data.dataset.hub import _hub_error, published_sources, with_retries
 from lidr_data.dataset.layout import CARD, MANIFEST, check_name, content_id, read_manifest, verify
 from lidr_data.dataset.store import move_into_place, parse_reference, resolve_version
 from lidr_data.errors import LidrError
@@ -29,15 +29,17 @@ _HUB_DEST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$
 
 
 def staged_manifest(src_dir: Path, version: str, location: str, revision: str | None,
-                    license: str | None = None, audit_section: str | None = None) -> tuple[dict, str]:
+                    license: str | None = None, audit_section: str | None = None,
+                    parent_reference: str | None = None) -> tuple[dict, str]:
     """The manifest and card for the version at its new home (name, location in the usage snippets; the
-    license when one is given; an audit's section at the end of the card). Only the card's own entry changes:
-    every data file and its hash stay the version's."""
+    license when one is given; an audit's section at the end of the card; the card names the parent by
+    `parent_reference` when given). Only the card's own entry changes: every data file and its hash stay the
+    version's."""
     manifest = read_manifest(src_dir)
     manifest = {**manifest, "version": version}
     if license:
         manifest["license"] = check_license(license)
-    card = render_card(manifest, location=location, revision=revision)
+    card = render_card(manifest, location=location, revision=revision, parent_reference=parent_reference)
     if audit_section:
         card = card.rstrip("\n") + "\n\n" + audit_section
     files = dict(manifest["files"])
@@ -143,6 +145,15 @@ def check_operations(ops: list, what: str) -> None:
         raise LidrError(f"{what}: refusing a commit that adds and deletes {', '.join(sorted(clashes))}")
 
 
+def _hub_parent(manifest: dict, repo_id: str, refs) -> str | None:
+    """`repo_id@tag` of the version's parent when it was published to this repository (the parent's local
+    content id is the source id of a tagged commit there), else None (the card keeps the recorded reference)."""
+    parent = manifest.get("parent")
+    if not isinstance(parent, dict) or not parent.get("content_id") or parent.get("commit"):
+        return None  # no parent, or the parent was already given by its Hub reference
+    return published_sources(repo_id, refs).get(parent["content_id"])
+
+
 def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force: bool,
                  license: str | None = None, notify: Callable[[str], None] | None = None,
                  audit_section: str | None = None) -> str:
@@ -153,13 +164,15 @@ def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force
     check_name(name, "dataset name")
     api = HfApi()  # endpoint and token: HF_ENDPOINT, HF_TOKEN / the stored login, as huggingface_hub resolves them
     what = f"{repo_id}@{version}"
-    manifest, card = staged_manifest(src_dir, version, repo_id, version, license, audit_section)
+    source_id = content_id(read_manifest(src_dir))
     try:
         with_retries(what, lambda: api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True))
         refs = with_retries(what, lambda: api.list_repo_refs(repo_id, repo_type="dataset"))
         tag_exists = any(t.name == version for t in refs.tags)
         if tag_exists and not force:
             raise LidrError(f"{what}: the tag {version!r} already exists (versions are immutable; --force replaces it)")
+        manifest, card = staged_manifest(src_dir, version, repo_id, version, license, audit_section,
+                                         parent_reference=_hub_parent(read_manifest(src_dir), repo_id, refs))
         existing = set(with_retries(what, lambda: api.list_repo_files(repo_id, repo_type="dataset")))
         adds = sorted(set(manifest["files"]) | {CARD, MANIFEST})
         # main becomes exactly this version: delete what main holds minus everything this commit writes.
@@ -176,7 +189,8 @@ def _publish_hub(src_dir: Path, repo_id: str, version: str, private: bool, force
         commit = with_retries(what, lambda: api.create_commit(
             repo_id, operations(), repo_type="dataset",
             commit_message=f"lidr-data: {manifest['name']} {version}",
-            commit_description=f"{manifest['counts']['pairs']} pairs; content id {content_id(manifest)}; manifest.json lists every file with its sha256.",
+            commit_description=f"{manifest['counts']['pairs']} pairs; content id {content_id(manifest)}; "
+                               f"source content id {source_id}; manifest.json lists every file with its sha256.",
         ))
         # Tag only a commit whose tree holds the whole version (the tag is what readers pin).
         committed = set(with_retries(what, lambda: api.list_repo_files(repo_id, repo_type="dataset",

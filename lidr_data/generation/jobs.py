@@ -12,14 +12,14 @@ from lidr_data.generation.base import Generator, Request, SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.runner import RunStats, run_requests
 from lidr_data.progress import Progress
-from lidr_data.readers import read_records, row_location
+from lidr_data.readers import read_located
 
 
-def requests_from_records(path: Path, rows: list[dict], sampling: SamplingParams,
+def requests_from_records(path: Path, rows: list[tuple[str, dict]],
+                          sampling: SamplingParams,
                           system_prompt: str | None) -> tuple[list, list[Request]]:
     ids, requests = [], []
-    for i, row in enumerate(rows):
-        where = row_location(path, i)
+    for where, row in rows:
         if "id" not in row or row["id"] is None:
             raise LidrError(f"{where}: missing field 'id'")
         if row.get("messages") is not None:
@@ -47,7 +47,7 @@ def generate_file(generator: Generator, input_path: Path, output_path: Path, cac
                   progress: Progress | None = None) -> RunStats:
     """Generate for every row of `input_path`; write the completions table to `output_path` atomically."""
     input_path, output_path = Path(input_path), Path(output_path)
-    rows = read_records(input_path)
+    rows = read_located(input_path)
     if not rows:
         raise LidrError(f"{input_path}: no rows")
     ids, requests = requests_from_records(input_path, rows, SamplingParams(**(sampling or {})), system_prompt)

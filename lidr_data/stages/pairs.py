@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from lidr_data.files import portable
 from lidr_data.stages.schema import FLAT_TEXT, PAIR_COLUMNS, StageStats
 from lidr_data.stages.tables import drop_table
 
@@ -82,8 +84,12 @@ ORDER BY ord, lord, dord
 
 def build_pairs(prompts: pa.Table, responses: pa.Table, translations: pa.Table, dominant: str,
                 languages: list[str], iteration: int, system_prompt: str | None, model: str,
-                revision: str | None) -> tuple[pa.Table, pa.Table, StageStats]:
-    """(pairs_raw, dropped, stats): PAIR_COLUMNS + FLAT_TEXT for every formable pair."""
+                revision: str | None, workdir: str | Path | None = None) -> tuple[pa.Table, pa.Table, StageStats]:
+    """(pairs_raw, dropped, stats): PAIR_COLUMNS + FLAT_TEXT for every formable pair.
+
+    `generator_model` is published: a local model folder is named relative to `workdir` (the work folder) when
+    inside it, else by its last part, never by an absolute path of this machine. `pair_id` hashes the content
+    only, so the name does not change it."""
     con = duckdb.connect()
     try:
         # Registered Arrow tables have no rowid: carry the input order explicitly.
@@ -95,7 +101,12 @@ def build_pairs(prompts: pa.Table, responses: pa.Table, translations: pa.Table, 
     finally:
         con.close()
     kept, dropped, reasons = [], [], []
+    names: dict[str, object] = {}
     for r in rows:
+        if workdir is not None and (m := r["generator_model"]) is not None:
+            if m not in names:
+                names[m] = portable(m, Path(workdir))
+            r["generator_model"] = names[m]
         system = [{"role": "system", "content": system_prompt}] if system_prompt else []
         prompt = [*system, {"role": "user", "content": r["prompt_text"]}]
         chosen = [{"role": "assistant", "content": r["chosen_text"]}]

@@ -19,7 +19,7 @@ from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.runner import run_requests
 from lidr_data.languages import check_language
 from lidr_data.progress import Progress
-from lidr_data.readers import read_records, row_location
+from lidr_data.readers import read_located
 from lidr_data.stages.schema import PROMPTS, RESPONSES, StageStats
 from lidr_data.stages.tables import drop_table
 
@@ -88,8 +88,7 @@ def read_imported_responses(imports: Sequence[ResponsesImport]) -> dict[tuple[st
     found: dict[tuple[str, str], dict] = {}
     for spec in imports:
         path = resolve_path(spec.path)
-        for i, row in enumerate(read_records(path)):
-            where = row_location(path, i)
+        for where, row in read_located(path):
             for name in (spec.id_field, spec.text_field):
                 if name not in row:
                     raise LidrError(f"{where}: missing field {name!r}")

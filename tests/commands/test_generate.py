@@ -49,6 +49,7 @@ def test_generate_writes_completions_and_reruns_from_cache(tiny_model_dir, tmp_p
         ('{"id": 1, "prompt": "hi"}\n{"id": 2, "prompt": "  "}\n', "prompts.jsonl:2: empty prompt"),
         ('{"prompt": "hi"}\n', "prompts.jsonl:1: missing field 'id'"),
         ('{"id": 1, "text": "hi"}\n', "prompts.jsonl:1: needs a 'messages' or a 'prompt' field"),
+        ('{"id": 1, "prompt": "hi"}\n\n{"prompt": "hi"}\n', "prompts.jsonl:3: missing field 'id'"),  # blank line
     ],
 )
 def test_bad_input_is_one_line_error(tiny_model_dir, tmp_path, capsys, content, message):

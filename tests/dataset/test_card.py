@@ -123,7 +123,9 @@ def test_train_snippet_runs_as_written_on_cpu(version_dir: Path, tiny_model_dir:
     assert out.returncode == 0, out.stderr[-3000:]
     model = tmp_path / "demo-lidr-iter-1-dpo"
     manifest = json.loads((model / "train_manifest.json").read_text())
-    assert manifest["dataset"]["path"] == str(version_dir.resolve()) and manifest["metrics"]["train_loss"]
+    # Relative to the work folder it ran in (the manifest is pushed with --push-to: no absolute local path).
+    assert manifest["dataset"]["path"] == version_dir.resolve().relative_to(tmp_path.resolve()).as_posix()
+    assert manifest["metrics"]["train_loss"]
 
 
 def test_hub_card_snippets_name_the_revision(version_dir: Path):

@@ -244,6 +244,34 @@ def test_every_iteration_published_to_one_repo_keeps_its_manifest(store: Path, t
             assert [tuple(r) for r in loaded[f"{rev} {cfg}"]] == rows_local, (rev, cfg)
 
 
+@pytest.mark.slow
+def test_the_card_names_a_parent_published_to_the_same_repo_by_its_hub_reference(store: Path, tmp_path: Path):
+    """iter-2's parent, iter-1, was published to the repo first (under another tag name): iter-2's card there
+    names it `org/name@tag`. The manifest, which is hashed, keeps the parent as the build recorded it; a repo
+    that lacks the parent keeps the recorded reference in the card too."""
+    runs = tmp_path / "runs" / "demo-lidr"
+    v1 = materialize(make_run(runs / "iter-1", n_prompts=3, iteration=1, seed=1), store, progress=False)
+    v2 = materialize(make_run(runs / "iter-2", n_prompts=4, iteration=2, seed=2), store, progress=False,
+                     parent=str(v1))
+    local_parent = read_manifest(v2)["parent"]
+    assert local_parent["content_id"] == content_id(read_manifest(v1))
+    with HubServer(token=TOKEN) as hub:
+        for args in ([str(v1), "--to", "acme/iters", "--version", "first"], [str(v2), "--to", "acme/iters"],
+                     [str(v2), "--to", "acme/other"]):
+            out = lidr(hub, tmp_path, "publish", *args)
+            assert out.returncode == 0, out.stderr
+        out = lidr(hub, tmp_path, "verify", "acme/iters@iter-2")
+        assert out.returncode == 0, out.stdout + out.stderr
+        rows = {}
+        for repo in ("acme/iters", "acme/other"):
+            files = hub.repos[repo].resolve("iter-2")["files"]
+            assert json.loads(files["manifest.json"])["parent"] == local_parent
+            rows[repo] = next(line for line in files["README.md"].decode().splitlines() if "| parent version" in line)
+    cid = local_parent["content_id"]
+    assert rows["acme/iters"] == f"| parent version | `iter-1` (`acme/iters@first`, content id `{cid}`) |"
+    assert rows["acme/other"] == f"| parent version | `iter-1` (`{local_parent['reference']}`, content id `{cid}`) |"
+
+
 def test_publish_deletes_only_what_the_commit_does_not_write():
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 

@@ -10,8 +10,10 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from counting import CountingGenerator
+from leaks import files_holding
 from synthetic import make_run
 from tamper import flip_byte
 
@@ -55,10 +57,10 @@ def iteration_one(tiny_model_dir: Path, tmp_path_factory):
 
 def trained_copy(tiny_model_dir: Path, version: Path, dst: Path) -> Path:
     """A model folder as `lidr train` leaves it: weights plus train_manifest.json naming the version trained on
-    (the `dataset` record is what train/dpo.py writes: `open_version(REF).lineage()`)."""
+    (the `dataset` record is what train/dpo.py writes when run from the work folder: `.lineage(workdir)`)."""
     shutil.copytree(tiny_model_dir, dst)
     (dst / TRAIN_MANIFEST).write_text(json.dumps({"schema_version": 1, "dataset": {
-        **open_version(str(version)).lineage(), "subset": "all"}}, indent=2), encoding="utf-8")
+        **open_version(str(version)).lineage(version.parents[2]), "subset": "all"}}, indent=2), encoding="utf-8")
     return dst
 
 
@@ -80,6 +82,10 @@ def test_iteration_two_records_its_parent_and_its_generator(iteration_one, tiny_
     assert gen["trained_on"]["reference"] == "store/demo/iter-1"
     # (The local card's usage snippet names the local folder; `publish` rewrites it. The manifest never does.)
     assert str(workdir) not in (v2 / "manifest.json").read_text()
+    # Nor do the published rows: the pairs' generator_model is the model folder relative to the work folder.
+    assert files_holding(v2, str(workdir)) == ["README.md"]  # the local card's usage snippet (see above)
+    assert {m for f in (v2 / "data" / "all").glob("*.parquet")
+            for m in pq.read_table(f, columns=["generator_model"])["generator_model"].to_pylist()} == {"M1"}
     assert content_id(m1) in (v2 / "README.md").read_text()
     capsys.readouterr()
     assert main(["verify", str(v2)]) == 0

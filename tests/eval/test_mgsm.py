@@ -53,8 +53,15 @@ def test_bad_sources(tmp_path):
     (tmp_path / "de.jsonl").write_text('{"query": "Wie viel?", "response": "viele"}\n', encoding="utf-8")
     with pytest.raises(LidrError, match=r"de.jsonl:1: gold answer 'viele' is not a number"):
         load_mgsm(tmp_path, ["de"])
+    (tmp_path / "de.jsonl").write_text('{"query": "Wie viel?", "response": "2"}\n\n{"query": "Wie viel?"}\n',
+                                       encoding="utf-8")
+    with pytest.raises(LidrError, match=r"de.jsonl:3: missing field 'response'"):  # the blank line counts
+        load_mgsm(tmp_path, ["de"])
     (tmp_path / "fr.tsv").write_text("une question sans réponse\n", encoding="utf-8")
     with pytest.raises(LidrError, match=r"fr.tsv:1: expected 2 tab-separated fields"):
+        load_mgsm(tmp_path, ["fr"])
+    (tmp_path / "fr.tsv").write_text("Combien ?\t2\n\nCombien ?\tdeux\n", encoding="utf-8")
+    with pytest.raises(LidrError, match=r"fr.tsv:3: gold answer 'deux' is not a number"):  # its line, not "row 1"
         load_mgsm(tmp_path, ["fr"])
     with pytest.raises(LidrError, match="cannot load MGSM"):
         load_mgsm("no-such-org/no-such-mgsm", ["de"])  # offline here: a clear error, not a traceback

@@ -14,7 +14,7 @@ from shared_data import require_shared_data
 from lidr_data.cli import main
 from lidr_data.errors import LidrError
 from lidr_data.eval.stats import fit_l1_logistic, fit_l1_logistic_cv, length_controlled_win_rate, win_rate
-from lidr_data.eval.winrate import WinrateConfig, run_winrate
+from lidr_data.eval.winrate import WinrateConfig, load_outputs, run_winrate
 
 LANGS = ("en", "es", "ru", "de", "fr")
 
@@ -93,6 +93,13 @@ def test_missing_language_and_bad_arguments(tmp_path):
     with pytest.raises(LidrError, match="needs --judge-model"):
         run_winrate(WinrateConfig(output=tmp_path, reference=str(ref), candidate=str(cand), langs=("de",),
                                   judge="openai"), progress=False)
+
+
+def test_bad_output_row_names_its_line_blank_lines_counted(tmp_path):
+    path = tmp_path / "de.jsonl"
+    path.write_text('{"id": "a", "output": "x"}\n\n{"id": "b", "output": 3}\n', encoding="utf-8")
+    with pytest.raises(LidrError, match=r"de.jsonl:3: field 'output' must be a string"):
+        load_outputs(path)
 
 
 def test_win_rate_and_standard_error():

@@ -122,3 +122,19 @@ def test_pair_id_is_a_stable_content_hash():
     assert len(set(a.column("pair_id").to_pylist())) == a.num_rows
     c, _, _ = run(*make(), system_prompt="Another system prompt.")
     assert not set(a.column("pair_id").to_pylist()) & set(c.column("pair_id").to_pylist())
+
+
+def test_a_local_generator_is_named_without_its_absolute_path_and_pair_ids_do_not_change(tmp_path):
+    """generator_model is published: a model folder inside the work folder is named relative to it, one outside
+    by its last part. pair_id hashes content only, so where the model lay changes no id."""
+    work = tmp_path / "work"
+    prompts, responses, translations = make(missing_responses=[("p2", "en")])
+    for model, expected in [(str(work / "models" / "M1"), "models/M1"), (str(tmp_path / "elsewhere" / "M2"), "M2"),
+                            ("org/hub-model", "org/hub-model")]:
+        named = responses.set_column(responses.schema.get_field_index("model"), "model",
+                                     pa.array([model] * responses.num_rows, pa.string()))
+        pairs, drops, _ = build_pairs(prompts, named, translations, "en", LANGS, 3, None, model, None, workdir=work)
+        assert set(pairs.column("generator_model").to_pylist()) == {expected}
+        assert set(drops.column("generator_model").to_pylist()) == {expected}  # p2: no English answer
+        plain, _, _ = build_pairs(prompts, responses, translations, "en", LANGS, 3, None, "gen", None)
+        assert pairs.column("pair_id").equals(plain.column("pair_id"))

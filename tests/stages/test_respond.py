@@ -77,6 +77,9 @@ def test_imports_with_bad_rows_name_file_and_row(tmp_path):
     src.write_text('{"prompt_id": "p0", "text": "x", "lang": "en"}\n{"prompt_id": "p0", "text": "y", "lang": "en"}\n')
     with pytest.raises(LidrError, match=r"a.jsonl:2: duplicate response for id 'p0'"):
         read_imported_responses([ResponsesImport(path=str(src))])
+    src.write_text('{"prompt_id": "p0", "text": "x", "lang": "en"}\n\n{"prompt_id": "p1", "text": "y"}\n')
+    with pytest.raises(LidrError, match=r"a.jsonl:3: no 'lang' field"):  # the blank line counts
+        read_imported_responses([ResponsesImport(path=str(src))])
 
 
 def test_request_too_long_for_the_context_is_dropped_not_a_crash(tiny, tmp_path):

@@ -142,6 +142,9 @@ def test_imported_translation_errors(tmp_path):
     src.write_text('{"prompt_id": "p0", "text": "x"}\n')
     with pytest.raises(LidrError, match=r"t.jsonl:1: no 'src_lang'/'tgt_lang' fields"):
         read_imported_translations([TranslationsImport(path=str(src))])
+    src.write_text('\n{"prompt_id": "p0", "src_lang": "en", "tgt_lang": "fr", "text": "x"}\n\n{"prompt_id": "p1"}\n')
+    with pytest.raises(LidrError, match=r"t.jsonl:4: missing field 'text'"):  # blank lines count
+        read_imported_translations([TranslationsImport(path=str(src))])
     src.write_text('{"prompt_id": "p0", "src_lang": "en", "tgt_lang": "fr", "text": null, "ok": false}\n'
                    '{"prompt_id": "p1", "src_lang": "en", "tgt_lang": "fr", "text": "Salut"}\n')
     got = read_imported_translations([TranslationsImport(path=str(src))])

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from leaks import files_holding
 from servers.hub_server import HubServer
 from train_helpers import mean_margin
 
@@ -76,3 +77,39 @@ def test_train_from_a_hub_reference_and_push_the_model(built_version, tiny_model
     trained = AutoModelForCausalLM.from_pretrained(out)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert mean_margin(trained, base, tokenizer, rows) > 0.5
+
+
+@pytest.mark.slow
+def test_a_pushed_model_names_no_local_path(built_version, tiny_model_dir, tmp_path, tmp_path_factory):
+    """A model trained from a local version on a local base (LoRA: the adapter names its base too) and pushed:
+    nothing uploaded holds a path of this machine. Paths inside the work folder (the current directory) are
+    relative to it; others are named by their last parts (`demo/iter-1`, the model folder's name)."""
+    from huggingface_hub import ModelCard
+
+    work = tmp_path / "work"
+    work.mkdir()
+    with HubServer(token=TOKEN) as hub:
+        run = subprocess.run(
+            [sys.executable, "-m", "lidr_data.train", str(built_version), "--model", str(tiny_model_dir),
+             "--output", str(work / "models" / "M1"), "--max_steps", "2", "--per_device_train_batch_size", "4",
+             "--max_length", "256", "--save_strategy", "no", "--use_peft", "--lora_r", "4", "--lora_alpha", "8",
+             "--lora_target_modules", "q_proj", "v_proj", "--push-to", "acme/tiny-lidr-lora"],
+            env=_env(hub, tmp_path), cwd=work, capture_output=True, text=True, timeout=400)
+        assert run.returncode == 0, run.stderr[-3000:]
+        pushed = hub.repos["acme/tiny-lidr-lora"].commits[-1]["files"]
+    uploaded = tmp_path / "uploaded"
+    for name, data in pushed.items():
+        (uploaded / name).parent.mkdir(parents=True, exist_ok=True)
+        (uploaded / name).write_bytes(data)
+    assert "adapter/adapter_config.json" in pushed and "train_manifest.json" in pushed
+    for local in {str(tmp_path_factory.getbasetemp()), str(Path.cwd()), str(Path.home())}:
+        assert files_holding(uploaded, local) == [], (local, files_holding(uploaded, local))
+
+    manifest = json.loads(pushed["train_manifest.json"])
+    ds, base = manifest["dataset"], manifest["base_model"]
+    assert (ds["reference"], ds["path"]) == ("demo/iter-1", "demo/iter-1")  # outside the work folder
+    assert ds["content_id"] == content_id(json.loads((built_version / "manifest.json").read_text()))
+    assert base["path"] == base["name_or_path"] == tiny_model_dir.name
+    assert manifest["settings"]["lidr"]["output"] == "models/M1"  # inside the work folder: relative to it
+    card = ModelCard.load(uploaded / "README.md")
+    assert "the local version `demo/iter-1`" in card.text and f"the local model `{tiny_model_dir.name}`" in card.text
