@@ -36,3 +36,14 @@ def logging_loader(log: Path, delay: float = 0.0):
 
 def logged(log: Path) -> list[str]:
     return log.read_text().split() if log.is_file() else []
+
+
+def _load_elsewhere(backend: str, model: str, **options) -> Generator:
+    """A worker whose model files differ from the driver's (here: another revision fingerprint)."""
+    generator = load_generator(backend, model, **options)
+    generator.model_revision = "local-0000000000000000"
+    return generator
+
+
+def other_files_loader():
+    return _load_elsewhere

@@ -20,7 +20,7 @@ if importlib.util.find_spec("ray") is None:
     pytest.skip("the [ray] extra is not installed (.ci/run installs it)", allow_module_level=True)
 
 from ray_cluster import RayCluster  # noqa: E402
-from ray_logging import logged, logging_loader  # noqa: E402
+from ray_logging import logged, logging_loader, other_files_loader  # noqa: E402
 
 from lidr_data.cli import main  # noqa: E402
 from lidr_data.errors import LidrError  # noqa: E402
@@ -150,6 +150,27 @@ def test_a_killed_ray_build_resumes_without_making_a_committed_request_again(clu
     assert not set(made_again) & at_kill  # and none of it was generated again
     assert len(made_again) == len(set(made_again)) and set(made_again) == final - at_kill  # the misses, once each
     assert same_tables(table(run_dir, "pairs.parquet"), table(local_run, "pairs.parquet"))
+
+
+def test_generate_on_ray_writes_what_local_writes(cluster, tiny_model_dir, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(f'{{"id": {i}, "prompt": "Hello number {i}"}}\n' for i in range(12)))
+    common = ["generate", "--model", str(tiny_model_dir), "--input", str(prompts), "--max-new-tokens", "8",
+              "--batch-size", "3", "--no-progress"]
+    assert main([*common, "--output", str(tmp_path / "local.parquet")]) == 0
+    assert main([*common, "--output", str(tmp_path / "ray.parquet"), "--executor", "ray", "--ray-address",
+                 cluster.address, "--ray-workers", "2"]) == 0
+    assert pl.read_parquet(tmp_path / "ray.parquet").equals(pl.read_parquet(tmp_path / "local.parquet"))
+
+
+def test_a_worker_with_other_model_files_is_refused(cluster, tiny_model_dir, tmp_path):
+    generator = ray_loader(RayConfig(address=cluster.address, workers=1), load=other_files_loader())(
+        "transformers", str(tiny_model_dir))
+    try:
+        with pytest.raises(LidrError, match="the model files differ between nodes"):
+            generator.generate([Request.from_messages("Hello")])
+    finally:
+        generator.close()
 
 
 def _free_port() -> int:
