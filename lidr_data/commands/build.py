@@ -49,7 +49,7 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
                    help="local: in this process (default); ray: Ray Data actors on a Ray cluster, each holding one "
                    "model (transformers or vllm backend; pip install 'lidr-data[ray]')")
     g.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="the cluster: HOST:PORT printed by `ray start --head`, ray://HOST:10001 or auto (default: "
+                   help="the cluster: HOST:PORT printed by `ray start --head`, or auto (default: "
                    "RAY_ADDRESS, else a local Ray instance for this run)")
     g.add_argument("--ray-workers", type=int, default=None, metavar="N",
                    help="actors in the pool (default: as many as the cluster's GPUs, or CPUs, allow)")

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +37,7 @@ class RayConfig:
     """Where and how generation runs on Ray. Operational only: none of it enters a request key."""
 
     address: str | None = field(default=None, metadata={
-        "help": "Ray cluster address (`HOST:PORT` of `ray start --head`, `ray://HOST:10001`, or `auto`); None: "
+        "help": "Ray cluster address (`HOST:PORT` of `ray start --head`, or `auto`); None: "
         "RAY_ADDRESS if set, else a local Ray instance started for this run."})
     workers: int | None = field(default=None, metadata={
         "help": "Actors in the pool, each holding one model (None: as many as the cluster's GPUs, or CPUs, allow)."})
@@ -197,7 +198,7 @@ def connect(config: RayConfig) -> None:
     import ray
 
     kwargs = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
-    address = config.address
+    address = config.address or os.environ.get("RAY_ADDRESS") or None  # ray.init() would use RAY_ADDRESS too
     if address is None:
         ray.init(**kwargs)
         return
@@ -228,7 +229,7 @@ def _probe(address: str, timeout: float) -> None:
     hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit():
-        raise LidrError(f"Ray address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379 or ray://host:10001)")
+        raise LidrError(f"Ray address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379)")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as e:
