@@ -213,6 +213,10 @@ def connect(config: RayConfig) -> None:
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             outcome["error"] = e
 
+    # Connecting from a thread is what bounds the wait; Ray's notice that it then sets no SIGTERM handler is noise.
+    worker_log = logging.getLogger("ray._private.worker")
+    if _no_sigterm_notice not in worker_log.filters:
+        worker_log.addFilter(_no_sigterm_notice)
     thread = threading.Thread(target=init, name="ray-connect", daemon=True)
     thread.start()
     thread.join(config.connect_timeout_s)
@@ -222,6 +226,10 @@ def connect(config: RayConfig) -> None:
     if "error" in outcome:
         raise LidrError(f"cannot connect to the Ray cluster at {address}: {_first_line(outcome['error'])}") \
             from outcome["error"]  # type: ignore[misc]
+
+
+def _no_sigterm_notice(record) -> bool:
+    return "SIGTERM handler is not set" not in record.getMessage()
 
 
 def _probe(address: str, timeout: float) -> None:
