@@ -175,6 +175,18 @@ def test_a_worker_with_other_model_files_is_refused(cluster, tiny_model_dir, tmp
         generator.close()
 
 
+def test_a_pool_the_cluster_cannot_hold_is_refused_not_waited_for(cluster, tiny_model_dir, capsys, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"id": 1, "prompt": "Hello"}\n')
+    assert main(["generate", "--model", str(tiny_model_dir), "--input", str(prompts), "--output",
+                 str(tmp_path / "o.parquet"), "--no-progress", "--executor", "ray", "--ray-address", cluster.address,
+                 "--ray-workers", "3"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: the Ray cluster has 0 GPU(s) and 2 CPU(s): not enough for 3 worker(s) with 0 GPU(s) and 1 CPU(s) "
+        "each")
+    assert not (tmp_path / "o.parquet").exists()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
