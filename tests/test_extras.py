@@ -120,6 +120,8 @@ def test_openai_backend_generates_without_the_extras(tmp_path: Path):
     (["generate", "--backend", "vllm", "--model", "{tmp}/model", "--input", "{tmp}/p.jsonl", "--output",
       "{tmp}/o.parquet"], "vllm", "vllm"),
     (["train", "{tmp}/v", "--model", "{tmp}/model", "--output", "{tmp}/o"], "train", "trl"),
+    (["generate", "--executor", "ray", "--model", "{tmp}/model", "--input", "{tmp}/p.jsonl", "--output",
+      "{tmp}/o.parquet"], "ray", "ray"),
 ])
 def test_a_command_that_needs_an_extra_names_it(tmp_path: Path, args: list[str], extra: str, missing: str):
     (tmp_path / "p.jsonl").write_text('{"id": "a", "prompt": "Hello"}\n')

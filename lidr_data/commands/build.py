@@ -43,6 +43,38 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                         "stderr)")
 
 
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("executor", "where generation runs (the request cache stays on this machine)")
+    g.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: in this process (default); ray: Ray Data actors on a Ray cluster, each holding one "
+                   "model (transformers or vllm backend; pip install 'lidr-data[ray]')")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the cluster: HOST:PORT printed by `ray start --head`, or auto (default: "
+                   "RAY_ADDRESS, else a local Ray instance for this run)")
+    g.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="actors in the pool (default: as many as the cluster's GPUs, or CPUs, allow)")
+    g.add_argument("--ray-gpus-per-worker", type=float, default=None, metavar="G",
+                   help="GPUs per actor (default: vllm's tensor_parallel_size; transformers: 1 if the cluster has "
+                   "GPUs, else 0)")
+
+
+def executor_loader(args: argparse.Namespace):
+    """The `load_generator` for `--executor` (None: the local default), refusing Ray options without Ray."""
+    from lidr_data.errors import LidrError
+
+    ray_options = {"--ray-address": args.ray_address, "--ray-workers": args.ray_workers,
+                   "--ray-gpus-per-worker": args.ray_gpus_per_worker}
+    if args.executor == "local":
+        given = [name for name, value in ray_options.items() if value is not None]
+        if given:
+            raise LidrError(f"{', '.join(given)} needs --executor ray")
+        return None
+    from lidr_data.generation.ray_executor import RayConfig, ray_loader
+
+    return ray_loader(RayConfig(address=args.ray_address, workers=args.ray_workers,
+                                num_gpus_per_worker=args.ray_gpus_per_worker))
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "build",
@@ -77,6 +109,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a YAML file with `responses:` and `translations:` lists, as in a recipe's `imports:` "
                    "section (added to the recipe's own imports)")
     add_build_options(p)
+    add_executor_options(p)
     p.set_defaults(func=run)
 
 
@@ -203,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_progress:
         quiet_transformers()
     recipe = load_recipe(args.recipe)
+    load_generator = executor_loader(args)
     langs = [c for group in args.langs for c in group] if args.langs else None
     responses, translations = import_specs("responses", args.responses), import_specs("translations", args.translations)
     if args.imports is not None:
@@ -215,7 +249,8 @@ def run(args: argparse.Namespace) -> int:
         run_dir = build(recipe, workdir=args.workdir, iteration=args.iteration, model=args.model, limit=args.limit,
                         langs=langs, parent=args.parent, exclude_pairs=args.exclude_pairs, responses=responses,
                         translations=translations,
-                        progress=None if args.no_progress else generation_bar, events=build_events(console))
+                        progress=None if args.no_progress else generation_bar, events=build_events(console),
+                        load_generator=load_generator)
         report(run_dir, console, args.format, out)
         materialize_and_report(run_dir, args, console)
     return 0

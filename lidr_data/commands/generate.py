@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from lidr_data.commands.build import add_executor_options, executor_loader
 from lidr_data.commands.render import generation_bar
 from lidr_data.errors import LidrError
 from lidr_data.generation import BACKENDS, SamplingParams
@@ -51,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="extra backend option, e.g. -O base_url=http://localhost:8000/v1 -O concurrency=16 "
                    "-O tensor_parallel_size=2")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_executor_options(p)
     p.set_defaults(func=run)
 
 
@@ -66,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
         options["batch_size"] = args.batch_size
     if args.revision is not None:
         options["revision"] = args.revision
+    load = executor_loader(args) or load_generator
     cache = RequestCache(args.cache or args.output.parent / ".lidr-cache")
-    generator = load_generator(args.backend, args.model, **options)
+    generator = load(args.backend, args.model, **options)
     try:
         stats = generate_file(
             generator, args.input, args.output, cache,

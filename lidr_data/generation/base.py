@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
@@ -135,6 +135,17 @@ class Generator(ABC):
     @abstractmethod
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         """Complete every request, in order. A failed request yields finish_reason="error", not an exception."""
+
+    def stream(self, items: Sequence[tuple[str, Request]]) -> Iterator[list[tuple[str, Completion]]]:
+        """Complete the whole work list `(request key, request)`, yielding `(key, completion)` batches as they
+        finish, in any order; the runner commits each batch to the request cache when it arrives.
+
+        The default hands `generate` chunks of `batch_size`. Executors that schedule the whole list themselves
+        (Ray Data) override it."""
+        step = max(1, self.batch_size)
+        for i in range(0, len(items), step):
+            chunk = items[i : i + step]
+            yield list(zip([k for k, _ in chunk], self.generate([r for _, r in chunk])))
 
     def request_key(self, request: Request) -> str:
         payload = {

@@ -1,7 +1,9 @@
 """Run requests through a generator with the request cache, reporting progress through a callback.
 
-Cache hits are served first; misses go to the backend in batches of `generator.batch_size`, and each batch is
-committed to the cache as soon as it returns, which is what makes every stage resumable.
+Cache hits are served first; the misses go to the backend as one work list (`Generator.stream`), which
+returns them in batches (of `generator.batch_size` by default; as they finish on a Ray cluster), and each batch
+is committed to the cache as soon as it arrives, which is what makes every stage resumable: a kill loses at most
+the batches not yet committed.
 """
 
 from __future__ import annotations
@@ -50,16 +52,22 @@ def run_requests(
 
     with (progress or no_progress)(description, len(requests)) as advance:
         advance(stats.cache_hits)
-        for i in range(0, len(todo_items), max(1, generator.batch_size)):
-            chunk = todo_items[i : i + generator.batch_size]
-            completions = generator.generate([r for _, r in chunk])
+        for batch in generator.stream(todo_items):
+            # Executors return batches in any order: results are joined by request key.
+            stray = [k for k, _ in batch if k not in todo or k in results]
+            if stray:
+                raise AssertionError(f"backend returned {len(stray)} completion(s) for keys not asked for or "
+                                     f"already done (first {stray[0]})")
             if cache is not None:
-                cache.put_many(zip([k for k, _ in chunk], completions))
-            for (key, _), completion in zip(chunk, completions):
+                cache.put_many(batch)
+            for key, completion in batch:
                 results[key] = completion
                 stats.generated += 1
                 stats.errors += completion.finish_reason == "error"
                 stats.new_tokens += completion.n_tokens
-            advance(sum(multiplicity[k] for k, _ in chunk))
+            advance(sum(multiplicity[k] for k, _ in batch))
+    missing = [k for k in todo if k not in results]
+    if missing:
+        raise AssertionError(f"backend returned no completion for {len(missing)} request(s) (first {missing[0]})")
     stats.seconds = time.perf_counter() - start
     return [results[k] for k in keys], keys, stats

@@ -1,6 +1,6 @@
 """The request cache: a real SQLite file, reopened as a rerun would."""
 
-from lidr_data.generation.base import Completion, Request, SamplingParams
+from lidr_data.generation.base import Completion, Generator, Request, SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.runner import run_requests
 
@@ -16,7 +16,7 @@ def test_roundtrip_and_errors_are_not_cached(tmp_path):
     assert len(reopened) == 1
 
 
-class CountingGenerator:
+class CountingGenerator(Generator):
     """A deterministic in-memory backend that counts model calls (the cache logic under test is real)."""
 
     model, model_revision, template_hash, batch_size = "echo", "r1", "t", 3
@@ -29,10 +29,6 @@ class CountingGenerator:
         self.calls += 1
         self.seen += len(requests)
         return [Completion(r.messages[-1][1][::-1], "stop", 1, self.model, self.model_revision) for r in requests]
-
-    from lidr_data.generation.base import Generator
-
-    request_key = Generator.request_key
 
 
 def test_runner_serves_hits_and_dedupes_identical_requests(tmp_path):
@@ -110,3 +106,40 @@ def test_cache_written_before_logprobs_still_hits_and_keeps_logprobs_now(tmp_pat
     cache.close()
     [got] = RequestCache(tmp_path).get_many(["k"]).values()
     assert got == with_logprobs and got.logprobs == with_logprobs.logprobs and got.cached
+
+
+class StreamingGenerator(CountingGenerator):
+    """An executor that takes the whole work list at once and returns batches out of order (as Ray does),
+    optionally dying after `die_after` batches (as a killed run would)."""
+
+    def __init__(self, die_after: int | None = None):
+        super().__init__()
+        self.work_lists: list[int] = []
+        self.die_after = die_after
+
+    def stream(self, items):
+        self.work_lists.append(len(items))
+        batches = [items[i : i + 2] for i in range(0, len(items), 2)][::-1]
+        for n, chunk in enumerate(batches):
+            if n == self.die_after:
+                raise KeyboardInterrupt
+            yield list(zip([k for k, _ in chunk], self.generate([r for _, r in chunk])))
+
+
+def test_streaming_executor_gets_every_miss_at_once_and_each_batch_is_committed_as_it_arrives(tmp_path):
+    reqs = [Request.from_messages(t) for t in ["abc", "de", "fgh", "ij", "klm", "abc", "nop"]]
+    expected = [c.text for c in run_requests(CountingGenerator(), reqs)[0]]
+
+    dying = StreamingGenerator(die_after=2)
+    try:
+        run_requests(dying, reqs, RequestCache(tmp_path), progress=False)
+    except KeyboardInterrupt:
+        pass
+    assert dying.work_lists == [6]  # the 6 distinct requests in one work list
+    committed = RequestCache(tmp_path)
+    assert len(committed) == 4  # the two batches that arrived before the "kill"
+
+    rerun = StreamingGenerator()
+    out, keys, stats = run_requests(rerun, reqs, committed, progress=False)
+    assert [c.text for c in out] == expected  # joined by key, whatever order the batches came in
+    assert rerun.work_lists == [2] and rerun.seen == 2 and stats.cache_hits == 4 and stats.generated == 2  # abc twice, de
