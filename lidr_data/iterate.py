@@ -30,7 +30,7 @@ import yaml
 
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path, sql_literal, write_json_atomic, write_text_atomic
-from lidr_data.recipe import TINY_MODEL, Recipe
+from lidr_data.recipe import TINY_MODEL, Recipe, redact_secrets
 
 STATE, LOG, SUMMARY = "iterate.json", "iterate.log", "summary.parquet"
 EVALUATIONS = ("mgsm", "winrate")
@@ -208,8 +208,13 @@ def run_loop(plan: IteratePlan, notify: Callable[[str], None] = lambda m: None,
     (w / "iterate").mkdir(parents=True, exist_ok=True)
     write_text_atomic(w / "iterate" / "train.yaml", yaml.safe_dump(plan.train, sort_keys=True))
     for t in range(1, plan.iterations + 1):
+        data = iteration_recipe(plan, t)
+        if redact_secrets(data) != data:  # the build steps read this file: it would hold the secret in W
+            raise LidrError(f"{plan.recipe_path}: a secret-looking value in the recipe; lidr iterate writes each "
+                            "iteration's recipe into the work folder: pass secrets through the environment "
+                            "(e.g. OPENAI_API_KEY) instead")
         write_text_atomic(w / "iterate" / f"iter-{t}.recipe.yaml",
-                          yaml.safe_dump(iteration_recipe(plan, t), sort_keys=False, allow_unicode=True))
+                          yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     state = read_state(w)
     fingerprints: dict[str, str] = {}
     records = []
