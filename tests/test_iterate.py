@@ -235,3 +235,29 @@ def test_an_iteration_keeping_no_pair_stops_the_loop(tmp_path):
     assert "before training on nothing" in text
     assert "start train:1" not in _log(workdir) and not (workdir / "models").exists()
     assert not (workdir / "store" / "demo" / "iter-1").exists()
+
+
+@pytest.mark.slow
+def test_publish_every_version_to_the_hub(tmp_path):
+    """--publish: each version goes to a Hub repo (the loopback Hub-protocol server) as a commit and tag iter-t."""
+    from servers.hub_server import HubServer
+
+    token = "hf_TestTokenDoNotLeak0123456789"
+    recipe = _recipe(tmp_path, eval=None)
+    workdir = tmp_path / "w"
+    with HubServer(token=token) as hub:
+        env = {k: v for k, v in _env(tmp_path / "calls.txt").items()
+               if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_TOKEN")}
+        env.update(HF_ENDPOINT=hub.url, HF_TOKEN=token, HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_XET="1",
+                   HF_HUB_DISABLE_TELEMETRY="1")
+        out = subprocess.run([sys.executable, "-m", "lidr_data.cli", "iterate", str(recipe), "--iterations", "1",
+                              "--workdir", str(workdir), "--publish", "acme/lidr-loop"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout + out.stderr
+        repo = hub.repos["acme/lidr-loop"]
+        assert "iter-1" in repo.tags
+    assert list(json.loads((workdir / "iterate.json").read_text())["steps"]) == [
+        "build:1", "materialize:1", "publish:1", "train:1"]
+    assert token not in out.stdout + out.stderr
+    assert not any(token in p.read_text(errors="ignore") for p in workdir.rglob("*") if p.is_file()
+                   and p.suffix in (".json", ".yaml", ".log", ".md"))
