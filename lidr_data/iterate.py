@@ -22,12 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import duckdb
 import polars as pl
 import yaml
 
+from lidr_data import locks
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path, sql_literal, write_json_atomic, write_text_atomic
 from lidr_data.recipe import TINY_MODEL, Recipe, redact_secrets
@@ -201,9 +202,17 @@ def drop_reasons(run: Path) -> dict[str, int]:
 
 
 def run_loop(plan: IteratePlan, notify: Callable[[str], None] = lambda m: None,
-             env: dict[str, str] | None = None) -> list[dict]:
+             env: dict[str, str] | None = None, stdout: IO | None = None) -> list[dict]:
     """Run (or continue) the loop; return the finished steps' records in order. Raises LidrError when a step
-    fails (naming the step and its exit code) or an iteration keeps no pair."""
+    fails (naming the step and its exit code) or an iteration keeps no pair. One loop per work folder at a time.
+    `stdout`: where the steps' own output goes (default: this process's stdout)."""
+    plan.workdir.mkdir(parents=True, exist_ok=True)
+    with locks.hold(plan.workdir, "lidr iterate"):
+        return _run_loop(plan, notify, env, stdout)
+
+
+def _run_loop(plan: IteratePlan, notify: Callable[[str], None], env: dict[str, str] | None,
+              stdout: IO | None) -> list[dict]:
     w = plan.workdir
     (w / "iterate").mkdir(parents=True, exist_ok=True)
     write_text_atomic(w / "iterate" / "train.yaml", yaml.safe_dump(plan.train, sort_keys=True))
@@ -235,7 +244,7 @@ def run_loop(plan: IteratePlan, notify: Callable[[str], None] = lambda m: None,
         notify(f"▶ {step.id}: {' '.join(argv[3:])}")
         _log(w, f"start {step.id}")
         started = time.perf_counter()
-        rc = subprocess.run(argv, env=env).returncode
+        rc = subprocess.run(argv, env=env, stdout=stdout).returncode
         seconds = time.perf_counter() - started
         if rc != 0:
             _log(w, f"failed {step.id} rc={rc}")

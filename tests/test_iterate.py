@@ -75,6 +75,14 @@ def loop(tmp_path_factory):
     workdir, calls = root / "w", root / "calls.txt"
 
     proc = _start(DEMO, workdir, calls)  # 1. killed while M_1 trains (its staging folder exists)
+    _kill_when_ready = lambda: "start build:1" in _log(workdir)  # noqa: E731
+    deadline = time.monotonic() + 300
+    while not _kill_when_ready() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    second = subprocess.run([sys.executable, "-m", "lidr_data.cli", "iterate", str(DEMO), "--iterations", "2",
+                             "--workdir", str(workdir)], env=_env(calls), cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)  # one loop per work folder at a time
+    assert second.returncode == 2 and "another lidr iterate (pid" in " ".join(second.stderr.split()), second.stderr
     _kill_when(proc, lambda: (workdir / "models" / ".M1.partial").exists(), "M_1's training")
     assert "finished train:1" not in _log(workdir)
     proc = _start(DEMO, workdir, calls)  # 2. killed during iteration 2's build, once its answers are generated
@@ -159,10 +167,12 @@ def test_a_changed_setting_reruns_that_step_and_those_after(loop, tmp_path):
     """Runs last in this module: it changes the shared loop (a finished loop rerun first does nothing)."""
     w, calls = loop["workdir"], loop["calls"]
     before = _started(w)
-    proc = _start(DEMO, w, calls)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
-    assert _started(w) == before and out.count("done earlier, skipped") == 9
+    done = subprocess.run([sys.executable, "-m", "lidr_data.cli", "iterate", str(DEMO), "--iterations", "2",
+                           "--workdir", str(w), "--format", "json"], env=_env(calls), cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _started(w) == before and done.stderr.count("done earlier, skipped") == 9
+    assert [r["iteration"] for r in json.loads(done.stdout)] == [0, 1, 2]  # stdout: the summary only
     recipe = yaml.safe_load(DEMO.read_text())
     recipe["eval"]["mgsm"]["limit"] = 1  # only the evaluations depend on it
     changed = tmp_path / "demo.yaml"

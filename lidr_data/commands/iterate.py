@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -204,7 +205,9 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"lidr iterate: {plan.iterations} iteration(s) of {plan.slice_size} prompt items in "
                   f"[bold]{plan.workdir}[/]", soft_wrap=True)
     try:
-        run_loop(plan, notify=lambda m: console.print(m, markup=False, highlight=False))
+        # csv/json: stdout holds only the summary; the steps' own tables go to stderr
+        run_loop(plan, notify=lambda m: console.print(m, markup=False, highlight=False),
+                 stdout=None if args.format == "table" else sys.stderr)
     finally:
         df = summarize(plan)
     if args.format == "table":
