@@ -66,11 +66,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default=str(ROOT / "recipes" / "demo.yaml"))
     parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=True,
+                        help="first run the bare steps once, untimed (cold file caches, model and language-ID "
+                        "loads would otherwise fall on whichever variant runs first)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix="lidr-bench-iterate-") as tmp:
         os.environ["HF_HOME"] = str(Path(tmp) / "hf")  # no stale `datasets` cache (and nothing left behind)
         loop_dir, bare_dir = Path(tmp) / "loop", Path(tmp) / "bare"
+        if args.warmup:
+            bare(args.recipe, args.iterations, Path(tmp) / "warmup")
         wall = iterate(args.recipe, args.iterations, loop_dir)
         steps = json.loads((loop_dir / "iterate.json").read_text())["steps"]
         bare_wall, bare_steps = bare(args.recipe, args.iterations, bare_dir)

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "optionally publishes it, trains M_t on it with the recipe's `train:` settings and runs the recipe's "
         "`eval:` evaluations on M_0 (once) and M_t. Each step is its own process, recorded in WORKDIR/iterate.json "
         "when it finished: a rerun continues at the first unfinished step, and a changed setting reruns that "
-        "step and the steps after it. Ends with a table across iterations (also WORKDIR/summary.parquet).")
+        "step and the steps that depend on it. Ends with a table across iterations (also WORKDIR/summary.parquet).")
     p.add_argument("recipe", help="recipe YAML with `train:` and (optionally) `eval:` sections")
     p.add_argument("--iterations", type=int, required=True, help="number of iterations N (trains M_1 .. M_N)")
     p.add_argument("--workdir", type=Path, default=None, help="work folder W (default: the recipe's `workdir`)")
