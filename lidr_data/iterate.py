@@ -214,6 +214,9 @@ def run_loop(plan: IteratePlan, notify: Callable[[str], None] = lambda m: None,
 def _run_loop(plan: IteratePlan, notify: Callable[[str], None], env: dict[str, str] | None,
               stdout: IO | None) -> list[dict]:
     w = plan.workdir
+    if redact_secrets(plan.train) != plan.train:  # e.g. hub_token: the train steps read it from W/iterate/
+        raise LidrError(f"{plan.recipe_path}: train: a secret-looking value; pass it through the environment "
+                        "(e.g. HF_TOKEN) instead: lidr iterate writes the training settings into the work folder")
     (w / "iterate").mkdir(parents=True, exist_ok=True)
     write_text_atomic(w / "iterate" / "train.yaml", yaml.safe_dump(plan.train, sort_keys=True))
     for t in range(1, plan.iterations + 1):

@@ -219,6 +219,14 @@ def test_invalid_train_or_eval_is_refused_before_iteration_1(tmp_path, capsys, c
     assert "Traceback" not in err and not workdir.exists()
 
 
+def test_a_secret_in_the_train_section_is_not_written(tmp_path, capsys):
+    recipe = _recipe(tmp_path, train={"max_steps": 1, "hub_token": "hf_SecretDoNotWrite0123456789"})
+    assert main(["iterate", str(recipe), "--iterations", "1", "--workdir", str(tmp_path / "w")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "train: a secret-looking value" in err and "hf_SecretDoNotWrite" not in err
+    assert not any(b"hf_SecretDoNotWrite" in p.read_bytes() for p in (tmp_path / "w").rglob("*") if p.is_file())
+
+
 def test_a_training_yaml_path_is_accepted(tmp_path):
     from argparse import Namespace
 
