@@ -75,6 +75,12 @@ class Recipe:
                                 "store/name@version, org/name@revision), resolved and verified before the build "
                                 "starts and recorded in the manifest. Unset: the version has no parent.")
     workdir: str = option("lidr-work", help="Work folder holding runs/<name>/iter-<N>/.")
+    train: dict[str, Any] | str | None = option(None, help="For `lidr iterate`: the `lidr train` settings (any key of a "
+                                                "`lidr train --config` YAML), or the path of such a YAML. "
+                                                "`lidr build` ignores it.")
+    eval: dict[str, Any] | None = option(None, help="For `lidr iterate`: the evaluations of every model, "
+                                         "`mgsm:` and/or `winrate:`, each a mapping of that `lidr eval` command's "
+                                         "options (data, langs, limit, judge, ...). `lidr build` ignores it.")
     license: str | None = option(None, help="License of the published data (a Hub license id such as cc-by-nc-4.0; "
                              "it should respect the prompts' and the generator's terms). Default: unknown.")
 
@@ -105,7 +111,11 @@ class Recipe:
         return [self.dominant_lang, *self.languages]
 
     def to_dict(self) -> dict:
-        return _plain(dataclasses.asdict(self))
+        data = _plain(dataclasses.asdict(self))
+        for key in ("train", "eval"):  # `lidr iterate`'s sections: absent from builds that do not set them
+            if data[key] is None:
+                del data[key]
+        return data
 
     def to_yaml(self) -> str:
         """The recipe as YAML, with secret-looking values redacted (see `redact_secrets`): this is what run

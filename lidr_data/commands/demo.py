@@ -41,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo never needs the network; say so to the Hub client
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     out, console = output_consoles(args.format)
     console.print(Panel(NOTICE, title="lidr demo", border_style="yellow"))
     recipe = load_recipe(DEMO_RECIPE)
+    # prompts.limit is `lidr iterate`'s slice size; the demo builds on every shipped item
+    recipe = dataclasses.replace(recipe, prompts=dataclasses.replace(recipe.prompts, limit=None))
     with messages_to_stderr(args.format):
         run_dir = build(recipe, workdir=args.workdir, progress=None if args.no_progress else generation_bar,
                         events=build_events(console))
