@@ -4,6 +4,7 @@ shared by the module (Ray start-up and each actor's torch import are slow on 2 c
 from __future__ import annotations
 
 import importlib.util
+import json
 import signal
 import socket
 import sqlite3
@@ -223,3 +224,39 @@ def test_ray_options_need_the_ray_executor_and_a_model_backend(tiny_model_dir, t
     assert capsys.readouterr().err.strip() == "error: --ray-address needs --executor ray"
     with pytest.raises(LidrError, match="--executor ray runs the transformers or vllm backend, not 'openai'"):
         ray_loader()("openai", "m", base_url="http://127.0.0.1:1/v1")
+
+
+def _iterate_recipe(tmp_path: Path, model: Path) -> Path:
+    """The demo recipe with the module's tiny model and no evaluation (this test is about the build steps)."""
+    import yaml
+
+    recipe = yaml.safe_load(DEMO.read_text())
+    recipe.update(model=str(model))
+    recipe.pop("eval")
+    path = tmp_path / "iterate.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_iterate_runs_its_build_steps_on_the_ray_cluster(cluster, local_run, tiny_model_dir, tmp_path, capfd):
+    """`lidr iterate --executor ray --ray-address A` passes both to every build step: iteration 1 on the cluster
+    builds what the local executor built. With an address nothing listens at, the first build step fails on Ray's
+    one-line error and the loop records no step."""
+    recipe = _iterate_recipe(tmp_path, tiny_model_dir)
+    workdir = tmp_path / "w"
+    assert main(["iterate", str(recipe), "--iterations", "1", "--workdir", str(workdir), "--executor", "ray",
+                 "--ray-address", cluster.address]) == 0
+    run_dir = workdir / "runs" / "demo" / "iter-1"
+    for name in ("responses.parquet", "translations.parquet", "pairs.parquet"):
+        assert same_tables(table(run_dir, name), table(local_run, name)), name
+    assert (workdir / "models" / "M1" / "train_manifest.json").is_file()
+
+    dead, address = tmp_path / "dead", f"127.0.0.1:{_free_port()}"
+    capfd.readouterr()
+    assert main(["iterate", str(recipe), "--iterations", "1", "--workdir", str(dead), "--executor", "ray",
+                 "--ray-address", address]) == 2
+    err = capfd.readouterr().err  # the build step's own stderr (a child process), then the loop's line
+    assert f"error: Ray cluster at {address} does not answer" in err and "step build:1 failed" in err
+    record = dead / "iterate.json"  # written once a step finishes: none did
+    assert not record.exists() or json.loads(record.read_text()).get("steps", {}) == {}
+    assert not (dead / "runs" / "demo" / "iter-1" / "responses.parquet").exists()
