@@ -35,7 +35,7 @@ from lidr_data.errors import LidrError
 from lidr_data.eval.judges import PROMPT_VERSION, ChatJudge, Judge, Pair, load_judge
 from lidr_data.eval.results import write_json, write_table
 from lidr_data.eval.stats import cohen_kappa, wilson_interval
-from lidr_data.files import cleanup_stale_temps, remove_tree, sql_literal, sql_literal_list, temp_dir_name
+from lidr_data.files import cleanup_stale_temps, sql_literal, sql_literal_list, swap_into_place, temp_dir_name
 from lidr_data.progress import Progress
 
 OUTCOMES = ("chosen", "tie", "rejected")
@@ -291,22 +291,11 @@ def run_audit(cfg: AuditConfig, judge: Judge | None = None, progress: Progress |
             filter_path = final / audits.FILTER
         write_json(info, tmp / audits.AUDIT_JSON)
         with locks.hold(final.parent, "writer of these audits", wait_s=60.0):
-            _replace(tmp, final)
+            swap_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return AuditResult(final, info, summary, pairs, filter_path)
-
-
-def _replace(tmp: Path, final: Path) -> None:
-    """Move a complete audit folder into place; an earlier audit of the same name is swapped out, then deleted."""
-    if final.exists():
-        old = final.parent / temp_dir_name(f"old-{final.name}")
-        final.rename(old)
-        tmp.rename(final)
-        remove_tree(old)
-    else:
-        tmp.rename(final)
 
 
 def reversed_filter(pairs: pl.DataFrame, info: dict, folder: Path, store: Path) -> dict:

@@ -155,6 +155,20 @@ def temp_dir_name(version: str) -> str:
     return f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{version}"
 
 
+def swap_into_place(tmp: Path, final: Path) -> bool:
+    """Rename a complete folder `tmp` to `final`; an existing `final` is first renamed aside, then deleted, so
+    `final` is never half old, half new. Returns whether something was replaced. Callers hold the folder's lock."""
+    replaced = final.exists() or final.is_symlink()
+    if replaced:
+        old = final.parent / temp_dir_name(f"old-{final.name}")
+        final.rename(old)
+        tmp.rename(final)
+        remove_tree(old)
+    else:
+        tmp.rename(final)
+    return replaced
+
+
 def cleanup_stale_temps(dataset_dir: Path) -> None:
     """Remove `.tmp-*` folders whose writer process is gone (a killed materialize or publish)."""
     if not dataset_dir.is_dir():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lidr_data.commands.eval import add_judge_arguments, judge_options, langs_argument
 from lidr_data.commands.render import (
     Column,
     TableData,
@@ -20,13 +21,6 @@ from lidr_data.errors import LidrError
 USAGE = """lidr audit REF [--judge openai|reward-model|length] [--judge-model M] [--sample N] [--seed S]
                   [--langs de,fr] [--write-filter] [options]
        lidr audit compare AUDIT_A AUDIT_B"""
-
-
-def _langs(text: str) -> tuple[str, ...]:
-    langs = tuple(code.strip() for code in text.replace(" ", ",").split(",") if code.strip())
-    if not langs:
-        raise argparse.ArgumentTypeError("give at least one language code, e.g. de,fr,ja")
-    return langs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,17 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("ref", help="a version (folder, DATASET_FOLDER@VERSION, org/name@revision), or `compare`")
     p.add_argument("audits", nargs="*", metavar="AUDIT", help="with `compare`: the two audit folders")
-    p.add_argument("--judge", default="openai", choices=("openai", "reward-model", "length"))
-    p.add_argument("--judge-model", default=None, help="judge model name (openai) or reward model folder")
-    p.add_argument("--judge-base-url", default=None,
-                   help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or https://api.openai.com/v1)")
-    p.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
-                   help="environment variable holding the judge API key (the key is never printed or stored)")
-    p.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight")
-    p.add_argument("--no-logprobs", action="store_true", help="do not ask the judge for token log-probabilities")
+    add_judge_arguments(p)
     p.add_argument("--sample", type=int, default=100, help="pairs per language and direction (all when fewer)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample")
-    p.add_argument("--langs", type=_langs, default=None, help="prompt languages to audit (default: all)")
+    p.add_argument("--langs", type=langs_argument, default=None, help="prompt languages to audit (default: all)")
     p.add_argument("--out", type=Path, default=None, help="audit folder (default: beside the version, see above)")
     p.add_argument("--cache", type=Path, default=None,
                    help="judge request cache (default: the audits folder's cache/; a `lidr eval winrate` "
@@ -82,11 +69,7 @@ def run_audit_cmd(args: argparse.Namespace) -> int:
     from lidr_data.commands.build import quiet_transformers
     from lidr_data.eval.audit import AuditConfig, run_audit
 
-    judge_options = {}
-    if args.judge == "openai":
-        judge_options = {"base_url": args.judge_base_url, "api_key_env": args.judge_api_key_env,
-                         "concurrency": args.judge_concurrency, "logprobs": not args.no_logprobs}
-    cfg = AuditConfig(ref=args.ref, judge=args.judge, judge_model=args.judge_model, judge_options=judge_options,
+    cfg = AuditConfig(ref=args.ref, judge=args.judge, judge_model=args.judge_model, judge_options=judge_options(args),
                       sample=args.sample, seed=args.seed, langs=args.langs, out=args.out, cache=args.cache,
                       write_filter=args.write_filter, force=args.force)
     out, console = output_consoles(args.format)

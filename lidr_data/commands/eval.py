@@ -21,11 +21,31 @@ from lidr_data.commands.render import (
 from lidr_data.generation import BACKENDS, SamplingParams
 
 
-def _langs(text: str) -> tuple[str, ...]:
+def langs_argument(text: str) -> tuple[str, ...]:
     langs = tuple(code.strip() for code in text.replace(" ", ",").split(",") if code.strip())
     if not langs:
         raise argparse.ArgumentTypeError("give at least one language code, e.g. de,fr,ja")
     return langs
+
+
+def add_judge_arguments(p: argparse.ArgumentParser) -> None:
+    """The judge options `lidr eval winrate` and `lidr audit` share (same judges, prompt and request cache)."""
+    p.add_argument("--judge", default="openai", choices=("openai", "reward-model", "length"))
+    p.add_argument("--judge-model", default=None, help="judge model name (openai) or reward model folder")
+    p.add_argument("--judge-base-url", default=None,
+                   help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or https://api.openai.com/v1)")
+    p.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
+                   help="environment variable holding the judge API key (the key is never printed or stored)")
+    p.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight")
+    p.add_argument("--no-logprobs", action="store_true", help="do not ask the judge for token log-probabilities")
+
+
+def judge_options(args: argparse.Namespace) -> dict:
+    """The judge's constructor options from `add_judge_arguments` (only the `openai` judge takes any)."""
+    if args.judge != "openai":
+        return {}
+    return {"base_url": args.judge_base_url, "api_key_env": args.judge_api_key_env,
+            "concurrency": args.judge_concurrency, "logprobs": not args.no_logprobs}
 
 
 def _generation_args(p: argparse.ArgumentParser, max_new_tokens: int, repetition_penalty: float) -> None:
@@ -55,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--data", default="juletxara/mgsm",
                    help="Hub dataset id, or a folder of mgsm_{lang}.jsonl / {lang}.jsonl ({query, response}) or "
                    "mgsm_{lang}.tsv (question<TAB>answer)")
-    m.add_argument("--langs", type=_langs, default="bn,de,en,es,fr,ja,ru,sw,te,th,zh", help="comma-separated")
+    m.add_argument("--langs", type=langs_argument, default="bn,de,en,es,fr,ja,ru,sw,te,th,zh", help="comma-separated")
     m.add_argument("--output", type=Path, default=None, help="results folder (default: eval-results/mgsm-<model>)")
     m.add_argument("--system-prompt", default=None)
     m.add_argument("--prompt-template", default=None,
@@ -73,15 +93,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--model", default=None, help="generate candidate outputs with this model instead")
     w.add_argument("--prompts", default=None, help="X-AlpacaEval prompts folder ({lang}.json) for --model")
     w.add_argument("--system-prompt", default="You are a helpful assistant.")
-    w.add_argument("--langs", type=_langs, required=True, help="comma-separated, e.g. en,es,ru,de,fr")
-    w.add_argument("--judge", default="openai", choices=("openai", "reward-model", "length"))
-    w.add_argument("--judge-model", default=None, help="judge model name (openai) or reward model folder")
-    w.add_argument("--judge-base-url", default=None,
-                   help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or https://api.openai.com/v1)")
-    w.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
-                   help="environment variable holding the judge API key (the key is never printed or stored)")
-    w.add_argument("--judge-concurrency", type=int, default=8, help="judge requests in flight")
-    w.add_argument("--no-logprobs", action="store_true", help="do not ask the judge for token log-probabilities")
+    w.add_argument("--langs", type=langs_argument, required=True, help="comma-separated, e.g. en,es,ru,de,fr")
+    add_judge_arguments(w)
     w.add_argument("--both-orders", action="store_true", help="judge each item in both orders (2 calls)")
     w.add_argument("--seed", type=int, default=0, help="seed of the per-item random answer order")
     w.add_argument("--output", type=Path, default=None, help="results folder (default: eval-results/winrate-<name>)")
@@ -150,16 +163,12 @@ def run_winrate_cmd(args: argparse.Namespace) -> int:
     from lidr_data.eval.winrate import WinrateConfig, run_winrate
 
     name = args.label or args.model or (args.candidate and Path(args.candidate).name) or "candidate"
-    judge_options = {}
-    if args.judge == "openai":
-        judge_options = {"base_url": args.judge_base_url, "api_key_env": args.judge_api_key_env,
-                         "concurrency": args.judge_concurrency, "logprobs": not args.no_logprobs}
     cfg = WinrateConfig(
         output=args.output or Path("eval-results") / f"winrate-{slug(name)}", reference=args.reference,
         langs=args.langs, candidate=args.candidate, model=args.model, prompts=args.prompts, backend=args.backend,
         backend_options=parse_options(args.backend_option), max_new_tokens=args.max_new_tokens,
         temperature=args.temperature, repetition_penalty=args.repetition_penalty, system_prompt=args.system_prompt,
-        judge=args.judge, judge_model=args.judge_model, judge_options=judge_options, both_orders=args.both_orders,
+        judge=args.judge, judge_model=args.judge_model, judge_options=judge_options(args), both_orders=args.both_orders,
         seed=args.seed, limit=args.limit, label=args.label,
     )
     out, console = output_consoles(args.format)

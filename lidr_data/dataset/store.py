@@ -33,7 +33,7 @@ from lidr_data.dataset.layout import (
     record_version,
 )
 from lidr_data.errors import LidrError
-from lidr_data.files import make_read_only, make_writable, remove_tree, temp_dir_name
+from lidr_data.files import make_read_only, make_writable, swap_into_place
 
 DEFAULT_STORE = "store"
 STORE_LOCK_WAIT_S = 60.0  # the dataset lock is held only for the final check and rename: a wait is short
@@ -154,12 +154,7 @@ def move_into_place(tmp: Path, final: Path, force: bool = False, notify: Callabl
                                     "replace it)")
                 if notify is not None:
                     notify(f"--force: replacing existing version {final}")
-                old = final.parent / temp_dir_name(f"old-{final.name}")
-                final.rename(old)
-                tmp.rename(final)
-                remove_tree(old)
-            else:
-                tmp.rename(final)
+            swap_into_place(tmp, final)
             record_version(final.parent, final.name, cid, replaced=replaced)
     except BaseException:
         if tmp.exists():
