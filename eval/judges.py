@@ -129,6 +129,7 @@ class ChrfJudge(Judge):
         if not self.reference.is_dir():
             raise LidrError(f"gold answers folder {self.reference} not found (--judge-reference)")
         self.metric = CHRF()  # chrF: character 6-grams, beta 2, no word n-grams (chrF++ would add them)
+        self.metric.sentence_score("a", ["a"])  # sacrebleu knows its signature only once it has scored something
         self._gold: dict[str, dict[str, str | None]] = {}
         self._scores: dict[tuple[str, str], float] = {}  # both orders and repeated answers are scored once
 
