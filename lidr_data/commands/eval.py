@@ -93,7 +93,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          description="Win rate (ties 0.5) of candidate outputs against reference outputs per "
                          "language, with SE, win/tie/loss counts and a length-controlled win rate. Outputs are "
                          "folders of {lang}.json (AlpacaEval lists) or {lang}.jsonl matched by id (by instruction "
-                         "where a side has no id); or give --model and --prompts to generate the candidate.")
+                         "where a side has no id); or give --model and --prompts to generate the candidate. Each "
+                         "side's off-target rate is reported too. With --judge chrf the gold answers "
+                         "(--judge-reference) are separate from the reference outputs, so M1 can be judged against "
+                         "M0's outputs: the chrF win rate against M0.")
     w.add_argument("--reference", required=True, help="folder of reference outputs")
     w.add_argument("--candidate", default=None, help="folder of candidate outputs")
     w.add_argument("--model", default=None, help="generate candidate outputs with this model instead")
