@@ -214,8 +214,8 @@ def summarize(pairs: pl.DataFrame, strata: dict[tuple[str, str], int]) -> pl.Dat
                      "judgments": asked, "cache_hits": cached})
     schema = {"lang": pl.String, "direction": pl.String, "available": pl.Int64, "sampled": pl.Int64, "n": pl.Int64,
               "chosen_wins": pl.Int64, "ties": pl.Int64, "rejected_wins": pl.Int64, "failed": pl.Int64,
-              "no_reference": pl.Int64, "identical": pl.Int64, "validity": pl.Float64, "wilson_low": pl.Float64, "wilson_high": pl.Float64,
-              "judgments": pl.Int64, "cache_hits": pl.Int64}
+              "no_reference": pl.Int64, "identical": pl.Int64, "validity": pl.Float64, "wilson_low": pl.Float64,
+              "wilson_high": pl.Float64, "judgments": pl.Int64, "cache_hits": pl.Int64}
     return pl.DataFrame(rows, schema=schema).sort("lang", "direction")
 
 

@@ -13,6 +13,7 @@ off-target rate does it (`lidr_data.langid`), giving an off-target rate per lang
 The `chrf` judge scores both sides against a third set of answers, the gold (`judge_options["reference"]`), so the
 reference outputs can be another model's: M1's outputs against M0's, judged by chrF against GPT-4-Turbo's answers,
 is M1's chrF win rate against M0.
+
 Results: items.parquet, judgments.parquet (one row per judge call), unmatched.parquet, summary.parquet, run.json.
 """
 
@@ -326,9 +327,9 @@ def run_winrate(cfg: WinrateConfig, judge: Judge | None = None, progress: Progre
             tag_languages(items, lang)
             summary = summarize_language(items, judgments, unmatched, lang, key)
             if summary["no_reference"]:
-                notes.append(f"{lang}: {summary['no_reference']} item(s) have no gold answer in "
-                             f"{Path(gold).name} (no row with that exact instruction): no reference, left out "
-                             "of the win rate")
+                where = judge.reference.name if isinstance(judge, ChrfJudge) else "the gold answers"
+                notes.append(f"{lang}: {summary['no_reference']} item(s) have no gold answer in {where} (no row "
+                             "with that exact instruction): no reference, left out of the win rate")
             if summary["malformed"] or summary["errors"]:
                 notes.append(f"{lang}: {summary['malformed']} malformed and {summary['errors']} failed judgment(s), "
                              "left out of the win rate" + ("; rerun to retry the failures" if summary["errors"] else ""))
