@@ -8,7 +8,9 @@ true for only 57-79% of pairs. An audit measures it on a user's own version, per
 - the judge (`lidr_data.eval.judges`, the same judges, prompts and request cache as `lidr eval winrate`) sees
   every pair in both orders (chosen first, then rejected first); the pair's outcome is `chosen` or `rejected`
   when both orders agree, else `tie` (position bias cancels out); identical sides are a tie with no judge call;
-  a failed or malformed judgment leaves the pair unjudged (outcome null), counted as `failed`;
+  a failed or malformed judgment leaves the pair unjudged (outcome null), counted as `failed`; a pair the `chrf`
+  judge has no gold answer for (its prompt is not in `--judge-reference` in its language, e.g. every Alpagasus
+  prompt) has outcome `no_reference`: counted apart, neither a tie nor a failure, outside the shares;
 - per (lang, direction): chosen wins, ties, rejected wins, the validity share (chosen wins / judged) with a
   Wilson 95% interval, judge calls and cache hits.
 
@@ -32,13 +34,14 @@ from lidr_data.dataset import audits
 from lidr_data.dataset.layout import ALL, content_id, read_manifest, verify
 from lidr_data.dataset.store import Reference, parse_reference, resolve
 from lidr_data.errors import LidrError
-from lidr_data.eval.judges import PROMPT_VERSION, ChatJudge, Judge, Pair, load_judge
+from lidr_data.eval.judges import PROMPT_VERSION, ChatJudge, ChrfJudge, Judge, Pair, load_judge
 from lidr_data.eval.results import write_json, write_table
 from lidr_data.eval.stats import cohen_kappa, wilson_interval
 from lidr_data.files import cleanup_stale_temps, sql_literal, sql_literal_list, swap_into_place, temp_dir_name
 from lidr_data.progress import Progress
 
 OUTCOMES = ("chosen", "tie", "rejected")
+NO_REFERENCE = "no_reference"  # the chrf judge had no gold answer for the pair's prompt: not judged, not failed
 
 
 @dataclass
@@ -174,8 +177,9 @@ def judge_pairs(judge: Judge, sample: pl.DataFrame, progress: Progress | None = 
         s1 = v1.score
         s2 = None if v2.score is None else 1 - v2.score  # both as the preference for the chosen side
         methods = sorted({v1.method, v2.method})
+        result = NO_REFERENCE if NO_REFERENCE in methods else outcome(s1, s2)
         out.append({**base, "chosen_first_score": s1, "rejected_first_score": s2, "method": "+".join(methods),
-                    "outcome": outcome(s1, s2), "error": v1.error or v2.error,
+                    "outcome": result, "error": v1.error or v2.error,
                     "chosen_first_key": v1.request_key, "rejected_first_key": v2.request_key,
                     "chosen_first_cached": v1.cached, "rejected_first_cached": v2.cached,
                     "chosen_reward": v1.first_reward, "rejected_reward": v1.second_reward})
@@ -204,13 +208,14 @@ def summarize(pairs: pl.DataFrame, strata: dict[tuple[str, str], int]) -> pl.Dat
         rows.append({"lang": lang, "direction": direction, "available": strata.get((lang, direction), 0),
                      "sampled": group.height, "n": n, "chosen_wins": count["chosen"], "ties": count["tie"],
                      "rejected_wins": count["rejected"], "failed": int(group["outcome"].is_null().sum()),
+                     "no_reference": int((group["outcome"] == NO_REFERENCE).sum()),
                      "identical": int((group["method"] == "identical").sum()),
                      "validity": count["chosen"] / n if n else None, "wilson_low": low, "wilson_high": high,
                      "judgments": asked, "cache_hits": cached})
     schema = {"lang": pl.String, "direction": pl.String, "available": pl.Int64, "sampled": pl.Int64, "n": pl.Int64,
               "chosen_wins": pl.Int64, "ties": pl.Int64, "rejected_wins": pl.Int64, "failed": pl.Int64,
-              "identical": pl.Int64, "validity": pl.Float64, "wilson_low": pl.Float64, "wilson_high": pl.Float64,
-              "judgments": pl.Int64, "cache_hits": pl.Int64}
+              "no_reference": pl.Int64, "identical": pl.Int64, "validity": pl.Float64, "wilson_low": pl.Float64,
+              "wilson_high": pl.Float64, "judgments": pl.Int64, "cache_hits": pl.Int64}
     return pl.DataFrame(rows, schema=schema).sort("lang", "direction")
 
 
@@ -223,7 +228,9 @@ def _judge_info(judge: Judge) -> dict:
         revision = getattr(judge.model.config, "_commit_hash", None)
     return {"judge": info.get("judge", judge.name), "judge_model": info.get("judge_model"),
             "judge_revision": revision, "judge_backend": info.get("judge_backend"),
-            "prompt_version": PROMPT_VERSION if isinstance(judge, ChatJudge) else None}
+            "prompt_version": PROMPT_VERSION if isinstance(judge, ChatJudge) else None,
+            **({"judge_reference": info["judge_reference"], "tie_tolerance": info["tie_tolerance"],
+                "chrf_signature": info["chrf_signature"]} if isinstance(judge, ChrfJudge) else {})}
 
 
 def run_audit(cfg: AuditConfig, judge: Judge | None = None, progress: Progress | None = None) -> AuditResult:
@@ -245,8 +252,10 @@ def run_audit(cfg: AuditConfig, judge: Judge | None = None, progress: Progress |
     cache = Path(cfg.cache) if cfg.cache else root / audits.CACHE
     if (final / audits.AUDIT_JSON).is_file() and not cfg.force:
         old = audits.read_audit(final)
-        if old.get("judge_model") != cfg.judge_model or old.get("content_id") != cid:
-            what = "another judge model" if old.get("content_id") == cid else "another version"
+        gold = cfg.judge_options.get("reference")
+        if old.get("judge_model") != cfg.judge_model or old.get("content_id") != cid or \
+                old.get("judge_reference") != (str(Path(gold)) if gold else None):
+            what = "another judge model or gold" if old.get("content_id") == cid else "another version"
             raise LidrError(f"{final} holds an audit by {what} ({old.get('judge_model') or old.get('judge')}, "
                             f"content id {old.get('content_id', '')[:12]}); pass --out DIR, or --force to replace it")
     elif final.exists() and not (final / audits.AUDIT_JSON).is_file() and any(final.iterdir()) and not cfg.force:
@@ -273,6 +282,7 @@ def run_audit(cfg: AuditConfig, judge: Judge | None = None, progress: Progress |
         "langs": list(langs) if langs else have, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "counts": {"sampled": pairs.height, "judged": sum(counts.values()), **counts,
                    "failed": int(pairs["outcome"].is_null().sum()), "errors": int(pairs["error"].is_not_null().sum()),
+                   NO_REFERENCE: int((pairs["outcome"] == NO_REFERENCE).sum()),
                    "identical": int((pairs["method"] == "identical").sum())},
         "judge_calls": calls, "cache_hits": cache_hits,
         "cache": str(cache) if isinstance(judge, ChatJudge) else None, "lidr_data_version": __version__,
@@ -321,7 +331,7 @@ def compare_audits(a: str | Path, b: str | Path) -> tuple[pl.DataFrame, dict, di
                         f"{info_b['content_id'][:12]}): compare audits of one version")
     pa_, pb = (pl.read_parquet(Path(x) / audits.PAIRS).select("pair_id", "lang", "outcome") for x in (a, b))
     both = pa_.join(pb, on=["pair_id", "lang"], suffix="_b").filter(
-        pl.col("outcome").is_not_null() & pl.col("outcome_b").is_not_null())
+        pl.col("outcome").is_in(OUTCOMES) & pl.col("outcome_b").is_in(OUTCOMES))  # judged by both
     if both.height == 0:
         raise LidrError(f"{a} and {b} judged no pair in common (different samples: use the same --sample and --seed)")
     rows = []

@@ -17,6 +17,10 @@ def _cell(task: str, metric: str | None, row: dict) -> str:
     if metric is None and task == "winrate":
         wr, se = row["win_rate"], row["se"]
         return "-" if wr is None else f"{wr:.2f}" + ("" if se is None else f" ± {se:.2f}")
+    if metric is None and task == "refnll":
+        nll, se, per_byte = row["nll_per_token"], row["se_per_token"], row["nll_per_byte"]
+        return "-" if nll is None else f"{nll:.3f}" + ("" if se is None else f" ± {se:.3f}") + \
+            ("" if per_byte is None else f" ({per_byte:.4f})")
     value = row.get(metric)
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -49,6 +53,7 @@ def compare_runs(runs: list[Path], metric: str | None = None) -> list[tuple[str,
                 cells[row["lang"]] = _cell(task, metric, row)
             columns.append((labels[i], cells))
         langs = [lang for lang in langs if lang != "avg"] + (["avg"] if "avg" in langs else [])
-        title = metric or {"mgsm": "accuracy % (off-target %)", "winrate": "win rate % ± SE"}.get(task, task)
+        title = metric or {"mgsm": "accuracy % (off-target %)", "winrate": "win rate % ± SE",
+                           "refnll": "NLL/token ± SE (NLL/byte)"}.get(task, task)
         out.append((task, title, langs, columns))
     return out

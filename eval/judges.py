@@ -8,6 +8,9 @@ the answer shown first, in [0, 1] (None when the judge gave no usable answer).
   and `vllm`) and the one request cache, so retries, concurrency and resumability are the generation layer's.
 - `reward-model`: a local sequence-classification reward model scores each answer; the higher one wins.
 - `length`: longer answer wins, equal lengths tie (deterministic; for tests and sanity checks).
+- `chrf`: needs no model: chrF (sacrebleu) of each answer against a gold answer to the same instruction in the
+  same language (e.g. GPT-4-Turbo's X-AlpacaEval answers); the higher chrF wins, equal scores tie. A pair whose
+  instruction has no gold answer gets no verdict (method `no_reference`): it is reported, never guessed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from lidr_data.generation.runner import run_requests
 from lidr_data.languages import LANGUAGES
 from lidr_data.progress import Progress, no_progress
 
-JUDGES = ("openai", "reward-model", "length")
+JUDGES = ("openai", "reward-model", "length", "chrf")
 # Recorded in run.json. The request key holds the whole prompt, so a prompt change misses the cache by itself.
 PROMPT_VERSION = "lidr-pairwise-v1"
 
@@ -63,10 +66,10 @@ class Pair:
 @dataclass
 class Verdict:
     score: float | None  # preference for `first`, in [0, 1]; None when malformed or failed
-    method: str  # logprobs | parsed | length | reward | malformed | error
+    method: str  # logprobs | parsed | length | reward | chrf | no_reference | malformed | error
     raw: str | None = None  # the judge's answer text (openai) or None
     error: str | None = None
-    first_reward: float | None = None  # reward-model scores
+    first_reward: float | None = None  # each answer's own score: the reward model's, or chrF against the gold
     second_reward: float | None = None
     cached: bool = False
     request_key: str | None = None  # the generation request behind a chat judge's verdict
@@ -94,6 +97,84 @@ class LengthJudge(Judge):
     def judge(self, pairs: Sequence[Pair], progress: Progress | None = None) -> list[Verdict]:
         return [Verdict(1.0 if len(p.first) > len(p.second) else 0.0 if len(p.first) < len(p.second) else 0.5,
                         "length") for p in pairs]
+
+
+# chrF scores (0-100) closer than this are a tie: equal up to floating-point rounding, nothing wider. A wider band
+# would turn small real differences into ties; the win rate's standard error already says how much they mean.
+CHRF_TIE = 1e-9
+
+
+def gold_key(instruction: str) -> str:
+    """How an instruction finds its gold answer: by its exact text (outer whitespace aside), in its language."""
+    return instruction.strip()
+
+
+class ChrfJudge(Judge):
+    """chrF of each answer against the gold answer to the pair's instruction in the pair's language; the higher
+    chrF wins, equal scores (within CHRF_TIE) tie.
+
+    Gold answers come from a folder of `{lang}.json` / `{lang}.jsonl` / `{lang}.parquet` outputs (rows with
+    `instruction` and `output`: the X-AlpacaEval layout), read per language on first use. A pair finds its gold
+    answer by exact instruction text in its own language (ids differ between sources; text does not lie). No file
+    for the language, no row with that instruction, or one instruction with two different gold answers: no
+    verdict (method `no_reference`), reported as such by the callers, never guessed or counted as a tie."""
+
+    name = "chrf"
+
+    def __init__(self, reference: str | Path):
+        require("sacrebleu", purpose="the chrf judge")
+        from sacrebleu.metrics import CHRF
+
+        self.reference = Path(reference)
+        if not self.reference.is_dir():
+            raise LidrError(f"gold answers folder {self.reference} not found (--judge-reference)")
+        self.metric = CHRF()  # chrF: character 6-grams, beta 2, no word n-grams (chrF++ would add them)
+        self.metric.sentence_score("a", ["a"])  # sacrebleu knows its signature only once it has scored something
+        self._gold: dict[str, dict[str, str | None]] = {}
+        self._scores: dict[tuple[str, str], float] = {}  # both orders and repeated answers are scored once
+
+    def gold_answers(self, lang: str) -> dict[str, str | None]:
+        """{instruction key: gold answer} of one language ({} without a file); None marks an ambiguous one."""
+        if lang not in self._gold:
+            from lidr_data.eval.winrate import SUFFIXES, load_outputs  # winrate imports this module
+
+            path = next((self.reference / f"{lang}{suffix}" for suffix in SUFFIXES
+                         if (self.reference / f"{lang}{suffix}").is_file()), None)
+            gold: dict[str, str | None] = {}
+            for row in load_outputs(path).iter_rows(named=True) if path else ():
+                if row["instruction"] is None or row["output"] is None:
+                    continue
+                key = gold_key(row["instruction"])
+                gold[key] = row["output"] if gold.get(key, row["output"]) == row["output"] else None
+            self._gold[lang] = gold
+        return self._gold[lang]
+
+    def gold(self, lang: str, instruction: str) -> str | None:
+        return self.gold_answers(lang).get(gold_key(instruction))
+
+    def chrf(self, text: str, gold: str) -> float:
+        """sacrebleu's sentence-level chrF (0-100) of `text` against the one gold answer."""
+        if (text, gold) not in self._scores:
+            self._scores[(text, gold)] = self.metric.sentence_score(text, [gold]).score
+        return self._scores[(text, gold)]
+
+    def judge(self, pairs: Sequence[Pair], progress: Progress | None = None) -> list[Verdict]:
+        verdicts = []
+        with (progress or no_progress)("chrF", len(pairs)) as advance:
+            for p in pairs:
+                gold = self.gold(p.lang, p.instruction)
+                if gold is None:
+                    verdicts.append(Verdict(None, "no_reference"))
+                else:
+                    a, b = self.chrf(p.first, gold), self.chrf(p.second, gold)
+                    score = 0.5 if abs(a - b) <= CHRF_TIE else 1.0 if a > b else 0.0
+                    verdicts.append(Verdict(score, "chrf", first_reward=a, second_reward=b))
+                advance(1)
+        return verdicts
+
+    def describe(self) -> dict:
+        return {"judge": self.name, "judge_reference": str(self.reference),
+                "chrf_signature": str(self.metric.get_signature()), "tie_tolerance": CHRF_TIE}
 
 
 class RewardModelJudge(Judge):
@@ -244,11 +325,22 @@ class ChatJudge(Judge):
 
 
 def load_judge(name: str, model: str | None = None, cache_path: str | Path | None = None, **options) -> Judge:
-    """A judge by name; `model` is the judge model (openai) or the reward model folder."""
-    if name == "length":
-        return LengthJudge()
+    """A judge by name; `model` is the judge model (openai) or the reward model folder; option `reference` is
+    the chrf judge's folder of gold answers."""
     if name not in JUDGES:
         raise LidrError(f"unknown judge {name!r}; choose one of {', '.join(JUDGES)}")
+    reference = options.pop("reference", None)
+    if name == "chrf":
+        if model:
+            raise LidrError("judge 'chrf' takes no --judge-model: it scores answers against --judge-reference")
+        if not reference:
+            raise LidrError("judge 'chrf' needs --judge-reference: a folder of gold answers ({lang}.json with "
+                            "instruction and output, e.g. X-AlpacaEval's gpt-4-turbo-2024-04-09 outputs)")
+        return ChrfJudge(reference)
+    if reference:
+        raise LidrError(f"--judge-reference is for the chrf judge; judge {name!r} does not use gold answers")
+    if name == "length":
+        return LengthJudge()
     if not model:
         raise LidrError(f"judge {name!r} needs --judge-model")
     if name == "reward-model":

@@ -6,7 +6,14 @@ does, and the summary says so. Rows without a partner are reported in `unmatched
 dropped silently. Candidate outputs can also be generated on the fly from a model and X-AlpacaEval prompts.
 
 Per item s in [0, 1] (win 1, tie 0.5, loss 0; a logprob-weighted judge gives values between); identical outputs
-score 0.5 with no judge call; malformed or failed judgments are counted and left out of the win rate.
+score 0.5 with no judge call; malformed or failed judgments are counted and left out of the win rate, and so are
+items the `chrf` judge has no gold answer for (`no_reference`). Each side's language is identified as MGSM's
+off-target rate does it (`lidr_data.langid`), giving an off-target rate per language for both sides.
+
+The `chrf` judge scores both sides against a third set of answers, the gold (`judge_options["reference"]`), so the
+reference outputs can be another model's: M1's outputs against M0's, judged by chrF against GPT-4-Turbo's answers,
+is M1's chrF win rate against M0.
+
 Results: items.parquet, judgments.parquet (one row per judge call), unmatched.parquet, summary.parquet, run.json.
 """
 
@@ -20,7 +27,7 @@ import duckdb
 import polars as pl
 
 from lidr_data.errors import LidrError
-from lidr_data.eval.judges import Judge, Pair, load_judge
+from lidr_data.eval.judges import ChrfJudge, Judge, Pair, load_judge
 from lidr_data.eval.results import write_json, write_json_list, write_table
 from lidr_data.eval.stats import length_controlled_win_rate, win_rate
 from lidr_data.progress import Progress
@@ -219,14 +226,34 @@ def judge_language(judge: Judge, matched: pl.DataFrame, lang: str, both_orders: 
                 outcome = "win" if score > 0.5 else "loss" if score < 0.5 else "tie"
             else:
                 score = None
-                outcome = "malformed" if "malformed" in methods else "error"
+                outcome = next((m for m in ("no_reference", "malformed") if m in methods), "error")
         items.append({
             "lang": lang, "key": row["key"], "instruction": row["instruction"],
             "candidate_output": row["candidate_output"], "reference_output": row["reference_output"],
             "candidate_chars": len(row["candidate_output"]), "reference_chars": len(row["reference_output"]),
             "score": score, "outcome": outcome, "method": method, "judge_calls": len(got or []),
         })
+    if isinstance(judge, ChrfJudge):  # each side's chrF against the gold, identical sides included
+        for it in items:
+            gold = judge.gold(lang, it["instruction"] or "")
+            it["candidate_chrf"] = None if gold is None else judge.chrf(it["candidate_output"], gold)
+            it["reference_chrf"] = None if gold is None else judge.chrf(it["reference_output"], gold)
     return items, judgments
+
+
+def tag_languages(items: list[dict], lang: str) -> None:
+    """Each side's detected language and whether it is off-target, as MGSM's off-target rate reads it (None
+    where language ID has no model for `lang`; an answer without letters is `unknown`, never off-target)."""
+    from lidr_data.eval.mgsm import detect_output_languages
+
+    if not items:
+        return
+    texts = [it["candidate_output"] for it in items] + [it["reference_output"] for it in items]
+    detected, _ = detect_output_languages(texts, [lang] * len(texts))
+    for side, codes in (("candidate", detected[:len(items)]), ("reference", detected[len(items):])):
+        for it, code in zip(items, codes):
+            it[f"{side}_lang"] = code
+            it[f"{side}_off_target"] = None if code is None else code not in (lang, "unknown")
 
 
 def summarize_language(items: list[dict], judgments: list[dict], unmatched: pl.DataFrame, lang: str,
@@ -236,11 +263,20 @@ def summarize_language(items: list[dict], judgments: list[dict], unmatched: pl.D
     wr, se = win_rate(scores)
     lc = length_controlled_win_rate(scores, [it["candidate_chars"] - it["reference_chars"] for it in scored])
     count = lambda outcome: sum(it["outcome"] == outcome for it in items)  # noqa: E731
+
+    def mean(column: str) -> float | None:
+        values = [float(it[column]) for it in items if it.get(column) is not None]
+        return sum(values) / len(values) if values else None
+
+    extra = {"candidate_chrf": mean("candidate_chrf"), "reference_chrf": mean("reference_chrf")} \
+        if items and "candidate_chrf" in items[0] else {}
     return {
         "lang": lang, "n": len(items), "scored": len(scores), "win_rate": wr, "se": se, "lc_win_rate": lc,
         "wins": count("win"), "ties": count("tie"), "losses": count("loss"),
         "identical": sum(it["method"] == "identical" for it in items),
-        "malformed": count("malformed"), "errors": count("error"),
+        "malformed": count("malformed"), "errors": count("error"), "no_reference": count("no_reference"),
+        "off_target_rate": mean("candidate_off_target"), "reference_off_target_rate": mean("reference_off_target"),
+        **extra,
         # with --both-orders an item can keep one usable verdict while the other call was malformed
         "malformed_calls": sum(j["method"] == "malformed" for j in judgments), "judge_calls": len(judgments),
         "unmatched_candidate": int((unmatched["side"] == "candidate").sum()),
@@ -257,10 +293,16 @@ def run_winrate(cfg: WinrateConfig, judge: Judge | None = None, progress: Progre
     if (cfg.candidate is None) == (cfg.model is None):
         raise LidrError("give either --candidate (a folder of outputs) or --model (to generate them)")
     output = Path(cfg.output)
+    gold = cfg.judge_options.get("reference") if cfg.judge == "chrf" else None
+    if gold and Path(gold).resolve() == Path(cfg.reference).resolve():
+        raise LidrError(f"--judge-reference {gold} is the --reference itself: the reference would score chrF 100 and "
+                        "win every item. Judge against other outputs (e.g. M0's), with these as the gold")
     for lang in langs:  # fail on a missing language before any generation or judging
         find_lang_file(cfg.reference, lang, "reference")
         if cfg.candidate:
             find_lang_file(cfg.candidate, lang, "candidate")
+        if gold:
+            find_lang_file(gold, lang, "gold answers (--judge-reference)")
     candidate_dir = Path(cfg.candidate) if cfg.candidate else generate_candidates(cfg, langs, progress)
     own_judge = judge is None
     judge = judge or load_judge(cfg.judge, cfg.judge_model, cache_path=output / "cache",  # the generation cache
@@ -282,7 +324,12 @@ def run_winrate(cfg: WinrateConfig, judge: Judge | None = None, progress: Progre
             if matched.height == 0:
                 notes.append(f"{lang}: no candidate row matches a reference row; nothing judged")
             items, judgments = judge_language(judge, matched, lang, cfg.both_orders, cfg.seed, progress)
+            tag_languages(items, lang)
             summary = summarize_language(items, judgments, unmatched, lang, key)
+            if summary["no_reference"]:
+                where = judge.reference.name if isinstance(judge, ChrfJudge) else "the gold answers"
+                notes.append(f"{lang}: {summary['no_reference']} item(s) have no gold answer in {where} (no row "
+                             "with that exact instruction): no reference, left out of the win rate")
             if summary["malformed"] or summary["errors"]:
                 notes.append(f"{lang}: {summary['malformed']} malformed and {summary['errors']} failed judgment(s), "
                              "left out of the win rate" + ("; rerun to retry the failures" if summary["errors"] else ""))
@@ -294,12 +341,17 @@ def run_winrate(cfg: WinrateConfig, judge: Judge | None = None, progress: Progre
         if own_judge:
             judge.close()
     summary = pl.DataFrame(summaries, infer_schema_length=None, schema_overrides={
-        "win_rate": pl.Float64, "se": pl.Float64, "lc_win_rate": pl.Float64, "matched_by": pl.String})
+        "win_rate": pl.Float64, "se": pl.Float64, "lc_win_rate": pl.Float64, "matched_by": pl.String,
+        "off_target_rate": pl.Float64, "reference_off_target_rate": pl.Float64,
+        **({"candidate_chrf": pl.Float64, "reference_chrf": pl.Float64} if isinstance(judge, ChrfJudge) else {})})
     summary = pl.concat([summary, _average(summary)], how="diagonal_relaxed").with_columns(
         pl.lit("winrate").alias("task"), pl.lit(label).alias("model"), pl.lit(reference_name).alias("reference"),
         pl.lit(judge.name).alias("judge"),
     )
-    items_df = pl.DataFrame(all_items, infer_schema_length=None, schema_overrides={"score": pl.Float64}) \
+    items_df = pl.DataFrame(all_items, infer_schema_length=None, schema_overrides={
+        "score": pl.Float64, "candidate_lang": pl.String, "reference_lang": pl.String,
+        "candidate_off_target": pl.Boolean, "reference_off_target": pl.Boolean,
+        **({"candidate_chrf": pl.Float64, "reference_chrf": pl.Float64} if isinstance(judge, ChrfJudge) else {})}) \
         if all_items else pl.DataFrame(schema={"lang": pl.String, "key": pl.String, "score": pl.Float64})
     judgments_df = pl.DataFrame(all_judgments, infer_schema_length=None, schema_overrides={
         "first_score": pl.Float64, "candidate_score": pl.Float64, "raw": pl.String, "error": pl.String,
@@ -321,11 +373,13 @@ def _average(summary: pl.DataFrame) -> pl.DataFrame:
     """The macro average over languages (as the paper reports), with SE = sqrt(sum SE^2) / L."""
     if summary.height == 0:
         return pl.DataFrame({"lang": ["avg"]})
-    counts = ["n", "scored", "wins", "ties", "losses", "identical", "malformed", "errors", "malformed_calls",
-              "judge_calls", "unmatched_candidate", "unmatched_reference"]
+    counts = ["n", "scored", "wins", "ties", "losses", "identical", "malformed", "errors", "no_reference",
+              "malformed_calls", "judge_calls", "unmatched_candidate", "unmatched_reference"]
+    means = [c for c in ("win_rate", "lc_win_rate", "off_target_rate", "reference_off_target_rate",
+                         "candidate_chrf", "reference_chrf") if c in summary.columns]
     return summary.select(
         pl.lit("avg").alias("lang"),
         *[pl.col(c).sum() for c in counts],
-        pl.col("win_rate").mean(), pl.col("lc_win_rate").mean(),
+        *[pl.col(c).mean() for c in means],
         ((pl.col("se") ** 2).sum().sqrt() / pl.col("se").count()).alias("se"),
     )

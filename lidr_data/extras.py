@@ -18,6 +18,7 @@ EXTRA_OF = {
     "accelerate": "train",
     "vllm": "vllm",
     "ray": "ray",
+    "sacrebleu": "eval",
 }
 
 

@@ -34,7 +34,9 @@ from lidr_data.files import atomic_path, sql_literal, write_json_atomic, write_t
 from lidr_data.recipe import TINY_MODEL, Recipe, redact_secrets
 
 STATE, LOG, SUMMARY = "iterate.json", "iterate.log", "summary.parquet"
-EVALUATIONS = ("mgsm", "winrate")
+EVALUATIONS = ("mgsm", "winrate", "refnll")
+# The summary columns each evaluation adds to the loop's table (<evaluation>_<metric>_<lang>).
+EVAL_METRICS = {"mgsm": ("accuracy",), "winrate": ("win_rate",), "refnll": ("nll_per_token", "nll_per_byte")}
 
 
 @dataclass
@@ -48,7 +50,7 @@ class IteratePlan:
     slice_size: int = field(metadata={"help": "prompt items per iteration (the recipe's prompts.limit)"})
     train: dict[str, Any] = field(metadata={"help": "lidr train settings (a --config YAML's keys)"})
     evals: dict[str, list[str]] = field(default_factory=dict, metadata={
-        "help": "evaluation name (mgsm, winrate) -> its `lidr eval NAME` options as command-line words"})
+        "help": "evaluation name (mgsm, winrate, refnll) -> its `lidr eval NAME` options as command-line words"})
     publish: str | None = field(default=None, metadata={"help": "publish each version to this Hub repo"})
     executor: str = field(default="local", metadata={"help": "build executor: local or ray"})
     ray_address: str | None = field(default=None, metadata={"help": "Ray cluster address for --executor ray"})
@@ -324,9 +326,9 @@ def summarize(plan: IteratePlan) -> pl.DataFrame:
             summary = eval_dir(plan, name, t) / "summary.parquet"
             if not summary.is_file():
                 continue
-            metric = "accuracy" if name == "mgsm" else "win_rate"
             for r in pl.read_parquet(summary).iter_rows(named=True):
-                row[f"{name}_{metric}_{r['lang']}"] = r.get(metric)
+                for metric in EVAL_METRICS[name]:
+                    row[f"{name}_{metric}_{r['lang']}"] = r.get(metric)
         rows.append(row)
     if not rows:
         return pl.DataFrame()

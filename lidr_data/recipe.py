@@ -79,8 +79,8 @@ class Recipe:
                                                 "`lidr train --config` YAML), or the path of such a YAML. "
                                                 "`lidr build` ignores it.")
     eval: dict[str, Any] | None = option(None, help="For `lidr iterate`: the evaluations of every model, "
-                                         "`mgsm:` and/or `winrate:`, each a mapping of that `lidr eval` command's "
-                                         "options (data, langs, limit, judge, ...). `lidr build` ignores it.")
+                                         "`mgsm:`, `winrate:` and/or `refnll:`, each a mapping of that `lidr eval` "
+                                         "command's options (data, langs, limit, judge, ...). `lidr build` ignores it.")
     license: str | None = option(None, help="License of the published data (a Hub license id such as cc-by-nc-4.0; "
                              "it should respect the prompts' and the generator's terms). Default: unknown.")
 

@@ -18,8 +18,8 @@ from lidr_data.commands.render import (
 )
 from lidr_data.errors import LidrError
 
-USAGE = """lidr audit REF [--judge openai|reward-model|length] [--judge-model M] [--sample N] [--seed S]
-                  [--langs de,fr] [--write-filter] [options]
+USAGE = """lidr audit REF [--judge openai|reward-model|length|chrf] [--judge-model M] [--judge-reference DIR]
+                  [--sample N] [--seed S] [--langs de,fr] [--write-filter] [options]
        lidr audit compare AUDIT_A AUDIT_B"""
 
 
@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "chosen and rejected for the pair's prompt in both orders (a disagreement between the orders is a tie). "
         "Reports the share where chosen wins, ties and rejected wins with a Wilson 95% interval, and the judge's "
         "calls and cache hits. The judges, prompts and request cache are those of `lidr eval winrate`: a rerun "
-        "makes no judge call. The audit is written beside the version, never inside it: "
+        "makes no judge call. The chrf judge needs no model: the side closer (chrF) to the gold answer for the "
+        "pair's prompt in --judge-reference wins; pairs whose prompt has none are reported as `no reference`. The audit is written beside the version, never inside it: "
         "STORE/<dataset>/audits/<version>/<judge>-<sample>-<seed>/ (pairs.parquet, summary.parquet, audit.json; "
         "for org/name@rev: <default store>/<org>--<name>/audits/<rev>/...), readable as the `audit` view of "
         "`lidr sql REF`. `lidr audit compare A B` reports the agreement (Cohen's kappa) of two audit folders of "
@@ -87,11 +88,16 @@ def run_audit_cmd(args: argparse.Namespace) -> int:
         Column("lang"), Column("direction"), Column("available", numeric=True), Column("n", "judged", numeric=True),
         Column("validity", "chosen wins %", True, _pct), Column("interval", "Wilson 95%", numeric=True),
         Column("tie_share", "ties %", True, _pct), Column("rejected_share", "rejected wins %", True, _pct),
-        Column("failed", numeric=True), Column("judgments", numeric=True), Column("cache_hits", "cache hits", True)],
+        Column("failed", numeric=True), Column("no_reference", "no reference", numeric=True),
+        Column("judgments", numeric=True), Column("cache_hits", "cache hits", True)],
         rows, name="audit")], args.format, out)
     counts = info["counts"]
     console.print(f"audit in [bold]{result.folder}[/] · {counts['judged']} pairs judged · judge calls "
                   f"{info['judge_calls']} · cache hits {info['cache_hits']}", soft_wrap=True, highlight=False)
+    if counts["no_reference"]:
+        console.print(f"[yellow]{counts['no_reference']} of {counts['sampled']} pair(s) have no gold answer (their "
+                      f"prompt is not in {info['judge_reference']} in their language): reported as no reference, "
+                      "not judged[/]", soft_wrap=True, highlight=False)
     if counts["failed"]:
         console.print(f"[yellow]{counts['failed']} pair(s) without a usable verdict in both orders (failed or "
                       "malformed), left out of the shares; rerun to retry failures[/]", soft_wrap=True)

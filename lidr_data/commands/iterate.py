@@ -74,19 +74,20 @@ def _resolve_paths(options: dict[str, Any]) -> dict[str, Any]:
 def check_eval(section: Any, where: str) -> dict[str, list[str]]:
     """The `eval:` section -> {evaluation: its `lidr eval NAME` words}, validated by that command's own parser."""
     from lidr_data.commands import eval as eval_command
+    from lidr_data.iterate import EVALUATIONS
 
     if section is None:
         return {}
     if not isinstance(section, dict):
-        raise LidrError(f"{where}: eval: expected a mapping of evaluations (mgsm, winrate)")
+        raise LidrError(f"{where}: eval: expected a mapping of evaluations ({', '.join(EVALUATIONS)})")
     root = argparse.ArgumentParser(prog="lidr", add_help=False)
     eval_command.add_parser(root.add_subparsers(dest="command"))
     parsers = root._subparsers._group_actions[0].choices["eval"]._subparsers._group_actions[0].choices
     evals = {}
     for name, options in section.items():
         path = f"{where}: eval.{name}"
-        if name not in ("mgsm", "winrate"):
-            raise LidrError(f"{where}: eval.{name}: unknown evaluation (known: mgsm, winrate)")
+        if name not in EVALUATIONS:
+            raise LidrError(f"{where}: eval.{name}: unknown evaluation (known: {', '.join(EVALUATIONS)})")
         options = options or {}
         if not isinstance(options, dict):
             raise LidrError(f"{path}: expected a mapping of `lidr eval {name}` options")
@@ -103,7 +104,7 @@ def check_eval(section: Any, where: str) -> dict[str, list[str]]:
             raise LidrError(f"{path}: {message.replace('--', '').replace('-', '_')}")
 
         parser.error = fail  # argparse would print usage and exit
-        parser.parse_args([*words, "--model", "M"] if name == "mgsm" else words)
+        parser.parse_args([*words, "--model", "M"] if name in ("mgsm", "refnll") else words)  # --model: required
         if name == "winrate" and not (options.get("prompts") and options.get("reference")):
             raise LidrError(f"{path}: needs `prompts` (instructions to answer) and `reference` (outputs to beat)")
         evals[name] = words

@@ -12,6 +12,7 @@ from shared_data import require_shared_data
 from lidr_data.cli import main
 from lidr_data.errors import LidrError
 from lidr_data.eval.mgsm import build_prompt, detect_output_languages, langid_support, load_mgsm, summarize
+from lidr_data.generation.base import Completion, Generator
 
 
 def test_jsonl_and_tsv_sources_agree(tmp_path):
@@ -154,3 +155,51 @@ def test_answers_without_letters_are_unknown_never_off_target():
         assert set(detected) == {"unknown"}, lang
     detected, _ = detect_output_languages(["**18**", "12:30", "$ 1,250.00", "Die Antwort lautet 18."], ["de"] * 4)
     assert detected == ["unknown", "unknown", "unknown", "de"]
+
+
+class ScriptedGenerator(Generator):
+    """No model: `answer(question text) -> completion text`."""
+
+    model, model_revision, template_hash = "scripted", "1", "none"
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def generate(self, requests):
+        texts = [self.answer(r.messages[-1][1]) for r in requests]
+        return [Completion(t, "stop", len(t.split()), self.model, self.model_revision) for t in texts]
+
+
+def test_every_language_is_reported_with_accuracy_and_off_target_even_at_zero(tmp_path, capsys):
+    """Issue 19: MGSM accuracy per language is reported even where it is 0 (a 135M model), beside its off-target
+    rate: English right, German answered in English (wrong and off-target), Spanish wrong in Spanish, French a bare
+    number (no letters: unknown, not off-target), Japanese wrong in English."""
+    from lidr_data.eval.mgsm import MgsmConfig, run_mgsm
+
+    mgsm = require_shared_data("mgsm")
+    langs = ("en", "de", "es", "fr", "ja")
+    problems = load_mgsm(mgsm, langs, limit=4)
+    lang_of = {build_prompt(p["question"], p["lang"]): p for p in problems}
+    english_wrong = "I think the answer is zero, because nothing is left over at the end of the day. The answer is 0."
+    script = {
+        "en": lambda p: f"First add, then subtract what is left. The answer is {p['gold']}.",
+        "de": lambda p: english_wrong,
+        "es": lambda p: "Creo que la respuesta es cero, porque al final del día no queda nada. La respuesta es 0.",
+        "fr": lambda p: "0",
+        "ja": lambda p: english_wrong,
+    }
+    out = tmp_path / "mgsm"
+    summary, _ = run_mgsm(MgsmConfig(model="scripted", output=out, data=str(mgsm), langs=langs, limit=4,
+                                     label="M0"),
+                           generator=ScriptedGenerator(lambda q: script[lang_of[q]["lang"]](lang_of[q])))
+    assert all(p["gold"] != "0" for p in problems)  # so every "0" is wrong
+    rows = {r["lang"]: r for r in summary.to_dicts()}
+    assert list(rows) == [*langs, "avg"]
+    expected = {"en": (1.0, 0.0), "de": (0.0, 1.0), "es": (0.0, 0.0), "fr": (0.0, 0.0), "ja": (0.0, 1.0)}
+    assert {lang: (rows[lang]["accuracy"], rows[lang]["off_target_rate"]) for lang in langs} == expected
+    assert rows["fr"]["unknown_lang_rate"] == 1.0 and all(rows[lang]["n"] == 4 for lang in langs)
+    assert rows["avg"]["accuracy"] == pytest.approx(0.2) and rows["avg"]["off_target_rate"] == pytest.approx(0.4)
+    assert main(["eval", "compare", str(out), "--format", "json"]) == 0
+    cells = {r["lang"]: r["M0"] for r in json.loads(capsys.readouterr().out)}
+    assert cells == {"en": "100.0 (0.0)", "de": "0.0 (100.0)", "es": "0.0 (0.0)", "fr": "0.0 (0.0)",
+                     "ja": "0.0 (100.0)", "avg": "20.0 (40.0)"}
