@@ -282,9 +282,9 @@ def check_no_secrets(plan: IteratePlan) -> None:
             if secret_paths(word) or (flag and secret_name(flag) and not flag.endswith("-env")):
                 found.append(f"eval.{name}.{flag.removeprefix('--').replace('-', '_') or f'[{i}]'}")
     if found:
-        raise LidrError(f"{plan.recipe_path}: {found[0]}: a secret-looking value; lidr iterate writes the train: "
-                        "and eval: settings into the work folder and onto command lines: pass secrets through the "
-                        "environment (e.g. HF_TOKEN, OPENAI_API_KEY) instead")
+        raise LidrError(f"{plan.recipe_path}: {found[0].split('.')[0]}: a secret-looking value ({found[0]}); lidr "
+                        "iterate writes the train: and eval: settings into the work folder and onto command lines: "
+                        "pass secrets through the environment (e.g. HF_TOKEN, OPENAI_API_KEY) instead")
 
 
 def _outputs_exist(plan: IteratePlan, step: Step) -> bool:
