@@ -91,12 +91,16 @@ def redact_text(text: str) -> str:
     text = _SCHEME_CREDENTIAL.sub(lambda m: m.group(1) + REDACTED if _credential_like(m.group(2)) else m.group(0),
                                   text)
     text = _ASSIGNMENT.sub(lambda m: m.group(1) + m.group(2) + REDACTED
-                           if secret_name(m.group(1)) and not _env_name_option(m.group(1), m.group(3))
-                           else m.group(0), text)
+                           if _secret_assignment(m.group(1), m.group(3)) else m.group(0), text)
     return _TOKEN_SHAPES.sub(REDACTED, text)
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _secret_assignment(name: str, value: str) -> bool:
+    # A bare `KEY=VALUE` in a text is the usual placeholder of messages and help, not a secret.
+    return secret_name(name) and name.lower() != "key" and not _env_name_option(name, value)
 
 
 def _env_name_option(name: str, value: object) -> bool:

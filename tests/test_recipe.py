@@ -210,7 +210,7 @@ def test_secret_values_are_redacted_by_shape_in_every_section(value, shown):
 @pytest.mark.parametrize("text", [
     "http://localhost:8000/v1", "https://huggingface.co/datasets/org/x", "Basic arithmetic word problems",
     "You are a helpful assistant.", "hf_transfer", "task-0001", "max_tokens=512", "user@example.com",
-    "meta-llama/Meta-Llama-3-8B-Instruct", "C:/Users/me@home/x",
+    "meta-llama/Meta-Llama-3-8B-Instruct", "C:/Users/me@home/x", "'lang' is not KEY=VALUE",
 ])
 def test_ordinary_texts_are_not_redacted(text):
     from lidr_data.redact import redact_text

@@ -80,7 +80,10 @@ def parse_args(argv: list[str] | None = None):
         from lidr_data.readers import read_yaml
 
         for config in configs:
-            read_yaml(config)
+            try:
+                read_yaml(config)
+            except LidrError as e:
+                raise LidrError(f"lidr train: {e}") from None
     parser = make_parser()
     parser.set_defaults_with_config(**device_defaults())  # before --config: the file and the command line win
     try:
