@@ -60,10 +60,13 @@ def secret_name(name: object) -> bool:
 # scheme://USERINFO@host: with a colon the password may hold anything up to the last '@' of the word ('/' too);
 # without one, the user part alone is the secret (https://hf_TOKEN@host). `https:/...` too: a URL turned into a
 # path (as libraries quote it in errors) loses a slash. Schemes of two letters or more: `C:/` is a drive.
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]+:/{1,2})(?:[^\s/@:'\"]*:[^\s'\"]*@|[^\s/@'\"]+@)")
+# Every pattern starts only where a word starts and scans a bounded length: linear time on any text (a 64 Ki
+# character value without spaces took minutes with unbounded repeats).
+_URL_USERINFO = re.compile(r"(?i)(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]{1,31}:/{1,2})"
+                           r"(?:[^\s/@:'\"]{0,256}:[^\s'\"]{0,256}@|[^\s/@'\"]{1,256}@)")
 _AUTH_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?)[^\n\r'\"]+")
 _SCHEME_CREDENTIAL = re.compile(r"(?i)\b((?:bearer|basic|token)\s+)([A-Za-z0-9._~+/\-]{12,}=*)")
-_ASSIGNMENT = re.compile(r"([A-Za-z][A-Za-z0-9_.\-]*)(\s*=\s*)([^\s&'\",;]+)")
+_ASSIGNMENT = re.compile(r"(?<![A-Za-z0-9_.\-])([A-Za-z][A-Za-z0-9_.\-]{0,63})(\s*=\s*)([^\s&'\",;]+)")
 _TOKEN_SHAPES = re.compile(
     r"(?<![A-Za-z0-9])(?:hf_[A-Za-z0-9]{16,}"
     r"|sk-[A-Za-z0-9_\-]{16,}"
