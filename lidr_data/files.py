@@ -73,8 +73,17 @@ def write_text_atomic(path: str | Path, text: str, fsync: bool = False) -> Path:
     return Path(path)
 
 
+def json_text(obj: object, where: str | Path, **options: object) -> str:
+    """`obj` as JSON text, refusing NaN and infinities (`json.dumps` would write bare `NaN`, which no JSON reader
+    accepts): a ValueError naming `where` (a caller's bug, not a user's: inputs are checked when read)."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False, **options)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e} (NaN or infinity); nothing written") from None
+
+
 def write_json_atomic(path: str | Path, obj: object, fsync: bool = False) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n", fsync=fsync)
+    return write_text_atomic(path, json_text(obj, path, indent=2) + "\n", fsync=fsync)
 
 
 def _alive(pid: int) -> bool:

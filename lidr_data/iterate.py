@@ -31,7 +31,8 @@ import yaml
 from lidr_data import locks
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path, sql_literal, write_json_atomic, write_text_atomic
-from lidr_data.recipe import TINY_MODEL, Recipe, redact_secrets
+from lidr_data.recipe import TINY_MODEL, Recipe
+from lidr_data.redact import secret_name, secret_paths
 
 STATE, LOG, SUMMARY = "iterate.json", "iterate.log", "summary.parquet"
 EVALUATIONS = ("mgsm", "winrate", "refnll")
@@ -216,15 +217,14 @@ def run_loop(plan: IteratePlan, notify: Callable[[str], None] = lambda m: None,
 def _run_loop(plan: IteratePlan, notify: Callable[[str], None], env: dict[str, str] | None,
               stdout: IO | None) -> list[dict]:
     w = plan.workdir
-    if redact_secrets(plan.train) != plan.train:  # e.g. hub_token: the train steps read it from W/iterate/
-        raise LidrError(f"{plan.recipe_path}: train: a secret-looking value; pass it through the environment "
-                        "(e.g. HF_TOKEN) instead: lidr iterate writes the training settings into the work folder")
+    check_no_secrets(plan)
     (w / "iterate").mkdir(parents=True, exist_ok=True)
     write_text_atomic(w / "iterate" / "train.yaml", yaml.safe_dump(plan.train, sort_keys=True))
     for t in range(1, plan.iterations + 1):
         data = iteration_recipe(plan, t)
-        if redact_secrets(data) != data:  # the build steps read this file: it would hold the secret in W
-            raise LidrError(f"{plan.recipe_path}: a secret-looking value in the recipe; lidr iterate writes each "
+        found = secret_paths(data)
+        if found:  # the build steps read this file: it would hold the secret in W
+            raise LidrError(f"{plan.recipe_path}: {found[0]}: a secret-looking value; lidr iterate writes each "
                             "iteration's recipe into the work folder: pass secrets through the environment "
                             "(e.g. OPENAI_API_KEY) instead")
         write_text_atomic(w / "iterate" / f"iter-{t}.recipe.yaml",
@@ -271,6 +271,22 @@ def _run_loop(plan: IteratePlan, notify: Callable[[str], None], env: dict[str, s
         notify(f"✓ {step.id} ({seconds:.1f}s)")
         records.append(record)
     return records
+
+
+def check_no_secrets(plan: IteratePlan) -> None:
+    """Refuse a secret in the `train:` or `eval:` settings (by name or by shape, as `redact_secrets` finds them):
+    the train steps read them from W/iterate/train.yaml and the eval steps get them as command-line words, which
+    `ps`, iterate's step lines and its fingerprints would show. Secrets belong in the environment."""
+    found = [f"train.{p}" for p in secret_paths(plan.train)]
+    for name, words in plan.evals.items():
+        for i, word in enumerate(words):
+            flag = words[i - 1] if i and words[i - 1].startswith("--") else ""
+            if secret_paths(word) or (flag and secret_name(flag) and not flag.endswith("-env")):
+                found.append(f"eval.{name}.{flag.removeprefix('--').replace('-', '_') or f'[{i}]'}")
+    if found:
+        raise LidrError(f"{plan.recipe_path}: {found[0].split('.')[0]}: a secret-looking value ({found[0]}); lidr "
+                        "iterate writes the train: and eval: settings into the work folder and onto command lines: "
+                        "pass secrets through the environment (e.g. HF_TOKEN, OPENAI_API_KEY) instead")
 
 
 def _outputs_exist(plan: IteratePlan, step: Step) -> bool:

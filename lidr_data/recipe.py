@@ -14,6 +14,7 @@ demand in the work folder.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -27,7 +28,8 @@ from lidr_data.config import ASSETS, option, require, resolve_path  # noqa: F401
 from lidr_data.errors import LidrError
 from lidr_data.generation import BACKENDS, check_backend_options
 from lidr_data.languages import check_language
-from lidr_data.readers import BOM, decode_utf8
+from lidr_data.readers import MAX_TEXT_CHARS, read_yaml
+from lidr_data.redact import REDACTED, redact_secrets  # noqa: F401 (re-exported: recipes are what gets redacted)
 from lidr_data.sources import PromptsConfig
 from lidr_data.stages.dedup import DedupConfig
 from lidr_data.stages.filter import FilterConfig
@@ -85,8 +87,8 @@ class Recipe:
                              "it should respect the prompts' and the generator's terms). Default: unknown.")
 
     def __post_init__(self) -> None:
-        require(bool(re.fullmatch(r"[\w.-]+", self.name or "")), "name",
-                 f"required; letters, digits, '.', '_' and '-' only (it names a folder), got {self.name!r}")
+        require(_valid_name(self.name), "name", "required; letters, digits, '.', '_' and '-' only, not starting "
+                f"with '.' or '-', at most 96 characters (it names the dataset's folder and Hub repo), got {self.name!r}")
         require(bool(self.model), "model", "required")
         require(self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         try:
@@ -123,34 +125,16 @@ class Recipe:
         return yaml.safe_dump(redact_secrets(self.to_dict()), sort_keys=False, allow_unicode=True, width=100)
 
 
-REDACTED = "<redacted>"
-# Secret-looking names, by their parts: api_key, hf_token, client_secret, password, apiKey ... but not
-# max_new_tokens or key_field.
-_SECRET_NAME = re.compile(r"(?:^|[_\W])(?:api_?key|key|token|secret|passw(?:or)?d|pwd|credentials?|auth|bearer)"
-                          r"(?:$|[_\W])", re.IGNORECASE)
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_URL_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^/@\s]+@")
+def _valid_name(name: str) -> bool:
+    """The rule materialize applies to the dataset name (`layout.check_name`), checked when the recipe loads
+    rather than after the whole build."""
+    from lidr_data.dataset.layout import check_name  # here: the dataset layer imports this module
 
-
-def redact_secrets(obj: Any) -> Any:
-    """`obj` with the values under secret-looking names (*key*, *token*, *secret*, *password*, ...) replaced by
-    "<redacted>" and passwords inside URLs removed. A `*_env` option naming an environment variable stays: the
-    name is not the secret."""
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            name = str(k)
-            if (_SECRET_NAME.search(re.sub(r"([a-z])([A-Z])", r"\1_\2", name)) and v not in (None, "")
-                    and not (name.lower().endswith("_env") and isinstance(v, str) and _ENV_NAME.fullmatch(v))):
-                out[k] = REDACTED
-            else:
-                out[k] = redact_secrets(v)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [redact_secrets(v) for v in obj]
-    if isinstance(obj, str) and "@" in obj:
-        return _URL_PASSWORD.sub(rf"\1{REDACTED}@", obj)
-    return obj
+    try:
+        check_name(name, "name")
+    except LidrError:
+        return False
+    return True
 
 
 def _plain(value: Any) -> Any:
@@ -212,10 +196,14 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise LidrError(f"{path}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # read_yaml refuses them in files; this covers values set in code
+            raise LidrError(f"{path}: {value!r} is not a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
             raise LidrError(f"{path}: expected a string, got {value!r}")
+        if len(value) > MAX_TEXT_CHARS:
+            raise LidrError(f"{path}: a text of {len(value):,} characters; at most {MAX_TEXT_CHARS:,} are accepted")
         return value
     return value
 
@@ -259,14 +247,7 @@ def load_recipe(path: str | Path) -> Recipe:
     path = resolve_path(path)
     if not path.is_file():
         raise LidrError(f"{path}: recipe file not found")
-    raw = path.read_bytes()
-    text = decode_utf8(raw[len(BOM):] if raw.startswith(BOM) else raw, str(path))
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise LidrError(f"{where}: malformed YAML ({getattr(e, 'problem', None) or e})") from None
+    data = read_yaml(path)
     return parse_recipe(data, str(path))
 
 

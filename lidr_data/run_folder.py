@@ -14,9 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from lidr_data.errors import LidrError
+from lidr_data.readers import read_yaml
 from lidr_data.recipe import Recipe, parse_recipe
 from lidr_data.stages.schema import STAGE_FILES, STAGES, StageStats
 
@@ -93,10 +92,7 @@ class RunPaths:
         """recipe.yaml as written (None when absent); malformed YAML is a one-line LidrError."""
         if not self.recipe.is_file():
             return None
-        try:
-            data = yaml.safe_load(self.recipe.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise LidrError(f"{self.recipe}: malformed YAML ({e})") from None
+        data = read_yaml(self.recipe) or {}
         if not isinstance(data, dict):
             raise LidrError(f"{self.recipe}: expected a mapping at the top level")
         return data

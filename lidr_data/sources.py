@@ -23,6 +23,7 @@ from lidr_data.config import option, require, resolve_path
 from lidr_data.errors import LidrError
 from lidr_data.langid import UNKNOWN
 from lidr_data.readers import SUFFIXES, iter_records
+from lidr_data.redact import redact_text
 from lidr_data.stages.schema import PROMPTS, StageStats
 from lidr_data.stages.tables import drop_table
 
@@ -97,13 +98,15 @@ def _hub_rows(cfg: PromptsConfig, lang: str) -> tuple[Iterator[tuple[str, dict]]
         raise LidrError("reading a Hub prompt source needs the `datasets` package") from e
     name = cfg.hub_config.replace("{lang}", lang) if cfg.hub_config else None
     split = cfg.split.replace("{lang}", lang)
-    label = f"{cfg.source}" + (f" ({name})" if name else "") + f"[{split}]"
+    # The label names rows in messages and fills the published `source` column: never a password of the source.
+    shown = redact_text(str(cfg.source))
+    label = shown + (f" ({name})" if name else "") + f"[{split}]"
     try:
         ds = datasets.load_dataset(cfg.source, name=name, split=split)
     except Exception as e:  # noqa: BLE001 - datasets raises many types; the user needs one line
         why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
         if cfg.format == "auto":
-            raise LidrError(f"prompts.source {cfg.source!r} is no folder here, and loading it as a Hub dataset "
+            raise LidrError(f"prompts.source {shown!r} is no folder here, and loading it as a Hub dataset "
                             f"failed ({why})") from e
         raise LidrError(f"cannot load prompt dataset {label}: {why}") from e
     if cfg.lang_field and ds.num_rows and cfg.lang_field not in ds.column_names:

@@ -227,6 +227,27 @@ def test_a_secret_in_the_train_section_is_not_written(tmp_path, capsys):
     assert not any(b"hf_SecretDoNotWrite" in p.read_bytes() for p in (tmp_path / "w").rglob("*") if p.is_file())
 
 
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"train": {"max_steps": 1, "hub_model_id": "https://hf_SECRETiter1@hub.example/org/m"}},
+     "train: a secret-looking value (train.hub_model_id)"),
+    ({"train": {"max_steps": 1, "hub_token": "plainSECRETiter2"}}, "train: a secret-looking value (train.hub_token)"),
+    ({"eval": {"mgsm": {"data": "lidr:assets/demo-mgsm", "backend_option": ["base_url=http://u:pa/ssSECRETiter3@h/v1"]}}},
+     "eval: a secret-looking value (eval.mgsm.backend_option)"),
+    ({"eval": {"mgsm": {"data": "lidr:assets/demo-mgsm", "backend_option": ["api_key=SECRETiter4"]}}},
+     "eval: a secret-looking value (eval.mgsm.backend_option)"),
+])
+def test_secrets_in_train_or_eval_are_refused_by_name_or_shape_and_never_written(tmp_path, capsys, changes, field):
+    """iterate hands train:/eval: to its steps unredacted (a file in W, command-line words): a secret there, found by
+    its name or the shape of its value, is refused before any step, and is neither printed nor written."""
+    recipe = _recipe(tmp_path, **changes)
+    workdir = tmp_path / "w"
+    assert main(["iterate", str(recipe), "--iterations", "1", "--workdir", str(workdir)]) == 2
+    printed = capsys.readouterr()
+    assert field in " ".join(printed.err.split()) and "SECRET" not in printed.out + printed.err
+    assert not (workdir / "iterate").exists() and not (workdir / "runs").exists()
+    assert not [p for p in workdir.rglob("*") if p.is_file() and b"SECRET" in p.read_bytes()]
+
+
 def test_a_training_yaml_path_is_accepted(tmp_path):
     from argparse import Namespace
 

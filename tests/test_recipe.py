@@ -151,9 +151,187 @@ def test_redact_secrets_by_name_parts_and_in_urls():
     assert got == {
         "api_key": "<redacted>", "apiKey": "<redacted>", "hf_token": "<redacted>", "password": "<redacted>",
         "client_secret": "<redacted>", "nested": [{"access_token": "<redacted>"}], "api_key_env": "OPENAI_API_KEY",
-        "token_env": "<redacted>", "max_new_tokens": 512, "author": "me", "base_url": "https://user:<redacted>@host/v1",
+        "token_env": "<redacted>", "max_new_tokens": 512, "author": "me", "base_url": "https://<redacted>@host/v1",
         "empty_token": None,
     }
+
+
+# Secret-looking names however they are written (compound words, case, dashes), and names that are not secrets.
+SECRET_NAMES = ["hubtoken", "accesstoken", "hf_read", "HubToken", "hub-token", "HUB_TOKEN", "API_KEY", "apikey",
+                "access_key", "aws_secret_access_key", "Credentials", "creds", "auth", "authToken", "passwd",
+                "db_password", "oauth", "Authorization", "private_key", "key", "cookie"]
+HARMLESS_NAMES = ["max_tokens", "max_new_tokens", "top_logprobs", "tokenizer", "tokenizer_name", "pad_token",
+                  "eos_token", "token_type_ids", "key_field", "sort_key", "author", "authors", "hf_home",
+                  "id_field", "keyword", "monkey", "tokens_per_second", "temperature"]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_secret_names_are_redacted_however_written(name):
+    from lidr_data.recipe import redact_secrets
+
+    assert redact_secrets({"train": {name: "plain-value-1"}}) == {"train": {name: "<redacted>"}}
+
+
+@pytest.mark.parametrize("name", HARMLESS_NAMES)
+def test_harmless_names_are_kept(name):
+    from lidr_data.recipe import redact_secrets
+
+    assert redact_secrets({"train": {name: "plain-value-1"}}) == {"train": {name: "plain-value-1"}}
+
+
+# (value, what stays): secrets by the shape of the value, under any name and inside longer texts.
+SECRET_VALUES = [
+    ("Authorization: Bearer sk-SECRETsecret0123456789", "Authorization: <redacted>"),
+    ("Bearer sk-SECRETsecret0123456789", "Bearer <redacted>"),
+    ("Basic dXNlcjpTRUNSRVQ=", "Basic <redacted>"),
+    ("https://hf_SECRET@hub.example/x", "https://<redacted>@hub.example/x"),
+    ("https://u:pa/ss-SECRET@host:8000/v1", "https://<redacted>@host:8000/v1"),
+    ("https://u:p@ss-SECRET@host/v1", "https://<redacted>@host/v1"),
+    ("see http://me:SECRET@127.0.0.1:9/v1 and more", "see http://<redacted>@127.0.0.1:9/v1 and more"),
+    ("hf_SECRETabcdefghijklmnopqrstuvwxyz1234", "<redacted>"),
+    ("sk-proj-SECRETabcdefghijklmnop", "<redacted>"),
+    ("ghp_SECRETabcdefghijklmnopqrstuvwxyz", "<redacted>"),
+    ("-O api_key=SECRET", "-O api_key=<redacted>"),
+    ("https://host/v1?token=SECRET&x=1", "https://host/v1?token=<redacted>&x=1"),
+]
+
+
+@pytest.mark.parametrize(("value", "shown"), SECRET_VALUES)
+def test_secret_values_are_redacted_by_shape_in_every_section(value, shown):
+    from lidr_data.recipe import redact_secrets
+    from lidr_data.redact import redact_text
+
+    for section in ("train", "eval", "generation", "backend_options", "prompts", "imports"):
+        data = {section: {"setting": value, "items": [{"x": value}]}}
+        assert redact_secrets(data) == {section: {"setting": shown, "items": [{"x": shown}]}}
+    assert redact_text(shown) == shown  # idempotent: a redacted record stays as it is
+
+
+@pytest.mark.parametrize("text", [
+    "http://localhost:8000/v1", "https://huggingface.co/datasets/org/x", "Basic arithmetic word problems",
+    "You are a helpful assistant.", "hf_transfer", "task-0001", "max_tokens=512", "user@example.com",
+    "meta-llama/Meta-Llama-3-8B-Instruct", "C:/Users/me@home/x", "'lang' is not KEY=VALUE",
+])
+def test_ordinary_texts_are_not_redacted(text):
+    from lidr_data.redact import redact_text
+
+    assert redact_text(text) == text
+
+
+def test_error_messages_never_hold_a_secret():
+    # Every LidrError message is redacted where it is made, whatever quoted the secret.
+    err = LidrError("cannot reach https://u:pa/ss-SECRET@host/v1 (Authorization: Bearer sk-SECRET0123456789abcd)")
+    assert "SECRET" not in str(err) and "https://<redacted>@host/v1" in str(err)
+
+
+BOMB = "".join(f"  {c}: &{c} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
+               for p, c in zip(["", *"abcdefgh"], "abcdefghi"))
+
+
+@pytest.mark.parametrize("where", ["train", "eval", "generation"])
+def test_yaml_alias_bomb_is_refused_without_expanding(tmp_path, where):
+    """A "billion laughs" file (9 levels of 9 aliases: 490 million values) is refused from its node graph alone; before,
+    one under train: made Recipe.to_dict expand it until memory ran out."""
+    path = write(tmp_path, "name: t\nmodel: m\nlanguages: [es]\nprompts: {source: p}\n" + f"{where}:\n" + BOMB)
+    with pytest.raises(LidrError) as err:
+        load_recipe(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:13: {where}.i[0]: YAML aliases expand the file to 490,329,077 values")
+    assert "at most 10,000 more" in message and "\n" not in message
+
+
+def test_yaml_anchors_for_reuse_are_accepted(tmp_path):
+    path = write(tmp_path, "name: t\nmodel: m\nlanguages: [es]\nprompts: {source: p}\n"
+                 "eval:\n  mgsm: &common {limit: 4, langs: [en, es]}\n  winrate:\n    <<: *common\n    limit: 8\n")
+    assert load_recipe(path).eval == {"mgsm": {"limit": 4, "langs": ["en", "es"]},
+                                      "winrate": {"limit": 8, "langs": ["en", "es"]}}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("generation:\n  temperature: .nan\n", ":6: generation.temperature: .nan is not a finite number"),
+    ("generation:\n  temperature: -.inf\n", ":6: generation.temperature: -.inf is not a finite number"),
+    ("train:\n  beta: 1.0e+999\n", ":6: train.beta: 1.0e+999 is not a finite number"),
+    ("generation:\n  temperature: 0.5\n  temperature: 0.7\n",
+     ":7: generation.temperature: duplicate key (first at line 6)"),
+    ("name: u\n", ":5: name: duplicate key (first at line 1)"),
+    ("eval: {mgsm: {limit: 1, limit: 2}}\n", ":5: eval.mgsm.limit: duplicate key (first at line 5)"),
+    ("generation:\n  system_prompt: '" + "x" * 70_000 + "'\n",
+     ":6: generation.system_prompt: a text of 70,000 characters; at most 65,536 are accepted"),
+    ("a: &a [*a]\n", ":5: a YAML alias refers to a block that contains it"),
+])
+def test_yaml_checks_name_file_line_and_field(tmp_path, text, message):
+    path = write(tmp_path, "name: t\nmodel: m\nlanguages: [es]\nprompts: {source: p}\n" + text)
+    with pytest.raises(LidrError) as err:
+        load_recipe(path)
+    assert str(err.value).startswith(f"{path}{message}"), str(err.value)[:300]
+
+
+def test_non_finite_and_over_long_values_set_in_code_are_refused():
+    with pytest.raises(LidrError, match=r"generation.temperature: nan is not a finite number"):
+        parse_recipe({**MINIMAL, "generation": {"temperature": float("nan")}})
+    with pytest.raises(LidrError, match=r"generation.system_prompt: a text of 70,000 characters"):
+        parse_recipe({**MINIMAL, "generation": {"system_prompt": "x" * 70_000}})
+
+
+def test_json_writers_refuse_nan(tmp_path):
+    from lidr_data.dataset.layout import write_manifest
+    from lidr_data.files import write_json_atomic
+
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        write_json_atomic(tmp_path / "state.json", {"x": float("nan")})
+    assert not (tmp_path / "state.json").exists()
+    (tmp_path / "v").mkdir()
+    with pytest.raises(ValueError):
+        write_manifest(tmp_path / "v", {"recipe": {"temperature": float("inf")}})
+
+
+@pytest.mark.parametrize("name", ["données-ü", ".hidden", "-x", "a..b", "x" * 97, "a b", "ü"])
+def test_recipe_name_follows_the_dataset_name_rule(tmp_path, name):
+    """One rule: a name the recipe accepts is one materialize accepts (it was refused only after the build)."""
+    from lidr_data.dataset.layout import check_name
+
+    with pytest.raises(LidrError):
+        check_name(name)
+    path = write(tmp_path, {**MINIMAL, "name": name})
+    with pytest.raises(LidrError, match=r"r.yaml: name: required; letters, digits"):
+        load_recipe(path)
+    for ok in ("demo", "x" * 96, "a.b_c-1"):
+        assert parse_recipe({**MINIMAL, "name": ok}).name == check_name(ok)
+
+
+def test_every_yaml_reader_applies_the_same_checks(tmp_path):
+    """Recipes, imports files, run folders' recipe.yaml, training configs, iterate's train: file and option values
+    all go through readers.parse_yaml: a duplicate key is refused with the file and line everywhere."""
+    from lidr_data.commands.build import import_specs, read_imports_file
+    from lidr_data.commands.generate import parse_options
+    from lidr_data.commands.iterate import check_train
+    from lidr_data.run_folder import RunPaths
+    from lidr_data.train.dpo import parse_args
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("responses: []\nresponses: []\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.yaml").write_text(bad.read_text())
+    for call in (lambda: read_imports_file(bad), lambda: RunPaths(run).read_recipe_data(),
+                 lambda: parse_args(["v", "--model", "m", "--output", "o", "--config", str(bad)]),
+                 lambda: check_train(str(bad), "r.yaml")):
+        with pytest.raises(LidrError, match=r"bad.yaml:2: responses: duplicate key|recipe.yaml:2: responses: dup"):
+            call()
+    with pytest.raises(LidrError, match=r"backend option x:1: a: duplicate key"):
+        parse_options(["x={a: 1, a: 2}"])
+    with pytest.raises(LidrError, match=r"--responses f.jsonl: failure_markers:1: \[0\].a: duplicate key"):
+        import_specs("responses", [["f.jsonl", "failure_markers=[{a: 1, a: 2}]"]])
+
+
+def test_no_yaml_is_read_around_the_one_loader():
+    """`yaml.safe_load`/`yaml.load` appear nowhere but in readers.py: every YAML goes through parse_yaml."""
+    import re
+
+    for folder in ("lidr_data", "train", "eval", "datacards"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name != "readers.py":
+                assert not re.search(r"yaml\.(safe_)?load\b|yaml\.(full_|unsafe_)?load\(", path.read_text()), path
 
 
 def test_recipe_file_encoding_errors_name_line_and_byte_and_bom_crlf_load(tmp_path):

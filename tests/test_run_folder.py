@@ -47,7 +47,7 @@ def test_materialize_reads_the_recipe_through_its_type(tmp_path: Path, field, va
 def test_malformed_run_files_are_one_line_errors(tmp_path: Path):
     paths = RunPaths(tmp_path)
     paths.recipe.write_text("name: [unclosed\n")
-    with pytest.raises(LidrError, match=r"recipe\.yaml: malformed YAML"):
+    with pytest.raises(LidrError, match=r"recipe\.yaml:\d+: malformed YAML"):
         paths.read_recipe()
     paths.stats.write_text('[{"stage": "prompts", "kept": 1, "what": 2}]')
     with pytest.raises(LidrError, match=r"stats\.json: malformed stage statistics"):

@@ -72,6 +72,18 @@ def parse_args(argv: list[str] | None = None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-"):
         argv = ["--dataset", argv[0], *argv[1:]]
+    # TrlParser reads --config with PyYAML itself: the project's YAML checks come first (aliases bounded;
+    # duplicate keys, NaN and over-long texts refused with the file and line).
+    configs = [argv[i + 1] for i, w in enumerate(argv[:-1]) if w == "--config"]
+    configs += [w.removeprefix("--config=") for w in argv if w.startswith("--config=")]
+    if configs:
+        from lidr_data.readers import read_yaml
+
+        for config in configs:
+            try:
+                read_yaml(config)
+            except LidrError as e:
+                raise LidrError(f"lidr train: {e}") from None
     parser = make_parser()
     parser.set_defaults_with_config(**device_defaults())  # before --config: the file and the command line win
     try:

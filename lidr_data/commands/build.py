@@ -125,9 +125,8 @@ def quiet_transformers() -> None:
 def import_specs(kind: str, groups: list[list[str]]) -> list:
     """`--responses FILE KEY=VALUE ...` -> ResponsesImport (and the same for translations), validated like the
     recipe's `imports:` entries."""
-    import yaml
-
     from lidr_data.errors import LidrError
+    from lidr_data.readers import parse_yaml
     from lidr_data.recipe import ResponsesImport, TranslationsImport, from_dict
 
     cls = ResponsesImport if kind == "responses" else TranslationsImport
@@ -140,7 +139,8 @@ def import_specs(kind: str, groups: list[list[str]]) -> list:
                 raise LidrError(f"--{kind} {path}: {item!r} is not KEY=VALUE (put the recipe before --{kind})")
             key = key.replace("-", "_")
             if key == "failure_markers":  # a YAML list ('[a, b]'), or one marker taken literally
-                data[key] = yaml.safe_load(value) if value.lstrip().startswith("[") else [value]
+                data[key] = (parse_yaml(value, f"--{kind} {path}: {key}") if value.lstrip().startswith("[")
+                             else [value])
             else:  # every other setting is text, kept literally (YAML would read lang=no as false)
                 data[key] = value
         specs.append(from_dict(cls, data, f"--{kind} {path}"))
@@ -149,17 +149,13 @@ def import_specs(kind: str, groups: list[list[str]]) -> list:
 
 def read_imports_file(path: Path):
     """An imports YAML (`responses:`/`translations:` lists, optionally under `imports:`) -> ImportsConfig."""
-    import yaml
-
     from lidr_data.errors import LidrError
+    from lidr_data.readers import read_yaml
     from lidr_data.recipe import ImportsConfig, from_dict
 
     if not path.is_file():
         raise LidrError(f"--imports {path}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise LidrError(f"--imports {path}: malformed YAML ({getattr(e, 'problem', None) or e})") from None
+    data = read_yaml(path) or {}
     if isinstance(data, dict) and set(data) == {"imports"}:
         data = data["imports"]
     try:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
 from lidr_data.commands.build import add_executor_options, executor_loader
 from lidr_data.commands.render import generation_bar
 from lidr_data.errors import LidrError
 from lidr_data.generation import BACKENDS, SamplingParams
+from lidr_data.readers import parse_yaml
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -20,7 +19,7 @@ def parse_options(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise LidrError(f"backend option {pair!r} is not KEY=VALUE")
-        options[key.replace("-", "_")] = yaml.safe_load(value)
+        options[key.replace("-", "_")] = parse_yaml(value, f"backend option {key}")
     return options
 
 

@@ -115,6 +115,7 @@ def check_train(section: Any, where: str) -> dict[str, Any]:
     """The `train:` section (a mapping, or the path of a training YAML) -> the settings, validated by `lidr train`'s
     own parser (TrlParser over TrainArguments, DPOConfig, ModelConfig)."""
     from lidr_data.config import resolve_path
+    from lidr_data.readers import read_yaml
 
     if section is None:
         raise LidrError(f"{where}: train: required by lidr iterate (the `lidr train` settings, or a path to a "
@@ -126,9 +127,9 @@ def check_train(section: Any, where: str) -> dict[str, Any]:
         if not path.is_file():
             raise LidrError(f"{where}: train: {section}: file not found")
         try:
-            section = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise LidrError(f"{where}: train: {path}: malformed YAML ({getattr(e, 'problem', None) or e})") from None
+            section = read_yaml(path) or {}
+        except LidrError as e:
+            raise LidrError(f"{where}: train: {e}") from None
     if not isinstance(section, dict):
         raise LidrError(f"{where}: {label}: expected a mapping of `lidr train` settings")
     from lidr_data.extras import require

@@ -105,7 +105,8 @@ def write_manifest(folder: Path, manifest: dict) -> None:
             entry["rows"] = pq.ParquetFile(path).metadata.num_rows
         files[rel] = entry
     manifest["files"] = files
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+                                   encoding="utf-8")  # allow_nan: a bare NaN is not JSON
 
 
 def record_version(dataset_dir: Path, version: str, cid: str, replaced: bool = False) -> None:

@@ -34,6 +34,7 @@ import httpx
 
 from lidr_data.errors import LidrError
 from lidr_data.generation.base import Completion, Generator, Request, TokenLogprob
+from lidr_data.redact import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class EndpointUnreachable(LidrError):
 
     def __init__(self, base_url: str, detail: str):
         super().__init__(f"cannot reach the OpenAI-compatible endpoint {base_url} ({detail})")
-        self.base_url, self.detail = base_url, detail
+        self.base_url, self.detail = redact_text(base_url), detail  # a password in the URL is never shown
 
 
 class EndpointRefused(LidrError):
@@ -81,7 +82,7 @@ class EndpointRefused(LidrError):
 
     def __init__(self, message: str, base_url: str, status: int):
         super().__init__(message)
-        self.base_url, self.status = base_url, status
+        self.base_url, self.status = redact_text(base_url), status
 
 
 def logprobs_from_openai(logprobs: object) -> tuple[TokenLogprob, ...] | None:
@@ -210,7 +211,8 @@ class OpenAIGenerator(Generator):
 
     # -- secrets -------------------------------------------------------------------------------------------
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        """`text` without the API key and without any secret-shaped part (a password in base_url, a token)."""
+        return redact_text(text.replace(self._api_key, "***") if self._api_key else text)
 
     def _detail(self, response: httpx.Response) -> str:
         """The server's error message (OpenAI's `{"error": {"message"}}` shape, else the body), key-free."""
@@ -251,8 +253,8 @@ class OpenAIGenerator(Generator):
             served = []
         if served and self.model not in served:
             # A warning, not an error: some gateways list only part of what they route.
-            logger.warning("model %r is not among the models listed by %s (%s)", self.model, self.base_url,
-                           ", ".join(map(str, served[:10])))
+            logger.warning("model %r is not among the models listed by %s (%s)", self.model,
+                           self._redact(self.base_url), ", ".join(map(str, served[:10])))
 
     # -- generation -----------------------------------------------------------------------------------------
     def request_body(self, request: Request) -> dict:
@@ -325,7 +327,7 @@ class OpenAIGenerator(Generator):
                 headers = r.headers
             if attempt < self.max_retries:
                 wait = retry_delay(headers, attempt, self.backoff)
-                logger.debug("retrying %s in %.2fs after: %s", url, wait, self._redact(last_error))
+                logger.debug("retrying %s in %.2fs after: %s", self._redact(url), wait, self._redact(last_error))
                 self._closing.wait(wait)
             attempt += 1
         return self._error(f"{last_error} (gave up after {self.max_retries + 1} attempts)")

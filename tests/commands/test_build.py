@@ -147,8 +147,155 @@ def test_run_folder_recipe_has_no_secret_values(tmp_path):
     with pytest.raises(RuntimeError, match="stop here"):
         build(load_recipe(recipe), workdir=tmp_path / "w", load_generator=stop)
     written = yaml.safe_load((tmp_path / "w" / "runs" / "x" / "iter-1" / "recipe.yaml").read_text())
-    assert written["backend_options"] == {"base_url": "http://me:<redacted>@127.0.0.1:9/v1", "api_key_env": "MY_KEY"}
+    assert written["backend_options"] == {"base_url": "http://<redacted>@127.0.0.1:9/v1", "api_key_env": "MY_KEY"}
     assert _files_holding(tmp_path / "w", "SECRET") == []
+
+
+# Every form a secret took on its way into recipe.yaml, manifest.json, the card and the Hub (issue 20): names
+# detected only by their words (hubtoken, accesstoken, hf_read), values detected only by their shape (a Bearer
+# header, a token as URL user, a password with a slash), under train:, eval: and other sections.
+SECRET_TRAIN = {
+    "hubtoken": "plainSECRETa1", "accesstoken": "plainSECRETa2", "hf_read": "plainSECRETa3",
+    "Client-Secret": "plainSECRETa4", "apiKey": "plainSECRETa5", "HUB_TOKEN": "plainSECRETa6",
+    "headers": "Authorization: Bearer sk-SECRETb1abcdefghijklmnop", "mirror": "https://hf_SECRETb2@hub.example/x",
+    "endpoint": "https://u:pa/ssSECRETb3@host.example/v1", "note": "hf_SECRETb4abcdefghijklmnopqrstuvw",
+    # not secrets: kept as they are
+    "max_tokens": 5, "top_logprobs": 3, "tokenizer": "tok-name", "pad_token": "<pad>",
+}
+SECRET_EVAL = {"winrate": {"judge_base_url": "http://me:SECRETc1@127.0.0.1:9/v1",
+                           "backend_option": ["api_key=SECRETc2", "base_url=https://SECRETc3@h.example/v1"]},
+               "mgsm": {"token": "plainSECRETc4", "headers": ["Basic dXNlcjpTRUNSRVRjNQ=="], "limit": 2}}
+
+
+def _secret_hits(where: str, data: bytes) -> list[str]:
+    # "SECRET" is in every secret above; the Basic credential is base64 of "user:SECRETc5".
+    return [where] if b"SECRET" in data or b"dXNlcjpTRUNSRVRjNQ" in data else []
+
+
+@pytest.mark.slow
+def test_secrets_in_every_form_reach_no_file_no_output_and_not_the_hub(tiny_model_dir, tmp_path, capsys):
+    """build (tiny model) -> materialize -> publish to the loopback Hub: every file under the work folder (run
+    folder, store, cache), everything the Hub received and everything printed is free of every secret."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+    from servers.hub_server import HubServer
+
+    recipe = yaml.safe_load(Path(DEMO).read_text())
+    recipe.update(train=SECRET_TRAIN, eval=SECRET_EVAL)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    work = tmp_path / "w"
+    assert main(["build", str(path), "--model", str(tiny_model_dir), "--workdir", str(work), "--limit", "2",
+                 "--langs", "es", "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    version = work / "store" / "demo" / "iter-1"
+    manifest = json.loads((version / "manifest.json").read_text())
+    # Redacted where they were, and nothing else changed.
+    assert manifest["recipe"]["train"] == {
+        "hubtoken": "<redacted>", "accesstoken": "<redacted>", "hf_read": "<redacted>", "Client-Secret": "<redacted>",
+        "apiKey": "<redacted>", "HUB_TOKEN": "<redacted>", "headers": "Authorization: <redacted>",
+        "mirror": "https://<redacted>@hub.example/x", "endpoint": "https://<redacted>@host.example/v1",
+        "note": "<redacted>", "max_tokens": 5, "top_logprobs": 3, "tokenizer": "tok-name", "pad_token": "<pad>"}
+    assert manifest["recipe"]["eval"]["winrate"]["backend_option"] == [
+        "api_key=<redacted>", "base_url=https://<redacted>@h.example/v1"]
+    assert main(["verify", str(version)]) == 0
+
+    token = "hf_TestTokenDoNotLeak0123456789"
+    with HubServer(token=token) as hub:
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+        env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"), HF_TOKEN=token, HF_HUB_DISABLE_XET="1")
+        out = subprocess.run([sys.executable, "-m", "lidr_data.cli", "publish", str(version), "--to", "acme/x"],
+                             capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr
+        received = [(f"hub:{rel}", data) for commit in hub.repos["acme/x"].commits
+                    for rel, data in commit["files"].items()]
+        received += [(f"hub-lfs:{oid}", data) for oid, data in hub.lfs.items()]
+        received += [("hub:validate-yaml", text.encode()) for text in hub.validated]
+        received += [("hub:requests", repr(hub.requests).encode())]
+    card = dict(received)["hub:README.md"].decode()
+    assert "hubtoken: <redacted>" in card and "max_tokens: 5" in card  # the card shows the recipe, redacted
+    written = [(str(p), p.read_bytes()) for p in work.rglob("*") if p.is_file()]
+    outputs = [("build stdout", printed.out.encode()), ("build stderr", printed.err.encode()),
+               ("publish output", (out.stdout + out.stderr).encode())]
+    assert len(written) > 20  # the run folder, its cache and the version: all of it read
+    leaks = [hit for where, data in [*written, *received, *outputs] for hit in _secret_hits(where, data)]
+    assert leaks == []
+
+
+@pytest.mark.parametrize(("option", "secret"), [
+    ("backend: openai\nbackend_options: {base_url: 'http://me:pa/ssSECRETd1@127.0.0.1:9/v1'}\n", "ssSECRETd1"),
+    ("backend: openai\nbackend_options: {base_url: 'http://hf_SECRETd2@127.0.0.1:9/v1'}\n", "SECRETd2"),
+])
+def test_endpoint_passwords_are_not_echoed_or_written(tmp_path, capsys, option, secret):
+    prompts = tmp_path / "p"
+    shutil.copytree(ROOT / "lidr_data" / "assets" / "demo-prompts", prompts)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: x\nmodel: m\nlanguages: [de]\nprompts: {{source: {prompts}}}\n{option}")
+    work = tmp_path / "w"
+    assert main(["build", str(recipe), "--workdir", str(work), "--no-progress"]) == 2
+    printed = capsys.readouterr()
+    err = " ".join(printed.err.split())
+    assert "cannot reach the OpenAI-compatible endpoint http://<redacted>@127.0.0.1:9/v1" in err
+    assert secret not in printed.out + printed.err and _files_holding(work, "SECRET") == []
+
+
+def test_a_prompt_source_password_is_not_echoed(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: x\nmodel: m\nlanguages: [de]\n"
+                      "prompts: {source: 'https://me:pa/ssSECRETe1@127.0.0.1:9/prompts'}\n")
+    assert main(["build", str(recipe), "--workdir", str(tmp_path / "w"), "--no-progress"]) == 2
+    printed = capsys.readouterr()
+    assert "prompts.source 'https://<redacted>@127.0.0.1:9/prompts' is no folder here" in " ".join(printed.err.split())
+    assert "SECRET" not in printed.out + printed.err
+    assert not (tmp_path / "w").exists() or _files_holding(tmp_path / "w", "SECRET") == []
+
+
+BASE_RECIPE = "name: x\nmodel: /nonexistent-model\nlanguages: [de]\nprompts: {source: lidr:assets/demo-prompts}\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (BASE_RECIPE + "generation: {temperature: .nan}\n",
+     "r.yaml:5: generation.temperature: .nan is not a finite number"),
+    (BASE_RECIPE + "generation:\n  temperature: 0.1\n  max_new_tokens: 8\n  temperature: 0.2\n",
+     "r.yaml:8: generation.temperature: duplicate key (first at line 6)"),
+    (BASE_RECIPE.replace("name: x", "name: données-ü"), "r.yaml: name: required; letters, digits"),
+    (BASE_RECIPE + "generation:\n  system_prompt: " + "x" * 10 * 2**20 + "\n",
+     "r.yaml:6: generation.system_prompt: a text of 10,485,760 characters; at most 65,536 are accepted"),
+])
+def test_recipe_refusals_are_one_line_before_any_model_load(tmp_path, capsys, monkeypatch, text, message):
+    def no_model(*a, **k):
+        raise AssertionError("a refused recipe must not load a model")
+
+    monkeypatch.setattr(generation, "load_generator", no_model)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text, encoding="utf-8")
+    work = tmp_path / "w"
+    assert main(["build", str(recipe), "--workdir", str(work), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert message in err and str(recipe) in err
+    assert not work.exists()
+
+
+def test_yaml_alias_bomb_under_train_is_refused_at_once(tmp_path):
+    """Before: `lidr build` grew by 22 MB/s in Recipe.to_dict. Run in a child process so that a regression fails
+    this test by its timeout instead of taking the suite's memory."""
+    import subprocess
+    import sys
+
+    levels = "".join(f"  {c}: &{c} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
+                     for p, c in zip(["", *"abcdefgh"], "abcdefghi"))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(BASE_RECIPE + "train:\n" + levels)
+    out = subprocess.run([sys.executable, "-m", "lidr_data.cli", "build", str(recipe), "--workdir",
+                          str(tmp_path / "w"), "--no-progress"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert " ".join(out.stderr.split()).startswith(f"error: {recipe}:13: train.i[0]: YAML aliases expand the file")
+    assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.slow
