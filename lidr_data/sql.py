@@ -129,11 +129,86 @@ def _column_names(tables: Tables, files: list[Path]) -> list[str]:
     return names
 
 
+class PositionalFile:
+    """A read-only file whose reads never share a position between threads.
+
+    DuckDB's fsspec bridge reads one shared handle from several threads (its workers and async I/O threads) as
+    `seek(offset)` then `read(n)`, releasing the GIL in between: with one shared position (a plain Python file, or
+    fsspec's LocalFileOpener) another thread's seek lands between the two and the read returns bytes from the
+    wrong offset: corrupt-looking pages, or silently wrong results. Here the position is per thread (the bridge
+    seeks and reads from the same thread) and each read is an `os.pread` at that offset, which moves no shared
+    state.
+    """
+
+    def __init__(self, path: str):
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        self.name = path
+        self._fd = os.open(path, flags)
+        self.size = os.fstat(self._fd).st_size
+        self._local = threading.local()
+        self.closed = False
+
+    def _pos(self) -> int:
+        return getattr(self._local, "pos", 0)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos(), os.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise OSError(f"negative seek position {base + offset}")
+        self._local.pos = base + offset
+        return self._local.pos
+
+    def tell(self) -> int:
+        return self._pos()
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        pos = self._pos()
+        want = max(0, self.size - pos) if n is None or n < 0 else n
+        chunks, got = [], 0
+        while got < want:  # pread may return less than asked (large reads, signals): loop until EOF
+            chunk = os.pread(self._fd, want - got, pos + got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        self._local.pos = pos + got
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self._fd)
+
+    def __enter__(self) -> PositionalFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 (interpreter shutdown: nothing left to report to)
+            pass
+
+
 class ReadOnlyFiles(LocalFileSystem):
     """The only file system a sandboxed connection has: opens the listed files for reading, nothing else.
 
     Paths are `lidr-read-only:///abs/path`. Anything else (writing, renaming, deleting, making folders, links,
-    reading or listing another path) raises PermissionError, which DuckDB passes on as the query's error.
+    reading or listing another path) raises PermissionError, which DuckDB passes on as the query's error. Files
+    open as `PositionalFile` (positional reads, safe under DuckDB's concurrent readers).
     """
 
     protocol = PROTOCOL
@@ -157,7 +232,17 @@ class ReadOnlyFiles(LocalFileSystem):
         return path
 
     def _open(self, path, mode="rb", **kwargs):
-        return super()._open(self._check(path, mode), mode, **kwargs)
+        return PositionalFile(self._check(path, mode))
+
+    def isfile(self, path) -> bool:
+        path = self._strip_protocol(path)
+        return path in self.files and os.path.isfile(path)
+
+    def isdir(self, path) -> bool:
+        return False
+
+    def lexists(self, path, **kwargs) -> bool:
+        return self.isfile(path)
 
     def info(self, path, **kwargs):
         return super().info(self._check(path), **kwargs)
