@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from lidr_data.dataset import audits
-from lidr_data.dataset.layout import content_id, read_manifest
+from lidr_data.dataset.layout import content_id, read_manifest, version_file
 from lidr_data.dataset.store import Reference, resolve
 from lidr_data.errors import LidrError
 from lidr_data.files import sql_literal
@@ -103,7 +103,9 @@ def tables_for(ref: str | Reference) -> Tables:
     if is_version:
         manifest = read_manifest(folder)
         for view, config in (("pairs", "all"), ("dropped", "dropped")):
-            files = [folder / rel for rel in manifest["configs"].get(config, [])]
+            # Inside the version (or its Hub snapshot) once links are resolved, checked before anything is read.
+            rels = manifest["configs"].get(config, [])
+            files = [folder / rel for rel in rels if version_file(folder, rel)]
             missing = [str(p) for p in files if not p.is_file()]
             if missing:
                 raise LidrError(f"{folder}: missing data file {missing[0]} (run `lidr verify`)")

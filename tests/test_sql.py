@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from synthetic import make_run
-from tamper import overwrite
+from tamper import overwrite, writable
 
 from lidr_data.cli import main
 from lidr_data.dataset.layout import verify
@@ -343,3 +343,61 @@ def test_concurrent_queries_over_long_text_columns_never_fail(tmp_path: Path, mo
         t.join()
     failures = [o for o in outcomes if o != expected]
     assert len(outcomes) == 24 and not failures, f"{len(failures)} of 24 queries failed, e.g. {failures[0]!s:.300}"
+
+
+def _version_naming(tmp_path: Path, name: str, target: str | None = None, link: Path | None = None) -> Path:
+    """A fresh version whose manifest's `all` config names `target`, or whose data file is a link to `link`."""
+    version = materialize(make_run(tmp_path / name / "runs" / "demo-lidr" / "iter-1", n_prompts=3),
+                          tmp_path / name / "store", progress=False)
+    data = version / "data" / "all" / "train-00000-of-00001.parquet"
+    if target is not None:
+        m = json.loads((version / "manifest.json").read_text())
+        m["configs"]["all"] = [target]
+        overwrite(version / "manifest.json", json.dumps(m))
+    if link is not None:
+        writable(data).unlink()
+        data.symlink_to(link)
+    return version
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "symlink"])
+def test_a_manifest_cannot_point_sql_or_inspect_outside_the_version(tmp_path: Path, how: str, capsys):
+    """Issue 20 item 3: a manifest is written by whoever publishes the version. A config naming `/abs/x.parquet` or
+    `../../other/...`, or a data file that is a link leading out of the version, is refused before any read, with
+    the same one-line error whether or not the outside file exists."""
+    other = materialize(make_run(tmp_path / "other" / "runs" / "secret" / "iter-1", n_prompts=5, name="secret"),
+                        tmp_path / "other" / "store", progress=False)
+    outside = other / "data" / "all" / "train-00000-of-00001.parquet"
+    missing = tmp_path / "nothing-here" / "x.parquet"
+    errors = []
+    for target in (outside, missing):
+        if how == "absolute":
+            version = _version_naming(tmp_path, f"v-{target.stem}-{len(errors)}", target=str(target))
+        elif how == "dotdot":
+            version = _version_naming(tmp_path, f"v-{len(errors)}", target="../../../../" + str(
+                target.relative_to(tmp_path)))
+            assert (version / json.loads((version / "manifest.json").read_text())["configs"]["all"][0]).resolve() \
+                == target.resolve()  # the path really leads to the target
+        else:
+            version = _version_naming(tmp_path, f"v-{len(errors)}", link=target)
+        with pytest.raises(LidrError, match="outside the version folder; refused"):
+            query(str(version), "SELECT count(*) FROM pairs")
+        for argv in (["sql", str(version), "SELECT count(*) AS n FROM pairs", "--format", "json"],
+                     ["inspect", str(version)]):
+            assert main(argv) == 2, argv
+            out, err = capsys.readouterr()
+            assert out == "" and len(err.strip().splitlines()) == 1 and "refused" in err, err
+            errors.append(err.replace(str(tmp_path), "TMP").replace(str(target.relative_to(tmp_path)), "TARGET")
+                          .replace(version.parent.parent.parent.name, "V"))
+    assert errors[:2] == errors[2:]  # nothing tells whether the outside file exists
+
+
+def test_verify_refuses_a_data_file_linking_outside_the_version(tmp_path: Path, capsys):
+    other = materialize(make_run(tmp_path / "other" / "runs" / "demo-lidr" / "iter-1", n_prompts=3),
+                        tmp_path / "other" / "store", progress=False)
+    version = _version_naming(tmp_path, "v", link=other / "data" / "all" / "train-00000-of-00001.parquet")
+    result = verify(version)
+    assert "data/all/train-00000-of-00001.parquet: a link that leads outside the version folder (not read)" in \
+        result.problems
+    assert main(["verify", str(version)]) == 1
+    assert "leads outside the version folder" in capsys.readouterr().err

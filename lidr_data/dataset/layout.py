@@ -81,7 +81,40 @@ def read_manifest(version_dir: Path) -> dict:
     for rel, entry in manifest["files"].items():
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not safe_relpath(rel):
             raise LidrError(f"{path}: malformed manifest (bad entry for file {rel!r})")
+    # A manifest is written by whoever made (or published) the version: every path it names must stay inside the
+    # version folder. Checked on the text alone, so the error never tells whether an outside file exists.
+    for cfg, rels in manifest["configs"].items():
+        if not isinstance(rels, list) or not all(isinstance(r, str) for r in rels):
+            raise LidrError(f"{path}: malformed manifest (config {cfg!r}: expected a list of file paths)")
+        for rel in rels:
+            if not safe_relpath(rel):
+                raise LidrError(f"{path}: config {cfg!r} names {rel!r}, a path outside the version folder; refused")
     return manifest
+
+
+def _roots(version_dir: Path) -> list[Path]:
+    """Where a version's files may lie once symlinks are resolved: the folder itself, and for a Hub snapshot
+    (`<cache>/datasets--org--name/snapshots/<commit>/`, whose files are links to `../../blobs/<hash>`) the blobs
+    folder of the same repository."""
+    root = Path(version_dir).resolve()
+    roots = [root]
+    repo = root.parent.parent
+    if root.parent.name == "snapshots" and repo.name.startswith("datasets--"):
+        roots.append(repo / "blobs")
+    return roots
+
+
+def version_file(version_dir: Path, rel: str) -> Path:
+    """The file `rel` (a path a manifest names) of a version, resolved through any symlink; a LidrError when it
+    leads outside the version folder (or its Hub snapshot's blobs). Nothing is read, and the error is the same
+    whether or not the outside file exists."""
+    folder = Path(version_dir)
+    if not safe_relpath(rel):
+        raise LidrError(f"{folder}: the manifest names {rel!r}, a path outside the version folder; refused")
+    target = (folder / rel).resolve()
+    if not any(target.is_relative_to(root) for root in _roots(folder)):
+        raise LidrError(f"{folder}: {rel} is a link that leads outside the version folder; refused")
+    return target
 
 
 def content_id(manifest: dict) -> str:
@@ -229,7 +262,11 @@ def verify(version_dir: str | Path, expected_content_id: str | None = None) -> V
                         f"{recorded})")
     files = manifest["files"]
     for rel, entry in sorted(files.items()):
-        path = folder / rel
+        try:
+            path = version_file(folder, rel)
+        except LidrError:
+            problems.append(f"{rel}: a link that leads outside the version folder (not read)")
+            continue
         if not path.is_file():
             problems.append(f"{rel}: missing")
             continue
@@ -251,11 +288,11 @@ def verify(version_dir: str | Path, expected_content_id: str | None = None) -> V
             problems.append(f"{rel}: not listed in the manifest")
     for cfg, rels in manifest["configs"].items():
         for rel in rels:
-            if rel not in files or not safe_relpath(rel):
+            if rel not in files:
                 problems.append(f"config {cfg}: file {rel} not in the manifest")
     if all(p.startswith(f"{MANIFEST}:") for p in problems):  # counts: only meaningful once the files are intact
-        all_files = [folder / rel for rel in manifest["configs"].get(ALL, [])]
-        dropped_files = [folder / rel for rel in manifest["configs"].get(DROPPED, [])]
+        all_files = [version_file(folder, rel) for rel in manifest["configs"].get(ALL, [])]
+        dropped_files = [version_file(folder, rel) for rel in manifest["configs"].get(DROPPED, [])]
         counts = compute_stats(all_files, dropped_files)
         for key in ("pairs", "by_language", "by_direction", "by_language_direction", "dropped", "drop_reasons"):
             if counts[key] != manifest["counts"].get(key):
