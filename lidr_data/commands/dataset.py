@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lidr_data.commands.render import Column, TableData, add_format_argument, print_tables, progress_bar, warn
 from lidr_data.errors import LidrError
+from lidr_data.safe_text import printable
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -130,6 +131,7 @@ def run_versions(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from lidr_data.dataset.layout import verify
     from lidr_data.dataset.store import parse_reference, resolve_version
@@ -150,8 +152,11 @@ def run_verify(args: argparse.Namespace) -> int:
             "no recorded id to check it against"
         console.print(f"content id {result.content_id} ({checked})", soft_wrap=True, highlight=False)
         return 0
+    # soft_wrap: a long id or path is never cut into lines (piped output, logs); problems quote the manifest's
+    # own text (paths, values): plain text with control characters shown, never markup or escape sequences.
     err = Console(stderr=True)
-    err.print(f"[bold red]verify failed[/] {result.version_dir}: {len(result.problems)} problem(s)")
+    err.print(f"[bold red]verify failed[/] {escape(printable(str(result.version_dir), keep=''))}: "
+              f"{len(result.problems)} problem(s)", soft_wrap=True, highlight=False)
     for problem in result.problems:
-        err.print(f"  {problem}", highlight=False)
+        err.print(f"  {printable(problem, keep='')}", highlight=False, markup=False, soft_wrap=True)
     return 1

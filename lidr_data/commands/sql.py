@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path
+from lidr_data.safe_text import json_safe, printable
 
 FORMATS = ("table", "csv", "json", "parquet")
 TABLE_ROWS = 100  # rows shown by --format table (all rows go to --output / other formats)
@@ -78,7 +79,7 @@ def _encode(table, fmt: str) -> bytes:
             raise LidrError(f"--format csv cannot write this result ({str(e).splitlines()[0]}); "
                             "use --format json or parquet") from None
         return buf.getvalue()
-    return (json.dumps(table.to_pylist(), ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8")
+    return (json_safe(json.dumps(table.to_pylist(), ensure_ascii=False, indent=1, default=str)) + "\n").encode("utf-8")
 
 
 def _write_atomic(output: Path, write) -> None:
@@ -97,6 +98,8 @@ def _write_result(table, fmt: str, output: Path | None) -> None:
     if fmt in ("csv", "json"):
         data = _encode(table, fmt)
         if output is None:
+            if fmt == "csv" and sys.stdout.isatty():  # CSV has no escapes: a terminal is shown them, never sent them
+                data = printable(data.decode("utf-8")).encode("utf-8")
             sys.stdout.flush()
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
@@ -205,14 +208,14 @@ def run_inspect(args: argparse.Namespace) -> int:
     notes = out if args.format == "table" else Console(stderr=True)
     if args.format == "json":
         data = dataclasses.asdict(report)
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=1, default=str) + "\n")
+        sys.stdout.write(json_safe(json.dumps(data, ensure_ascii=False, indent=1, default=str)) + "\n")
     else:
         if args.format == "table":
             title = f"lidr inspect · {report.reference} · {report.pairs:,} pairs"
             if report.manifest:
                 m = report.manifest
                 title += f" · {m['name']} {m['version']} · {m.get('generator', {}).get('model')}"
-            out.print(title, soft_wrap=True, highlight=False, style="bold")
+            out.print(printable(title, keep=""), soft_wrap=True, highlight=False, markup=False, style="bold")
         print_tables(inspect_tables(report), args.format, out)
     if args.html:
         path = write_html(report, args.html)
