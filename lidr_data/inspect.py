@@ -478,9 +478,6 @@ def _suspicious_table(report: Report) -> str:
 
 def write_html(report: Report, path: str | Path) -> Path:
     """Write the page atomically (a temp file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_html(report), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from lidr_data.files import write_text_atomic
+
+    return write_text_atomic(path, render_html(report))

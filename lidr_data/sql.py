@@ -17,6 +17,7 @@ A timeout (interrupt) and a memory limit bound what one query may cost.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -347,8 +348,9 @@ def query(ref: str | Reference, sql: str, *, timeout: float | None = DEFAULT_TIM
     default a quarter of the RAM) makes a query that needs more fail instead of exhausting the machine.
     """
     check_read_only(sql)
-    if timeout is not None and timeout <= 0:
-        raise LidrError(f"--timeout {timeout:g}: must be a positive number of seconds")
+    # nan would silently disable the timer and inf overflow it (in the timer's thread): finite and above 0 only
+    if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= threading.TIMEOUT_MAX):
+        raise LidrError(f"--timeout {timeout:g}: must be a positive, finite number of seconds")
     memory_limit = memory_limit or default_memory_limit()
     tables = tables_for(ref)
     con = connect(tables, memory_limit=memory_limit)
