@@ -41,7 +41,15 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 # EXPLAIN, EXPLAIN ANALYZE or EXPLAIN (options): what follows must parse as a query on its own.
 PROTOCOL = "lidr-read-only"
-_DATA_ERROR = re.compile(r"thrift|parquet|corrupt|magic bytes", re.IGNORECASE)
+# What DuckDB's Parquet reader says of damaged data (matched with quoted file names removed: every data file's
+# name ends in .parquet, so "parquet" alone says nothing).
+_DATA_ERROR = re.compile(r"thrift|TProtocol|parquet|corrupt|magic bytes|decompress|don't know what type|"
+                         r"out of buffer|failed to read", re.IGNORECASE)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+# Readers that take a file as text, CSV or JSON: given a version's Parquet file they fail, which is a mistake in
+# the query, not damaged data.
+_OTHER_READER = re.compile(r"\b(read_text|read_blob|read_csv\w*|read_json\w*|read_ndjson\w*|sniff_csv)\b|"
+                           r"Malformed JSON|sniffing file|CSV", re.IGNORECASE)
 _REFUSED = re.compile(r"PermissionError: (lidr sql is read-only.*)")
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALY[SZ]E\s+|\([^()]*\)\s*)?", re.IGNORECASE)
 
@@ -89,6 +97,16 @@ def _unreadable_data(tables: Tables, error: BaseException) -> LidrError:
     where = files[0] if len(files) == 1 else f"{tables.folder} (one of {len(files)} Parquet files)"
     hint = f"run `lidr verify {tables.folder}`" if tables.is_version else "check the file"
     return LidrError(f"{where}: unreadable Parquet data ({str(error).splitlines()[0]}); {hint}")
+
+
+def one_line(error: BaseException) -> str:
+    """DuckDB's message in one line: its first line, plus a "Did you mean ..." hint or, for a syntax error, the
+    line of the query it points at (DuckDB spreads these over four lines with a caret)."""
+    lines = [x.strip() for x in str(error).splitlines() if x.strip()]
+    if not lines:
+        return type(error).__name__
+    extra = [x for x in lines[1:] if x.startswith(("Did you mean", "LINE "))][:1]
+    return " ".join(lines[:1] + [f"({x})" if x.startswith("LINE ") else x for x in extra])
 
 
 def read_schema(path: Path, folder: Path | None = None) -> pa.Schema:
@@ -314,7 +332,7 @@ def check_read_only(sql: str) -> str:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
-        raise LidrError(f"SQL syntax error: {e}") from None
+        raise LidrError(f"SQL syntax error: {one_line(e).removeprefix('Parser Error: ')}") from None
     if len(statements) != 1:
         raise LidrError(f"expected exactly one SQL statement, got {len(statements)}")
     st = statements[0]
@@ -371,9 +389,13 @@ def query(ref: str | Reference, sql: str, *, timeout: float | None = DEFAULT_TIM
         refused = _REFUSED.search(str(e))  # ReadOnlyFiles refused an operation (it travels as a Python traceback)
         if refused:
             raise LidrError(f"refused: {refused.group(1)}") from None
-        if type(e) is duckdb.Error or isinstance(e, duckdb.IOException) or _DATA_ERROR.search(str(e)):
+        unquoted = _QUOTED.sub("", str(e))
+        if PROTOCOL in str(e) and _OTHER_READER.search(str(e)):  # e.g. read_text over a data file
+            raise LidrError(f"SQL error: {one_line(e)} (the dataset's files are Parquet and are read through its "
+                            f"views: {', '.join(tables.views)}; other file readers do not apply)") from None
+        if type(e) is duckdb.Error or isinstance(e, duckdb.IOException) or _DATA_ERROR.search(unquoted):
             raise _unreadable_data(tables, e) from None
-        raise LidrError(f"SQL error: {str(e).splitlines()[0]}") from None
+        raise LidrError(f"SQL error: {one_line(e)}") from None
     finally:
         if timer is not None:
             timer.cancel()

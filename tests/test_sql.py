@@ -447,3 +447,27 @@ def test_an_output_that_cannot_be_written_is_one_line(version: Path, tmp_path: P
     assert main(["inspect", str(version), "--html", str(tmp_path / "a-file" / "r.html")]) == 2
     err = capsys.readouterr().err
     assert "cannot write" in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ("SELEC 1", 'SQL syntax error: syntax error at or near "SELEC" (LINE 1: SELEC 1)'),
+    ("SELECT *\nFROM pairs WHERE lang = 'de", "SQL syntax error: unterminated string literal (LINE 2: FROM pairs"),
+    ("SELECT * FROM pairz", 'SQL error: Catalog Error: Table with name pairz does not exist! Did you mean "pairs"?'),
+])
+def test_sql_mistakes_are_one_line(version: Path, sql: str, expected: str, capsys):
+    """Issue 20 item 8: a syntax error took four lines (message, blank, LINE, caret)."""
+    assert main(["sql", str(version), sql]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and expected in err, err
+
+
+@pytest.mark.parametrize("reader", ["read_text", "read_csv", "read_json", "sniff_csv"])
+def test_other_readers_on_a_data_file_are_a_query_mistake_not_damaged_data(version: Path, reader: str, capsys):
+    """Issue 20 item 8: `read_text` over one of the version's own (allowed) files was reported as "unreadable
+    Parquet data ... run lidr verify": the file's name ends in .parquet. It is a mistake in the query."""
+    data = f"lidr-read-only://{(version / 'data' / 'all' / 'train-00000-of-00001.parquet').resolve()}"
+    assert main(["sql", str(version), f"SELECT * FROM {reader}('{data}')"]) == 2
+    err = capsys.readouterr().err
+    assert "SQL error" in err and "read through its views: pairs, dropped" in err, err
+    assert "unreadable" not in err and "lidr verify" not in err and len(err.strip().splitlines()) == 1
+    assert verify(version).ok
