@@ -49,7 +49,7 @@ _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 # Readers that take a file as text, CSV or JSON: given a version's Parquet file they fail, which is a mistake in
 # the query, not damaged data.
 _OTHER_READER = re.compile(r"\b(read_text|read_blob|read_csv\w*|read_json\w*|read_ndjson\w*|sniff_csv)\b|"
-                           r"Malformed JSON|sniffing file|CSV", re.IGNORECASE)
+                           r"Malformed JSON|sniffing file|CSV Error", re.IGNORECASE)
 _REFUSED = re.compile(r"PermissionError: (lidr sql is read-only.*)")
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALY[SZ]E\s+|\([^()]*\)\s*)?", re.IGNORECASE)
 
