@@ -62,8 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Checks every file's sha256 and row count, the counts the manifest records, "
                        "the generator, iteration and languages the rows themselves name, and the manifest's content "
                        "id against the one recorded when the version was made (the dataset's index.jsonl; for a Hub "
-                       "version, its tag). A version copied out of its store has no recorded id: pass the id you "
-                       "have from elsewhere with --expect.")
+                       "version, the description of the commit its revision points at). A version copied out of its "
+                       "store has no recorded id: pass the id you have from elsewhere with --expect.")
     p.add_argument("ref", help="a version folder, DATASET_FOLDER@VERSION, or org/name@revision")
     p.add_argument("--expect", type=content_id_arg, default=None, metavar="CONTENT_ID",
                    help="the content id the version must have (64 hex digits, as `lidr materialize` and `lidr "
