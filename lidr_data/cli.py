@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from lidr_data import __version__
 from lidr_data.errors import LidrError
+from lidr_data.safe_text import printable
 
 # Order here is the order in `lidr --help`.
 COMMAND_MODULES = ("tiny_model", "generate", "build", "demo", "train", "eval", "audit", "iterate", "dataset", "sql")
@@ -49,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except LidrError as e:
         if args.debug or os.environ.get("LIDR_DEBUG"):
             raise
-        # escaped: messages quote user text and install hints (`lidr-data[generate]`) that are not markup
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        # escaped: messages quote user text and install hints (`lidr-data[generate]`) that are not markup, and
+        # data (a DuckDB error echoes a value): control characters are shown, never sent to the terminal
+        err_console.print(f"[bold red]error:[/] {escape(printable(str(e)))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")

@@ -18,6 +18,7 @@ import duckdb
 from lidr_data.dataset.layout import row_counts
 from lidr_data.dataset.store import Reference
 from lidr_data.errors import LidrError
+from lidr_data.safe_text import printable
 
 REQUIRED = ("lang", "direction", "chosen_lang", "rejected_lang", "chosen_lang_score", "rejected_lang_score",
             "chosen_chars", "rejected_chars")
@@ -203,7 +204,8 @@ SIDE_COLORS = {"chosen": "#2a9d8f", "rejected": "#e76f51"}
 
 
 def _e(x) -> str:
-    return html.escape(str(x), quote=True)
+    """Every text on the page: HTML-escaped, control and bidi characters shown as escapes (NUL, ESC, U+202E...)."""
+    return html.escape(printable(str(x)), quote=True)
 
 
 def _svg_hbars(rows: list[tuple[str, list[tuple[str, float, str]]]], width: int = 640, unit: str = "") -> str:
@@ -476,9 +478,6 @@ def _suspicious_table(report: Report) -> str:
 
 def write_html(report: Report, path: str | Path) -> Path:
     """Write the page atomically (a temp file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_html(report), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from lidr_data.files import write_text_atomic
+
+    return write_text_atomic(path, render_html(report))

@@ -17,6 +17,7 @@ A timeout (interrupt) and a memory limit bound what one query may cost.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from lidr_data.dataset import audits
-from lidr_data.dataset.layout import content_id, read_manifest
+from lidr_data.dataset.layout import content_id, read_manifest, version_file
 from lidr_data.dataset.store import Reference, resolve
 from lidr_data.errors import LidrError
 from lidr_data.files import sql_literal
@@ -40,7 +41,15 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 # EXPLAIN, EXPLAIN ANALYZE or EXPLAIN (options): what follows must parse as a query on its own.
 PROTOCOL = "lidr-read-only"
-_DATA_ERROR = re.compile(r"thrift|parquet|corrupt|magic bytes", re.IGNORECASE)
+# What DuckDB's Parquet reader says of damaged data (matched with quoted file names removed: every data file's
+# name ends in .parquet, so "parquet" alone says nothing).
+_DATA_ERROR = re.compile(r"thrift|TProtocol|parquet|corrupt|magic bytes|decompress|don't know what type|"
+                         r"out of buffer|failed to read", re.IGNORECASE)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+# Readers that take a file as text, CSV or JSON: given a version's Parquet file they fail, which is a mistake in
+# the query, not damaged data.
+_OTHER_READER = re.compile(r"\b(read_text|read_blob|read_csv\w*|read_json\w*|read_ndjson\w*|sniff_csv)\b|"
+                           r"Malformed JSON|sniffing file|CSV Error", re.IGNORECASE)
 _REFUSED = re.compile(r"PermissionError: (lidr sql is read-only.*)")
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALY[SZ]E\s+|\([^()]*\)\s*)?", re.IGNORECASE)
 
@@ -90,6 +99,16 @@ def _unreadable_data(tables: Tables, error: BaseException) -> LidrError:
     return LidrError(f"{where}: unreadable Parquet data ({str(error).splitlines()[0]}); {hint}")
 
 
+def one_line(error: BaseException) -> str:
+    """DuckDB's message in one line: its first line, plus a "Did you mean ..." hint or, for a syntax error, the
+    line of the query it points at (DuckDB spreads these over four lines with a caret)."""
+    lines = [x.strip() for x in str(error).splitlines() if x.strip()]
+    if not lines:
+        return type(error).__name__
+    extra = [x for x in lines[1:] if x.startswith(("Did you mean", "LINE "))][:1]
+    return " ".join(lines[:1] + [f"({x})" if x.startswith("LINE ") else x for x in extra])
+
+
 def read_schema(path: Path, folder: Path | None = None) -> pa.Schema:
     try:
         return pq.read_schema(path)
@@ -103,7 +122,9 @@ def tables_for(ref: str | Reference) -> Tables:
     if is_version:
         manifest = read_manifest(folder)
         for view, config in (("pairs", "all"), ("dropped", "dropped")):
-            files = [folder / rel for rel in manifest["configs"].get(config, [])]
+            # Inside the version (or its Hub snapshot) once links are resolved, checked before anything is read.
+            rels = manifest["configs"].get(config, [])
+            files = [folder / rel for rel in rels if version_file(folder, rel)]
             missing = [str(p) for p in files if not p.is_file()]
             if missing:
                 raise LidrError(f"{folder}: missing data file {missing[0]} (run `lidr verify`)")
@@ -129,11 +150,86 @@ def _column_names(tables: Tables, files: list[Path]) -> list[str]:
     return names
 
 
+class PositionalFile:
+    """A read-only file whose reads never share a position between threads.
+
+    DuckDB's fsspec bridge reads one shared handle from several threads (its workers and async I/O threads) as
+    `seek(offset)` then `read(n)`, releasing the GIL in between: with one shared position (a plain Python file, or
+    fsspec's LocalFileOpener) another thread's seek lands between the two and the read returns bytes from the
+    wrong offset: corrupt-looking pages, or silently wrong results. Here the position is per thread (the bridge
+    seeks and reads from the same thread) and each read is an `os.pread` at that offset, which moves no shared
+    state.
+    """
+
+    def __init__(self, path: str):
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        self.name = path
+        self._fd = os.open(path, flags)
+        self.size = os.fstat(self._fd).st_size
+        self._local = threading.local()
+        self.closed = False
+
+    def _pos(self) -> int:
+        return getattr(self._local, "pos", 0)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos(), os.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise OSError(f"negative seek position {base + offset}")
+        self._local.pos = base + offset
+        return self._local.pos
+
+    def tell(self) -> int:
+        return self._pos()
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        pos = self._pos()
+        want = max(0, self.size - pos) if n is None or n < 0 else n
+        chunks, got = [], 0
+        while got < want:  # pread may return less than asked (large reads, signals): loop until EOF
+            chunk = os.pread(self._fd, want - got, pos + got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        self._local.pos = pos + got
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self._fd)
+
+    def __enter__(self) -> PositionalFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 (interpreter shutdown: nothing left to report to)
+            pass
+
+
 class ReadOnlyFiles(LocalFileSystem):
     """The only file system a sandboxed connection has: opens the listed files for reading, nothing else.
 
     Paths are `lidr-read-only:///abs/path`. Anything else (writing, renaming, deleting, making folders, links,
-    reading or listing another path) raises PermissionError, which DuckDB passes on as the query's error.
+    reading or listing another path) raises PermissionError, which DuckDB passes on as the query's error. Files
+    open as `PositionalFile` (positional reads, safe under DuckDB's concurrent readers).
     """
 
     protocol = PROTOCOL
@@ -157,7 +253,17 @@ class ReadOnlyFiles(LocalFileSystem):
         return path
 
     def _open(self, path, mode="rb", **kwargs):
-        return super()._open(self._check(path, mode), mode, **kwargs)
+        return PositionalFile(self._check(path, mode))
+
+    def isfile(self, path) -> bool:
+        path = self._strip_protocol(path)
+        return path in self.files and os.path.isfile(path)
+
+    def isdir(self, path) -> bool:
+        return False
+
+    def lexists(self, path, **kwargs) -> bool:
+        return self.isfile(path)
 
     def info(self, path, **kwargs):
         return super().info(self._check(path), **kwargs)
@@ -226,7 +332,7 @@ def check_read_only(sql: str) -> str:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
-        raise LidrError(f"SQL syntax error: {e}") from None
+        raise LidrError(f"SQL syntax error: {one_line(e).removeprefix('Parser Error: ')}") from None
     if len(statements) != 1:
         raise LidrError(f"expected exactly one SQL statement, got {len(statements)}")
     st = statements[0]
@@ -260,8 +366,9 @@ def query(ref: str | Reference, sql: str, *, timeout: float | None = DEFAULT_TIM
     default a quarter of the RAM) makes a query that needs more fail instead of exhausting the machine.
     """
     check_read_only(sql)
-    if timeout is not None and timeout <= 0:
-        raise LidrError(f"--timeout {timeout:g}: must be a positive number of seconds")
+    # nan would silently disable the timer and inf overflow it (in the timer's thread): finite and above 0 only
+    if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= threading.TIMEOUT_MAX):
+        raise LidrError(f"--timeout {timeout:g}: must be a positive, finite number of seconds")
     memory_limit = memory_limit or default_memory_limit()
     tables = tables_for(ref)
     con = connect(tables, memory_limit=memory_limit)
@@ -282,9 +389,13 @@ def query(ref: str | Reference, sql: str, *, timeout: float | None = DEFAULT_TIM
         refused = _REFUSED.search(str(e))  # ReadOnlyFiles refused an operation (it travels as a Python traceback)
         if refused:
             raise LidrError(f"refused: {refused.group(1)}") from None
-        if type(e) is duckdb.Error or isinstance(e, duckdb.IOException) or _DATA_ERROR.search(str(e)):
+        unquoted = _QUOTED.sub("", str(e))
+        if PROTOCOL in str(e) and _OTHER_READER.search(str(e)):  # e.g. read_text over a data file
+            raise LidrError(f"SQL error: {one_line(e)} (the dataset's files are Parquet and are read through its "
+                            f"views: {', '.join(tables.views)}; other file readers do not apply)") from None
+        if type(e) is duckdb.Error or isinstance(e, duckdb.IOException) or _DATA_ERROR.search(unquoted):
             raise _unreadable_data(tables, e) from None
-        raise LidrError(f"SQL error: {str(e).splitlines()[0]}") from None
+        raise LidrError(f"SQL error: {one_line(e)}") from None
     finally:
         if timer is not None:
             timer.cancel()

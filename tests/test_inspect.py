@@ -3,6 +3,7 @@ rendered by a real headless Chromium (Debian package `chromium`; skipped with a 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import statistics
@@ -10,6 +11,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -103,3 +105,60 @@ def test_html_renders_in_headless_chromium(version: Path, tmp_path: Path):
                           f"--user-data-dir={tmp_path / 'chrome-profile'}", html.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
     assert dom.count("<svg") >= 8 and "Most suspicious pairs" in dom
+
+
+# Terminal escapes (colour, clear screen, a title change, an OSC 8 link), NUL, CR (overwrites the line), BEL,
+# backspace, an 8-bit CSI and bidi overrides/isolates (U+202E shows "txt.exe" as "exe.txt").
+HOSTILE = ("\u202etxt.exe\u202c \x1b[31mRED\x1b[0m nul\x00 cr\rX \x1b[2J\x1b]0;pwned\x07 bs\x08 csi\x9b31m "
+           "\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ \u2066iso\u2069 <b>tag</b>")
+RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # anything that must not reach a terminal
+
+
+@pytest.fixture(scope="module")
+def hostile_version(tmp_path_factory) -> Path:
+    """A version whose chosen and rejected texts hold terminal escapes, NUL, CR, C1 and bidi controls."""
+    root = tmp_path_factory.mktemp("hostile")
+    texts = {lang: {"prompt": [f"{lang} prompt {HOSTILE}"],
+                    "answer": [f"{HOSTILE} {lang} answer {k}" for k in range(3)] + ["x" * 400]}
+             for lang in ("en", "de", "fr")}
+    run = make_run(root / "runs" / "demo-lidr" / "iter-1", n_prompts=6, langs=("de", "fr"), texts=texts)
+    return materialize(run, root / "store", progress=False)
+
+
+def test_model_text_never_drives_the_terminal(hostile_version: Path, capsys):
+    """Issue 20 item 9: `lidr inspect` and `lidr sql` showed model text raw; control characters are now shown as
+    visible escapes in every terminal rendering, and JSON carries them as escapes that decode to the same text."""
+    assert main(["inspect", str(hostile_version), "--top", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "Most suspicious pairs" in out and "\\x1b[31mRED" in out and "\\u202etxt" in out
+    assert not RAW.findall(out), sorted(set(RAW.findall(out)))
+    q = "SELECT chosen_text, rejected_text, prompt FROM pairs ORDER BY pair_id LIMIT 5"
+    assert main(["sql", str(hostile_version), q]) == 0
+    out = capsys.readouterr().out
+    assert "\\x1b[2J" in out and "\\x00" in out and "\\x0d" in out and "\\x9b" in out and "5 row(s)" in out
+    assert not RAW.findall(out), sorted(set(RAW.findall(out)))
+    # JSON: the same characters as escapes (valid JSON that decodes to exactly the stored text)
+    assert main(["sql", str(hostile_version), q, "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert not RAW.findall(out), sorted(set(RAW.findall(out)))
+    expected = duckdb.sql(f"SELECT chosen[1].content AS chosen_text, rejected[1].content AS rejected_text, prompt "
+                          f"FROM '{hostile_version}/data/all/*.parquet' ORDER BY pair_id LIMIT 5").fetchall()
+    assert [tuple(r.values()) for r in json.loads(out)] == expected and any(HOSTILE in r[0] for r in expected)
+    assert main(["inspect", str(hostile_version), "--format", "json", "--top", "20"]) == 0
+    out = capsys.readouterr().out
+    assert not RAW.findall(out) and any(HOSTILE in s["chosen_text"] for s in json.loads(out)["suspicious"])
+    # An error message that echoes a value (DuckDB quotes the string it cannot convert) is escaped too.
+    assert main(["sql", str(hostile_version), "SELECT CAST(chosen_text AS INTEGER) FROM pairs"]) == 2
+    err = capsys.readouterr().err
+    assert "Could not convert" in err and "\\x1b" in err and not RAW.findall(err), err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_html_escapes_every_control_character(hostile_version: Path, tmp_path: Path):
+    page = render_html(build_report(str(hostile_version), top=20))
+    assert not RAW.findall(page), sorted(set(RAW.findall(page)))
+    assert "\\x1b[31mRED" in page and "\\x00" in page and "\\u202etxt.exe" in page and "&lt;b&gt;tag" in page
+    assert "<b>tag" not in page
+    out = tmp_path / "r.html"
+    assert main(["inspect", str(hostile_version), "--html", str(out)]) == 0
+    assert b"\x00" not in out.read_bytes() and out.read_text(encoding="utf-8").rstrip().endswith("</html>")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from lidr_data.commands.render import Column, TableData, add_format_argument, print_tables, progress_bar, warn
 from lidr_data.errors import LidrError
+from lidr_data.safe_text import printable
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,10 +56,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_format_argument(p, what="list of versions")
     p.set_defaults(func=run_versions)
 
-    p = sub.add_parser("verify", help="recompute hashes and counts of a version and check its content id against "
-                       "the store's index (manifest altered); exit 1 on any mismatch")
+    p = sub.add_parser("verify", help="recompute hashes and counts of a version, check its content id against "
+                       "the store's index or Hub tag (manifest altered) and what its rows say (generator, iteration, "
+                       "languages) against its manifest; exit 1 on any mismatch",
+                       description="Checks every file's sha256 and row count, the counts the manifest records, "
+                       "the generator, iteration and languages the rows themselves name, and the manifest's content "
+                       "id against the one recorded when the version was made (the dataset's index.jsonl; for a Hub "
+                       "version, the description of the commit its revision points at). A version copied out of its "
+                       "store has no recorded id: pass the id you have from elsewhere with --expect.")
     p.add_argument("ref", help="a version folder, DATASET_FOLDER@VERSION, or org/name@revision")
+    p.add_argument("--expect", type=content_id_arg, default=None, metavar="CONTENT_ID",
+                   help="the content id the version must have (64 hex digits, as `lidr materialize` and `lidr "
+                   "verify` print it), e.g. from a colleague or a paper")
     p.set_defaults(func=run_verify)
+
+
+def content_id_arg(text: str) -> str:
+    """A full content id: the sha256 of a manifest, 64 hex digits (a shorter prefix is far easier to forge)."""
+    value = text.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a content id (64 hex digits, as `lidr verify` prints it)")
+    return value
 
 
 def run_materialize(args: argparse.Namespace) -> int:
@@ -130,6 +149,7 @@ def run_versions(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from lidr_data.dataset.layout import verify
     from lidr_data.dataset.store import parse_reference, resolve_version
@@ -141,17 +161,23 @@ def run_verify(args: argparse.Namespace) -> int:
         from lidr_data.dataset.hub import published_content_id
 
         expected = published_content_id(ref.repo_id, ref.revision)
-    result = verify(folder, expected_content_id=expected)
+    result = verify(folder, expected_content_id=expected, expect=args.expect)
     console = Console()
     if result.ok:
-        console.print(f"[green]ok[/] {result.version_dir}: {result.files_checked} files, hashes and counts match",
-                      soft_wrap=True)
-        checked = "matches the id recorded when it was made" if result.recorded_content_id else \
-            "no recorded id to check it against"
-        console.print(f"content id {result.content_id} ({checked})", soft_wrap=True, highlight=False)
+        console.print(f"[green]ok[/] {escape(printable(str(result.version_dir), keep=''))}: {result.files_checked} "
+                      "files, hashes and counts match; the rows agree with the manifest (generator, iteration, "
+                      "languages)", soft_wrap=True, highlight=False)
+        checked = [what for what, given in (("the id recorded when it was made", result.recorded_content_id),
+                                            ("--expect", result.expected_content_id)) if given]
+        note = f"matches {' and '.join(checked)}" if checked else \
+            "no recorded id to check it against: pass --expect CONTENT_ID to check it against one you have"
+        console.print(f"content id {result.content_id} ({note})", soft_wrap=True, highlight=False)
         return 0
+    # soft_wrap: a long id or path is never cut into lines (piped output, logs); problems quote the manifest's
+    # own text (paths, values): plain text with control characters shown, never markup or escape sequences.
     err = Console(stderr=True)
-    err.print(f"[bold red]verify failed[/] {result.version_dir}: {len(result.problems)} problem(s)")
+    err.print(f"[bold red]verify failed[/] {escape(printable(str(result.version_dir), keep=''))}: "
+              f"{len(result.problems)} problem(s)", soft_wrap=True, highlight=False)
     for problem in result.problems:
-        err.print(f"  {problem}", highlight=False)
+        err.print(f"  {printable(problem, keep='')}", highlight=False, markup=False, soft_wrap=True)
     return 1

@@ -24,6 +24,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from lidr_data.safe_text import json_safe, printable
+
 FORMATS = ("table", "csv", "json")
 
 
@@ -79,7 +81,7 @@ def print_tables(tables: Sequence[TableData], fmt: str = "table", console: Conso
             data: Any = _json_rows(tables[0])
         else:
             data = {t.name or t.title: _json_rows(t) for t in tables}
-        _write(console, json.dumps(data, ensure_ascii=False, indent=1, default=str) + "\n")
+        _write(console, json_safe(json.dumps(data, ensure_ascii=False, indent=1, default=str)) + "\n")
         return
     if fmt == "csv":
         out = io.StringIO()
@@ -90,7 +92,8 @@ def print_tables(tables: Sequence[TableData], fmt: str = "table", console: Conso
             writer.writerow([c.key for c in t.columns])
             for row in t.rows:
                 writer.writerow(["" if row.get(c.key) is None else _csv_value(row.get(c.key)) for c in t.columns])
-        _write(console, out.getvalue())
+        # CSV has no escapes: raw for programs, but a terminal is shown control characters, never sent them
+        _write(console, printable(out.getvalue()) if console.is_terminal else out.getvalue())
         return
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}")
@@ -130,12 +133,13 @@ def rich_table(t: TableData, fixed: bool = False) -> tuple[Table, list[str]]:
             numbers += [r[j] for r in cells]
             # Rich may still squeeze these on a narrow terminal: print_rich_table checks, then falls back.
             width = dict(width=max(widest, 4)) if fixed else dict(min_width=widest)
-            table.add_column(c.header or c.key, justify="right", overflow="fold", **width)
+            table.add_column(Text(printable(c.header or c.key)), justify="right", overflow="fold", **width)
         else:
-            table.add_column(c.header or c.key, overflow="fold")
+            table.add_column(Text(printable(c.header or c.key)), overflow="fold")
     for row, texts in zip(t.rows, cells):
-        # Text, not markup: data such as "[ERROR]" or "[/]" is shown as it is.
-        table.add_row(*[Text(x) for x in texts], style="bold" if t.bold and t.bold(row) else None)
+        # Text, not markup: data such as "[ERROR]" or "[/]" is shown as it is; control characters (ESC, CR, NUL,
+        # bidi overrides) as visible escapes, so model text never drives the terminal.
+        table.add_row(*[Text(printable(x)) for x in texts], style="bold" if t.bold and t.bold(row) else None)
     return table, numbers
 
 

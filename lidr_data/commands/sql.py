@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path
+from lidr_data.safe_text import json_safe, printable
 
 FORMATS = ("table", "csv", "json", "parquet")
 TABLE_ROWS = 100  # rows shown by --format table (all rows go to --output / other formats)
@@ -30,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("query", help='e.g. "SELECT lang, count(*) FROM pairs GROUP BY lang"')
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--output", type=Path, default=None, help="write the result here (required for parquet)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=seconds, default=60.0, metavar="SECONDS",
                    help="stop a query that runs longer than this (default: 60)")
     p.add_argument("--memory-limit", default=None, metavar="SIZE",
                    help="DuckDB memory limit, e.g. 2GB (default: a quarter of the RAM); a query needing more fails")
@@ -50,6 +51,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="table (for people; numbers never cut), csv (the report's tables as blocks, each headed "
                    "by a '# name' line) or json (the whole report)")
     p.set_defaults(func=run_inspect)
+
+
+def seconds(text: str) -> float:
+    """A --timeout: a finite number of seconds above 0 (nan would silently disable the timer, inf overflow it)."""
+    import math
+    import threading
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0 or value > threading.TIMEOUT_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds above 0 (at most "
+                                         f"{threading.TIMEOUT_MAX:.0f})")
+    return value
+
+
+def check_output(path: Path | None, flag: str) -> None:
+    """Refuse, before anything runs, an output that is a folder or lies inside a dataset store: a read-only
+    command must never replace a version's manifest or add a file to its data (symlinks resolved)."""
+    from lidr_data.dataset.store import store_folder_of
+
+    if path is None:
+        return
+    inside = store_folder_of(path)
+    if inside is not None:
+        raise LidrError(f"{flag} {path}: inside the dataset store folder {inside}; versions are immutable and "
+                        "this command only reads them (write the result elsewhere)")
+    if path.is_dir():
+        raise LidrError(f"{flag} {path}: is a folder (name the file to write)")
 
 
 def flatten_nested(table):
@@ -78,12 +109,15 @@ def _encode(table, fmt: str) -> bytes:
             raise LidrError(f"--format csv cannot write this result ({str(e).splitlines()[0]}); "
                             "use --format json or parquet") from None
         return buf.getvalue()
-    return (json.dumps(table.to_pylist(), ensure_ascii=False, indent=1, default=str) + "\n").encode("utf-8")
+    return (json_safe(json.dumps(table.to_pylist(), ensure_ascii=False, indent=1, default=str)) + "\n").encode("utf-8")
 
 
 def _write_atomic(output: Path, write) -> None:
-    with atomic_path(output) as tmp:
-        write(tmp)
+    try:
+        with atomic_path(output) as tmp:
+            write(tmp)
+    except OSError as e:  # unwritable folder, no space, a folder in the way: one line, nothing half-written
+        raise LidrError(f"--output {output}: cannot write ({e.strerror or e})") from None
 
 
 def _write_result(table, fmt: str, output: Path | None) -> None:
@@ -97,6 +131,8 @@ def _write_result(table, fmt: str, output: Path | None) -> None:
     if fmt in ("csv", "json"):
         data = _encode(table, fmt)
         if output is None:
+            if fmt == "csv" and sys.stdout.isatty():  # CSV has no escapes: a terminal is shown them, never sent them
+                data = printable(data.decode("utf-8")).encode("utf-8")
             sys.stdout.flush()
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
@@ -140,6 +176,7 @@ def run_sql(args: argparse.Namespace) -> int:
     from lidr_data.sql import check_read_only, query
 
     check_read_only(args.query)  # refuse before anything is downloaded or opened
+    check_output(args.output, "--output")
     table = query(args.ref, args.query, timeout=args.timeout, memory_limit=args.memory_limit)
     _write_result(table, args.format, args.output)
     return 0
@@ -200,21 +237,25 @@ def run_inspect(args: argparse.Namespace) -> int:
     from lidr_data.commands.render import print_tables
     from lidr_data.inspect import build_report, write_html
 
+    check_output(args.html, "--html")
     report = build_report(args.ref, top=args.top)
     out = Console()
     notes = out if args.format == "table" else Console(stderr=True)
     if args.format == "json":
         data = dataclasses.asdict(report)
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=1, default=str) + "\n")
+        sys.stdout.write(json_safe(json.dumps(data, ensure_ascii=False, indent=1, default=str)) + "\n")
     else:
         if args.format == "table":
             title = f"lidr inspect · {report.reference} · {report.pairs:,} pairs"
             if report.manifest:
                 m = report.manifest
                 title += f" · {m['name']} {m['version']} · {m.get('generator', {}).get('model')}"
-            out.print(title, soft_wrap=True, highlight=False, style="bold")
+            out.print(printable(title, keep=""), soft_wrap=True, highlight=False, markup=False, style="bold")
         print_tables(inspect_tables(report), args.format, out)
     if args.html:
-        path = write_html(report, args.html)
+        try:
+            path = write_html(report, args.html)
+        except OSError as e:
+            raise LidrError(f"--html {args.html}: cannot write ({e.strerror or e})") from None
         notes.print(f"wrote [bold]{path}[/]", soft_wrap=True)
     return 0

@@ -81,7 +81,40 @@ def read_manifest(version_dir: Path) -> dict:
     for rel, entry in manifest["files"].items():
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not safe_relpath(rel):
             raise LidrError(f"{path}: malformed manifest (bad entry for file {rel!r})")
+    # A manifest is written by whoever made (or published) the version: every path it names must stay inside the
+    # version folder. Checked on the text alone, so the error never tells whether an outside file exists.
+    for cfg, rels in manifest["configs"].items():
+        if not isinstance(rels, list) or not all(isinstance(r, str) for r in rels):
+            raise LidrError(f"{path}: malformed manifest (config {cfg!r}: expected a list of file paths)")
+        for rel in rels:
+            if not safe_relpath(rel):
+                raise LidrError(f"{path}: config {cfg!r} names {rel!r}, a path outside the version folder; refused")
     return manifest
+
+
+def _roots(version_dir: Path) -> list[Path]:
+    """Where a version's files may lie once symlinks are resolved: the folder itself, and for a Hub snapshot
+    (`<cache>/datasets--org--name/snapshots/<commit>/`, whose files are links to `../../blobs/<hash>`) the blobs
+    folder of the same repository."""
+    root = Path(version_dir).resolve()
+    roots = [root]
+    repo = root.parent.parent
+    if root.parent.name == "snapshots" and repo.name.startswith("datasets--"):
+        roots.append(repo / "blobs")
+    return roots
+
+
+def version_file(version_dir: Path, rel: str) -> Path:
+    """The file `rel` (a path a manifest names) of a version, resolved through any symlink; a LidrError when it
+    leads outside the version folder (or its Hub snapshot's blobs). Nothing is read, and the error is the same
+    whether or not the outside file exists."""
+    folder = Path(version_dir)
+    if not safe_relpath(rel):
+        raise LidrError(f"{folder}: the manifest names {rel!r}, a path outside the version folder; refused")
+    target = (folder / rel).resolve()
+    if not any(target.is_relative_to(root) for root in _roots(folder)):
+        raise LidrError(f"{folder}: {rel} is a link that leads outside the version folder; refused")
+    return target
 
 
 def content_id(manifest: dict) -> str:
@@ -210,16 +243,72 @@ class VerifyResult:
     files_checked: int
     content_id: str | None = None  # of the manifest as it is now
     recorded_content_id: str | None = None  # what the store's index (or the caller) recorded; None: unknown
+    expected_content_id: str | None = None  # what the user expects (`lidr verify --expect`); None: not given
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify(version_dir: str | Path, expected_content_id: str | None = None) -> VerifyResult:
-    """Recompute every hash and row count in the manifest; report missing, altered and unlisted files, and a
+def _same_model(in_data: object, claimed: object) -> bool:
+    """The generator a row names against the manifest's: equal, or the manifest's portable form of the same local
+    folder (relative to the work folder, or its last part: `lineage.portable`)."""
+    if in_data == claimed:
+        return True
+    return (isinstance(in_data, str) and isinstance(claimed, str) and bool(claimed)
+            and in_data.startswith(("/", "~")) and in_data.rstrip("/").endswith("/" + claimed))
+
+
+def data_problems(folder: Path, manifest: dict, counts: dict) -> list[str]:
+    """Where the rows themselves disagree with what the manifest claims of them (checked even when no recorded id
+    exists, e.g. a version copied out of its store): the generator model and revision the rows name, their
+    iteration, and that each language config holds rows of its language only and every language has a config."""
+    problems: list[str] = []
+    configs = manifest["configs"]
+    all_files = [version_file(folder, rel) for rel in configs.get(ALL, [])]
+    if not all_files:
+        return problems
+    con = duckdb.connect()
+    try:
+        src = f"read_parquet({sql_literal_list(all_files)}, union_by_name = true)"
+        names = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+        generator = manifest.get("generator") if isinstance(manifest.get("generator"), dict) else {}
+        if {"generator_model", "generator_revision"} <= names:
+            found = con.execute(f"SELECT DISTINCT generator_model, generator_revision FROM {src} ORDER BY ALL").fetchall()
+            claimed = [tuple(x) for x in generator.get("all") or [] if isinstance(x, list) and len(x) == 2]
+            same = len(found) == len(claimed) and all(
+                any(_same_model(fm, cm) and fr == cr for cm, cr in claimed) for fm, fr in found)
+            if found and (not same or not _same_model(found[0][0], generator.get("model"))):
+                shown = ", ".join(f"{m}@{r}" for m, r in found)
+                problems.append(f"generator: the rows were made by {shown}, the manifest says "
+                                f"{generator.get('model')}@{generator.get('revision')}")
+        if "iteration" in names:
+            its = sorted(r[0] for r in con.execute(f"SELECT DISTINCT iteration FROM {src}").fetchall()
+                         if r[0] is not None)
+            if its and its != [manifest.get("iteration")]:
+                problems.append(f"iteration: the rows say {', '.join(map(str, its))}, the manifest says "
+                                f"{manifest.get('iteration')}")
+        lang_configs = {cfg: rels for cfg, rels in configs.items() if cfg not in (ALL, DROPPED)}
+        for cfg, rels in sorted(lang_configs.items()):
+            if not rels or "lang" not in names:
+                continue
+            files = sql_literal_list([version_file(folder, rel) for rel in rels])
+            langs = [r[0] for r in con.execute(f"SELECT DISTINCT lang FROM read_parquet({files}) ORDER BY 1").fetchall()]
+            if langs and langs != [cfg]:
+                problems.append(f"config {cfg}: holds rows in {', '.join(map(str, langs))}")
+        without = sorted(str(lang) for lang in counts["by_language"] if lang not in lang_configs)
+        if without:
+            problems.append(f"configs: no config for the rows in {', '.join(without)}")
+    finally:
+        con.close()
+    return problems
+
+
+def verify(version_dir: str | Path, expected_content_id: str | None = None, expect: str | None = None) -> VerifyResult:
+    """Recompute every hash and row count in the manifest; report missing, altered and unlisted files, a
     manifest whose content id differs from the one recorded when the version was made (`expected_content_id`,
-    else the store's index)."""
+    else the store's index) or from `expect` (an id the user has from elsewhere: a colleague, a paper), and rows
+    that disagree with what the manifest says of them (`data_problems`)."""
     folder = Path(version_dir)
     manifest = read_manifest(folder)
     problems: list[str] = []
@@ -228,9 +317,15 @@ def verify(version_dir: str | Path, expected_content_id: str | None = None) -> V
     if recorded is not None and recorded != cid:
         problems.append(f"{MANIFEST}: manifest altered (content id {cid}, recorded when the version was made: "
                         f"{recorded})")
+    if expect is not None and expect != cid:
+        problems.append(f"{MANIFEST}: content id {cid}, not the expected {expect} (--expect)")
     files = manifest["files"]
     for rel, entry in sorted(files.items()):
-        path = folder / rel
+        try:
+            path = version_file(folder, rel)
+        except LidrError:
+            problems.append(f"{rel}: a link that leads outside the version folder (not read)")
+            continue
         if not path.is_file():
             problems.append(f"{rel}: missing")
             continue
@@ -252,11 +347,11 @@ def verify(version_dir: str | Path, expected_content_id: str | None = None) -> V
             problems.append(f"{rel}: not listed in the manifest")
     for cfg, rels in manifest["configs"].items():
         for rel in rels:
-            if rel not in files or not safe_relpath(rel):
+            if rel not in files:
                 problems.append(f"config {cfg}: file {rel} not in the manifest")
     if all(p.startswith(f"{MANIFEST}:") for p in problems):  # counts: only meaningful once the files are intact
-        all_files = [folder / rel for rel in manifest["configs"].get(ALL, [])]
-        dropped_files = [folder / rel for rel in manifest["configs"].get(DROPPED, [])]
+        all_files = [version_file(folder, rel) for rel in manifest["configs"].get(ALL, [])]
+        dropped_files = [version_file(folder, rel) for rel in manifest["configs"].get(DROPPED, [])]
         counts = compute_stats(all_files, dropped_files)
         for key in ("pairs", "by_language", "by_direction", "by_language_direction", "dropped", "drop_reasons"):
             if counts[key] != manifest["counts"].get(key):
@@ -267,4 +362,5 @@ def verify(version_dir: str | Path, expected_content_id: str | None = None) -> V
             n = sum(files[r].get("rows", 0) for r in rels)
             if n != manifest["counts"]["by_language"].get(cfg, 0):
                 problems.append(f"config {cfg}: {n} rows, manifest counts {manifest['counts']['by_language'].get(cfg)}")
-    return VerifyResult(folder, problems, len(files), cid, recorded)
+        problems += data_problems(folder, manifest, counts)
+    return VerifyResult(folder, problems, len(files), cid, recorded, expect)

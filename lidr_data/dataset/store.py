@@ -24,6 +24,7 @@ from pathlib import Path
 from lidr_data import locks
 from lidr_data.dataset.hub import download
 from lidr_data.dataset.layout import (
+    INDEX,
     MANIFEST,
     check_name,
     content_id,
@@ -134,6 +135,31 @@ def resolve_version(ref: str | Reference) -> Path:
     if not is_version:
         raise LidrError(f"{ref}: not a dataset version (no {MANIFEST}, no versions inside)")
     return folder
+
+
+def store_folder_of(path: str | Path) -> Path | None:
+    """The store folder a file written at `path` would land in: a version folder (its manifest, its data), a
+    dataset folder (its `index.jsonl`, its audits) or a Hub dataset in the Hub cache; None when outside all.
+
+    Both the path as typed and the path with symlinks resolved are checked: a link into a version is caught by
+    the second, a path through a Hub snapshot (whose files link to the cache's blobs) by the first."""
+    typed = Path(os.path.abspath(Path(path).expanduser()))
+    for candidate in dict.fromkeys((typed, typed.resolve())):
+        for folder in (candidate, *candidate.parents):
+            if is_version_dir(folder) or _is_dataset_dir(folder) or (
+                    folder.name.startswith("datasets--") and (folder / "snapshots").is_dir()):
+                return folder
+    return None
+
+
+def _is_dataset_dir(folder: Path) -> bool:
+    """A dataset folder of a store: its index beside at least one version (an unrelated index.jsonl is not one)."""
+    if not (folder / INDEX).is_file():
+        return False
+    try:
+        return any(is_version_dir(child) for child in folder.iterdir() if child.is_dir())
+    except OSError:
+        return False
 
 
 def move_into_place(tmp: Path, final: Path, force: bool = False, notify: Callable[[str], None] | None = None) -> str:

@@ -355,9 +355,12 @@ def test_a_forged_manifest_fails_verify_and_publish(version_dir: Path, tmp_path:
     FORGERIES[field](manifest)
     overwrite(version_dir / "manifest.json", json.dumps(manifest, indent=2))
     result = verify(version_dir)
-    assert not result.ok and result.problems == [
-        f"manifest.json: manifest altered (content id {content_id(manifest)}, recorded when the version was made: "
-        f"{made})"]
+    expected = [f"manifest.json: manifest altered (content id {content_id(manifest)}, recorded when the version "
+                f"was made: {made})"]
+    if field == "generator.model":  # the rows name their generator too: seen even without a recorded id
+        expected.append("generator: the rows were made by org/tiny-chat@0123abcd, the manifest says "
+                        "gpt-forged@0123abcd")
+    assert not result.ok and result.problems == expected
     capsys.readouterr()
     assert main(["verify", str(version_dir)]) == 1
     assert "manifest altered" in capsys.readouterr().err
@@ -436,3 +439,73 @@ def test_materialize_run_reuses_the_version_of_the_same_pairs_and_refuses_other_
     forced = materialize_run(run_dir, force=True, notify=heard.append)
     assert not forced.up_to_date and forced.content_id != first.content_id
     assert heard == [f"--force: replacing existing version {first.path}"]
+
+
+def _copied_out(version_dir: Path, tmp_path: Path) -> Path:
+    """The version copied out of its store (as a user shares a folder): no index beside it, no recorded id."""
+    import shutil
+
+    copy = tmp_path / "shared-with-me" / "iter-1"
+    shutil.copytree(version_dir, copy)
+    assert recorded_content_id(copy) is None and verify(copy).ok
+    return copy
+
+
+def _swap_de_fr(m: dict) -> None:
+    m["configs"]["de"], m["configs"]["fr"] = m["configs"]["fr"], m["configs"]["de"]
+
+
+DATA_CLAIMS = {
+    "generator": (lambda m: m["generator"].update(model="org/famous-model", all=[["org/famous-model", "0123abcd"]]),
+                  "generator: the rows were made by org/tiny-chat@0123abcd, the manifest says "
+                  "org/famous-model@0123abcd"),
+    "revision": (lambda m: m["generator"].update(revision="ffff", all=[["org/tiny-chat", "ffff"]]),
+                 "generator: the rows were made by org/tiny-chat@0123abcd, the manifest says org/tiny-chat@ffff"),
+    "iteration": (lambda m: m.__setitem__("iteration", 3), "iteration: the rows say 1, the manifest says 3"),
+    "languages": (_swap_de_fr, "config de: holds rows in fr"),
+}
+
+
+@pytest.mark.parametrize("claim", sorted(DATA_CLAIMS))
+def test_verify_checks_what_the_rows_say_without_a_recorded_id(version_dir: Path, tmp_path: Path, claim: str,
+                                                               capsys):
+    """Issue 20 item 8: a copied-out version has no recorded content id, so a manifest edited to claim another
+    generator, revision, iteration or language split passed as "ok". The rows name these themselves."""
+    copy = _copied_out(version_dir, tmp_path)
+    forge, expected = DATA_CLAIMS[claim]
+    manifest = read_manifest(copy)
+    forge(manifest)
+    overwrite(copy / "manifest.json", json.dumps(manifest, indent=2))
+    result = verify(copy)
+    assert not result.ok and expected in result.problems, result.problems
+    capsys.readouterr()
+    assert main(["verify", str(copy)]) == 1
+    assert f"  {expected}\n" in capsys.readouterr().err  # whole, on one line
+
+
+def test_verify_expect_closes_the_gap_of_a_copied_out_version(version_dir: Path, tmp_path: Path, capsys):
+    """`--expect CONTENT_ID`: the id from a colleague or a paper. A field no row or file hash covers (the license)
+    edited in a copy passes plain `verify`, and fails with `--expect`; ids are printed whole, never wrapped."""
+    copy = _copied_out(version_dir, tmp_path)
+    made = content_id(read_manifest(copy))
+    capsys.readouterr()
+    assert main(["verify", str(copy)]) == 0
+    assert "no recorded id to check it against: pass --expect CONTENT_ID" in capsys.readouterr().out
+    assert main(["verify", str(copy), "--expect", made.upper()]) == 0
+    assert f"content id {made} (matches --expect)" in capsys.readouterr().out
+    assert main(["verify", str(version_dir), "--expect", made]) == 0
+    assert "(matches the id recorded when it was made and --expect)" in capsys.readouterr().out
+    manifest = read_manifest(copy)
+    manifest["license"] = "mit"
+    overwrite(copy / "manifest.json", json.dumps(manifest, indent=2))
+    forged = content_id(manifest)
+    assert main(["verify", str(copy)]) == 0  # nothing to compare with: what --expect is for
+    capsys.readouterr()
+    assert main(["verify", str(copy), "--expect", made]) == 1
+    err = capsys.readouterr().err
+    assert f"  manifest.json: content id {forged}, not the expected {made} (--expect)\n" in err, err
+    assert f"{copy}: 1 problem(s)\n" in err
+    for bad in ("abc", made[:12], made + "0", "g" * 64):
+        with pytest.raises(SystemExit):
+            main(["verify", str(copy), "--expect", bad])
+        assert "argument --expect" in capsys.readouterr().err
