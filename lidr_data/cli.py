@@ -18,7 +18,7 @@ from lidr_data import __version__
 from lidr_data.errors import LidrError
 
 # Order here is the order in `lidr --help`.
-COMMAND_MODULES = ("tiny_model", "generate", "build", "demo", "train", "eval", "audit", "iterate", "dataset", "sql")
+COMMAND_MODULES = ("tiny_model", "model", "generate", "build", "demo", "train", "eval", "audit", "iterate", "dataset", "sql")
 
 err_console = Console(stderr=True)
 
