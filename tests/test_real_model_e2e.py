@@ -77,6 +77,7 @@ def test_build_train_and_evaluate_on_smollm2(smol_dir, tmp_path, capsys):
                  "--save_strategy", "no", "--logging_steps", "1"]) == 0
     manifest = json.loads((m1 / "train_manifest.json").read_text())
     assert manifest["base_model"] and (m1 / "model.safetensors").is_file()
+    capsys.readouterr()
 
     results = tmp_path / "mgsm-M1"
     assert main(["eval", "mgsm", "--model", str(m1), "--data", str(resolve_path("lidr:assets/demo-mgsm")),
