@@ -22,8 +22,8 @@ from lidr_data.commands.render import (
     generation_bar,
     messages_to_stderr,
     output_consoles,
-    printable,
     progress_bar,
+    snippet,
 )
 
 DEMO_RECIPE = "lidr:assets/demo.yaml"
@@ -139,7 +139,7 @@ def show_pairs(run_dir: Path, console: Console, n: int, limit: int = 400) -> Non
         console.print(Text(label, style="cyan"))
         for name, text in (("prompt", _last(r["prompt"], "user")), ("chosen", _last(r["chosen"], "assistant")),
                            ("rejected", _last(r["rejected"], "assistant"))):
-            console.print(Text.assemble((f"  {name:>8}: ", "bold"), printable(text, limit)), soft_wrap=True)
+            console.print(Text.assemble((f"  {name:>8}: ", "bold"), snippet(text, limit)), soft_wrap=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 
 from lidr_data.commands.demo import sample_pairs, show_pairs
-from lidr_data.commands.render import printable
+from lidr_data.commands.render import snippet
 
 
 def _msgs(role: str, text: str) -> list[dict]:
@@ -26,12 +26,12 @@ def _pairs(path, rows):
     pq.write_table(table, path / "pairs.parquet")
 
 
-def test_printable_escapes_control_and_format_characters():
-    assert printable("red \x1b[31mALERT\x1b[0m") == "red \\x1b[31mALERT\\x1b[0m"
-    assert printable("abc\u202edef\u200b") == "abc\\u202edef\\u200b"  # bidi override, zero-width space
-    assert printable("line one\nline two") == "line one ⏎ line two"
-    assert printable("x" * 50, limit=10) == "x" * 9 + "…"
-    assert printable(None) == "(none)"
+def test_snippet_escapes_control_and_bidi_characters():
+    assert snippet("red \x1b[31mALERT\x1b[0m") == "red \\x1b[31mALERT\\x1b[0m"
+    assert snippet("abc\u202edef") == "abc\\u202edef"  # bidi override
+    assert snippet("line one\nline two") == "line one ⏎ line two"
+    assert snippet("x" * 50, limit=10) == "x" * 9 + "…"
+    assert snippet(None) == "(none)"
 
 
 def test_show_pairs_prints_model_text_literally(tmp_path):
