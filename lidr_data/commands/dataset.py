@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lidr_data.commands.render import Column, TableData, add_format_argument, print_tables, progress_bar, warn
+from lidr_data.commands.render import (
+    Column,
+    TableData,
+    add_format_argument,
+    make_console,
+    print_tables,
+    progress_bar,
+    warn,
+)
 from lidr_data.errors import LidrError
 
 
@@ -61,8 +69,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_materialize(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from lidr_data.dataset.layout import content_id, read_manifest
     from lidr_data.dataset.materialize import materialize
     from lidr_data.dataset.store import default_store
@@ -70,24 +76,20 @@ def run_materialize(args: argparse.Namespace) -> int:
     store = args.store or default_store(args.workdir)
     path = materialize(args.run_dir, store, version=args.version, force=args.force, allow_empty=args.allow_empty,
                        license=args.license, progress=progress_bar, notify=warn, parent=args.parent)
-    Console().print(f"materialized [bold]{path}[/] (content id {content_id(read_manifest(path))})", soft_wrap=True)
+    make_console().print(f"materialized [bold]{path}[/] (content id {content_id(read_manifest(path))})", soft_wrap=True)
     return 0
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from lidr_data.dataset.publish import publish
 
     where = publish(args.src, args.dest, version=args.version, private=args.private, force=args.force,
                     license=args.license, notify=warn, with_audit=args.with_audit)
-    Console().print(f"published [bold]{where}[/]")
+    make_console().print(f"published [bold]{where}[/]")
     return 0
 
 
 def run_versions(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from lidr_data.dataset.layout import content_id, list_versions, read_manifest, recorded_content_id
     from lidr_data.dataset.store import parse_reference
 
@@ -124,13 +126,11 @@ def run_versions(args: argparse.Namespace) -> int:
     print_tables([TableData(f"versions · {args.ref}", [
         Column("reference"), Column("content id"), Column("pairs", numeric=True), Column("dropped", numeric=True),
         Column("languages"), Column("iteration", "iter", numeric=True), Column("parent"), Column("created"),
-        Column("license")], table)], args.format, Console())
+        Column("license")], table)], args.format, make_console())
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from lidr_data.dataset.layout import verify
     from lidr_data.dataset.store import parse_reference, resolve_version
 
@@ -142,7 +142,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
         expected = published_content_id(ref.repo_id, ref.revision)
     result = verify(folder, expected_content_id=expected)
-    console = Console()
+    console = make_console()
     if result.ok:
         console.print(f"[green]ok[/] {result.version_dir}: {result.files_checked} files, hashes and counts match",
                       soft_wrap=True)
@@ -150,7 +150,7 @@ def run_verify(args: argparse.Namespace) -> int:
             "no recorded id to check it against"
         console.print(f"content id {result.content_id} ({checked})", soft_wrap=True, highlight=False)
         return 0
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     err.print(f"[bold red]verify failed[/] {result.version_dir}: {len(result.problems)} problem(s)")
     for problem in result.problems:
         err.print(f"  {problem}", highlight=False)

@@ -4,6 +4,7 @@ A command describes its tables as plain data (`TableData`: columns and rows of r
 `print_tables`. In `table` format, labels wrap to fit a terminal and numbers are never wrapped or cut; when the
 table cannot fit, or the output is not a terminal (piped, logged), it is printed at its natural width instead
 of the 80 columns rich assumes. `csv` and `json` print the raw values (full precision) for other programs.
+Every console a command prints on comes from `make_console`: off a terminal, no line is wrapped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.measure import Measurement
@@ -25,6 +26,16 @@ from rich.table import Table
 from rich.text import Text
 
 FORMATS = ("table", "csv", "json")
+
+
+def make_console(stderr: bool = False, file: IO[str] | None = None, **options: Any) -> Console:
+    """A rich Console for a command's output. On a terminal, text wraps at its width; anywhere else (a pipe, a
+    log, a file) nothing is wrapped: rich would cut every line at the 80 columns it assumes there, splitting
+    paths, ids and commands a reader copies (`completions.p` / `arquet`)."""
+    console = Console(stderr=stderr, file=file, **options)
+    if not console.is_terminal:
+        console.soft_wrap = True
+    return console
 
 
 def add_format_argument(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS, what: str = "table") -> None:
@@ -61,8 +72,8 @@ class TableData:
 
 def output_consoles(fmt: str) -> tuple[Console, Console]:
     """(the table's console, the messages' console): with csv/json, stdout carries only the table."""
-    out = Console(file=sys.stdout)  # bound now: stays on stdout inside `messages_to_stderr`
-    return out, out if fmt == "table" else Console(stderr=True)
+    out = make_console(file=sys.stdout)  # bound now: stays on stdout inside `messages_to_stderr`
+    return out, out if fmt == "table" else make_console(stderr=True)
 
 
 def messages_to_stderr(fmt: str) -> contextlib.AbstractContextManager:
@@ -73,7 +84,7 @@ def messages_to_stderr(fmt: str) -> contextlib.AbstractContextManager:
 def print_tables(tables: Sequence[TableData], fmt: str = "table", console: Console | None = None) -> None:
     """Print `tables` in `fmt`. csv: one table is plain CSV; several are blocks, each headed by a `# title` line
     and separated by a blank line. json: one table is a list of row objects; several, an object of such lists."""
-    console = console or Console()
+    console = console or make_console()
     if fmt == "json":
         if len(tables) == 1:
             data: Any = _json_rows(tables[0])
@@ -181,4 +192,4 @@ def generation_bar(description: str, total: int) -> contextlib.AbstractContextMa
 
 def warn(message: str) -> None:
     """A notice of the library (e.g. what a --force replaced), in yellow on stderr."""
-    Console(stderr=True).print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
+    make_console(stderr=True).print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
