@@ -251,9 +251,9 @@ def run(args: argparse.Namespace) -> int:
 
     out, console = output_consoles(args.format)
     recipe = load_recipe(args.recipe)
+    load_generator = executor_loader(args)  # --executor ray without the [ray] extra: an error now, not later
     if args.no_progress or recipe.backend != "openai":
         quiet_transformers(all_bars=args.no_progress)
-    load_generator = executor_loader(args)
     langs = [c for group in args.langs for c in group] if args.langs else None
     responses, translations = import_specs("responses", args.responses), import_specs("translations", args.translations)
     if args.imports is not None:

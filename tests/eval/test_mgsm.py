@@ -154,3 +154,15 @@ def test_answers_without_letters_are_unknown_never_off_target():
         assert set(detected) == {"unknown"}, lang
     detected, _ = detect_output_languages(["**18**", "12:30", "$ 1,250.00", "Die Antwort lautet 18."], ["de"] * 4)
     assert detected == ["unknown", "unknown", "unknown", "de"]
+
+
+def test_eval_mgsm_takes_the_lidr_reference_recipes_take(tiny_model_dir, tmp_path, capsys):
+    """Issue 20: `--data lidr:assets/demo-mgsm` (what recipes/demo.yaml's eval: section says) failed with
+    "Couldn't find any data file at .../lidr:assets/...": every path option reads `lidr:` references alike."""
+    out = tmp_path / "m"
+    assert main(["eval", "mgsm", "--model", str(tiny_model_dir), "--data", "lidr:assets/demo-mgsm", "--langs", "en,de",
+                 "--limit", "1", "--max-new-tokens", "2", "--output", str(out), "--no-progress"]) == 0
+    assert pl.read_parquet(out / "items.parquet").height == 2
+    assert len(load_mgsm("lidr:assets/demo-mgsm", ["en", "es", "de", "fr"])) == 12  # three problems per language
+    with pytest.raises(LidrError, match="must be a folder"):  # a wrong packaged path is not looked up on the Hub
+        load_mgsm("lidr:assets/no-such-folder", ["en"])

@@ -327,6 +327,9 @@ def test_resume_continues_from_the_last_checkpoint_after_a_kill(synthetic_versio
 
     resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # transformers' own bars and its FutureWarning about its internals stay out of lidr's output (issue 20)
+    for noise in ("Loading weights", "Writing model shards", "FutureWarning"):
+        assert noise not in resumed.stderr + resumed.stdout, noise
     manifest = json.loads((out / "train_manifest.json").read_text())
     assert Path(manifest["data"]["resumed_from"]).name == "checkpoint-4"
     assert manifest["data"]["global_step"] == 10
