@@ -89,6 +89,35 @@ def run_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def parent_reference(where: str, manifest: dict, listed: dict[str, str], local: bool) -> str:
+    """A version's parent as a reference a user can type (a bare `iter-1` read as the sibling of that name even
+    when the parent lay in another store): a listed version with the parent's content id (on the Hub: or
+    published from the local version of that id) by its reference as listed; a Hub parent by its recorded `org/name@revision`; a local one found where its build recorded it
+    (relative to the work folder, WORKDIR/store/NAME/VERSION, or to the current folder) by that folder; else
+    the recorded reference and the content id, which identifies the parent wherever it lies."""
+    from lidr_data.dataset.layout import MANIFEST, content_id, read_manifest
+
+    parent = manifest.get("parent")
+    if not parent:
+        return "—"
+    cid = str(parent.get("content_id") or "")
+    if cid in listed:
+        return listed[cid]
+    ref = str(parent.get("reference") or parent.get("version") or "?")
+    if parent.get("commit"):  # a Hub parent: org/name@revision
+        return ref
+    folder, cwd = Path(where).resolve(), Path.cwd()
+    if local and not Path(ref).is_absolute():
+        for base in ([folder.parents[2]] if len(folder.parents) > 2 else []) + [cwd]:
+            found = (base / ref).resolve()
+            try:
+                if (found / MANIFEST).is_file() and content_id(read_manifest(found)) == cid:
+                    return str(found.relative_to(cwd) if found.is_relative_to(cwd) else found)
+            except (LidrError, OSError, ValueError):  # an unreadable candidate is not the parent
+                continue
+    return f"{ref} (content id {cid[:12]})"
+
+
 def run_versions(args: argparse.Namespace) -> int:
     from lidr_data.dataset.layout import content_id, list_versions, read_manifest, recorded_content_id
     from lidr_data.dataset.store import parse_reference
@@ -113,6 +142,11 @@ def run_versions(args: argparse.Namespace) -> int:
     if not rows:
         raise LidrError(f"{args.ref}: no dataset versions found")
     table = []
+    listed = {content_id(m): where for where, m in rows}
+    if ref.is_hub:  # a parent published to this repository: the local id its build recorded -> repo@tag
+        from lidr_data.dataset.hub import published_sources
+
+        listed = {**published_sources(ref.repo_id), **listed}
     for where, m in rows:
         counts = m["counts"]
         cid = content_id(m)
@@ -121,7 +155,7 @@ def run_versions(args: argparse.Namespace) -> int:
         table.append({"reference": where, "content id": shown, "pairs": counts.get("pairs", 0),
                       "dropped": counts.get("dropped", 0),
                       "languages": " ".join(sorted(counts.get("by_language", {}))), "iteration": m.get("iteration"),
-                      "parent": (m.get("parent") or {}).get("version") or "—",
+                      "parent": parent_reference(where, m, listed, local=not ref.is_hub),
                       "created": str(m.get("created_at", ""))[:10], "license": m.get("license") or "unknown"})
     print_tables([TableData(f"versions · {args.ref}", [
         Column("reference"), Column("content id"), Column("pairs", numeric=True), Column("dropped", numeric=True),

@@ -81,7 +81,7 @@ def test_versions_lists_every_tag_with_its_parent(served):
     for row, (tag, folder) in zip(rows, versions.items()):
         m = read_manifest(folder)
         assert row["pairs"] == m["counts"]["pairs"] and row["languages"] == " ".join(sorted(m["counts"]["by_language"]))
-        assert row["parent"] == ("—" if tag == "iter-1" else "iter-1")
+        assert row["parent"] == ("—" if tag == "iter-1" else "acme/demo@iter-1")  # a reference one can type
 
 
 def test_verify_sql_and_inspect_by_tag_branch_and_commit(served):
