@@ -124,6 +124,8 @@ def test_openai_backend_generates_without_the_extras(tmp_path: Path):
       "{tmp}/o.parquet"], "ray", "ray"),
     # before any stage runs (issue 20: it came after the prompts stage and the model)
     (["build", "lidr:assets/demo.yaml", "--executor", "ray", "--workdir", "{tmp}/w"], "ray", "ray"),
+    (["iterate", "lidr:assets/demo.yaml", "--iterations", "1", "--executor", "ray", "--workdir", "{tmp}/w"], "ray",
+     "ray"),
 ])
 def test_a_command_that_needs_an_extra_names_it(tmp_path: Path, args: list[str], extra: str, missing: str):
     (tmp_path / "p.jsonl").write_text('{"id": "a", "prompt": "Hello"}\n')
