@@ -28,14 +28,22 @@ from rich.text import Text
 FORMATS = ("table", "csv", "json")
 
 
+class _CommandConsole(Console):
+    """Off a terminal, text (str, Text) is printed soft-wrapped: one line per line, however long. Drawn
+    renderables (a Panel, a Table) keep their layout: soft wrap would crop their contents to one line."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        text_only = all(isinstance(o, (str, Text)) for o in objects)
+        if kwargs.get("soft_wrap") is None and text_only and not self.is_terminal:
+            kwargs["soft_wrap"] = True
+        super().print(*objects, **kwargs)
+
+
 def make_console(stderr: bool = False, file: IO[str] | None = None, **options: Any) -> Console:
     """A rich Console for a command's output. On a terminal, text wraps at its width; anywhere else (a pipe, a
-    log, a file) nothing is wrapped: rich would cut every line at the 80 columns it assumes there, splitting
+    log, a file) no message is wrapped: rich would cut every line at the 80 columns it assumes there, splitting
     paths, ids and commands a reader copies (`completions.p` / `arquet`)."""
-    console = Console(stderr=stderr, file=file, **options)
-    if not console.is_terminal:
-        console.soft_wrap = True
-    return console
+    return _CommandConsole(stderr=stderr, file=file, **options)
 
 
 def add_format_argument(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS, what: str = "table") -> None:
