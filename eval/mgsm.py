@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from lidr_data.config import resolve_path
 from lidr_data.errors import LidrError
 from lidr_data.eval.extract import extract_answer, parse_gold
 from lidr_data.eval.results import write_json, write_table
@@ -96,11 +97,12 @@ def load_mgsm(source: str | Path, langs: tuple[str, ...] | list[str], limit: int
 
     `source` is a folder holding `mgsm_{lang}.jsonl`, `{lang}.jsonl`, `mgsm_{lang}.tsv` or `{lang}.tsv` per
     language, or a Hub dataset id with one config per language (`juletxara/mgsm`: question, answer_number), or
-    a local folder in that Hub layout (README.md with `configs`).
+    a local folder in that Hub layout (README.md with `configs`). `lidr:assets/demo-mgsm` names the folder
+    shipped with lidr, as in recipes.
     """
     if not langs:
         raise LidrError("no languages given")
-    path = Path(source)
+    path = resolve_path(source)
     items: list[dict] = []
     for lang in langs:
         if path.is_dir():
@@ -114,7 +116,7 @@ def load_mgsm(source: str | Path, langs: tuple[str, ...] | list[str], limit: int
                                 f"found {', '.join(have) or 'nothing'})")
             else:
                 rows = _read_tsv(found, lang) if found.suffix == ".tsv" else _from_rows(read_located(found), lang)
-        elif path.exists() or str(source).startswith((".", "/", "~")):
+        elif path.exists() or str(source).startswith((".", "/", "~", "lidr:")):
             raise LidrError(f"{source}: MGSM source must be a folder of per-language files or a Hub dataset id")
         else:
             rows = _load_hub(str(source), lang)

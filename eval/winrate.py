@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from lidr_data.config import resolve_path
 from lidr_data.errors import LidrError
 from lidr_data.eval.judges import ChrfJudge, Judge, Pair, load_judge
 from lidr_data.eval.results import write_json, write_json_list, write_table
@@ -62,7 +63,8 @@ class WinrateConfig:
 
 
 def find_lang_file(folder: str | Path, lang: str, what: str) -> Path:
-    folder = Path(folder)
+    """The {lang}.json / {lang}.jsonl file of an outputs or prompts folder (`lidr:assets/...`: shipped with lidr)."""
+    folder = resolve_path(folder)
     if not folder.is_dir():
         raise LidrError(f"{what} folder {folder} not found")
     for suffix in SUFFIXES:
@@ -303,7 +305,7 @@ def run_winrate(cfg: WinrateConfig, judge: Judge | None = None, progress: Progre
             find_lang_file(cfg.candidate, lang, "candidate")
         if gold:
             find_lang_file(gold, lang, "gold answers (--judge-reference)")
-    candidate_dir = Path(cfg.candidate) if cfg.candidate else generate_candidates(cfg, langs, progress)
+    candidate_dir = resolve_path(cfg.candidate) if cfg.candidate else generate_candidates(cfg, langs, progress)
     own_judge = judge is None
     judge = judge or load_judge(cfg.judge, cfg.judge_model, cache_path=output / "cache",  # the generation cache
                                 **cfg.judge_options)

@@ -11,17 +11,17 @@ import importlib
 import os
 import sys
 
-from rich.console import Console
 from rich.markup import escape
 
 from lidr_data import __version__
+from lidr_data.commands.render import make_console
 from lidr_data.errors import LidrError
 from lidr_data.safe_text import printable
 
 # Order here is the order in `lidr --help`.
 COMMAND_MODULES = ("tiny_model", "model", "generate", "build", "demo", "train", "eval", "audit", "iterate", "dataset", "sql")
 
-err_console = Console(stderr=True)
+err_console = make_console(stderr=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

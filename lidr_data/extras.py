@@ -37,3 +37,20 @@ def require(*modules: str, purpose: str) -> None:
             extra = EXTRA_OF[name]
             raise LidrError(f"{purpose} needs the optional extra: pip install 'lidr-data[{extra}]' "
                             f"({name} is not installed)") from e
+
+
+# What each generation backend imports when it loads (its class calls `require` with the same modules), and what
+# the driver of `--executor ray` needs (the actors load the backend; the driver reads the tokenizer).
+BACKEND_MODULES = {"transformers": ("torch", "transformers"), "vllm": ("vllm",), "openai": ()}
+
+
+def require_generation(backend: str | None, executor: str = "local") -> None:
+    """Check, before anything is read or loaded, that this process can run `backend` (or drive it on Ray):
+    a missing extra is one line at once, not after the prompts are read and a model is loaded."""
+    if executor == "ray":
+        require("ray", purpose="--executor ray")
+        require("transformers", purpose="--executor ray (the driver computes request keys from the tokenizer)")
+        return
+    modules = BACKEND_MODULES.get(backend or "", ())
+    if modules:
+        require(*modules, purpose=f"the {backend} backend")

@@ -122,6 +122,10 @@ def test_openai_backend_generates_without_the_extras(tmp_path: Path):
     (["train", "{tmp}/v", "--model", "{tmp}/model", "--output", "{tmp}/o"], "train", "trl"),
     (["generate", "--executor", "ray", "--model", "{tmp}/model", "--input", "{tmp}/p.jsonl", "--output",
       "{tmp}/o.parquet"], "ray", "ray"),
+    # before any stage runs (issue 20: it came after the prompts stage and the model)
+    (["build", "lidr:assets/demo.yaml", "--executor", "ray", "--workdir", "{tmp}/w"], "ray", "ray"),
+    (["iterate", "lidr:assets/demo.yaml", "--iterations", "1", "--executor", "ray", "--workdir", "{tmp}/w"], "ray",
+     "ray"),
 ])
 def test_a_command_that_needs_an_extra_names_it(tmp_path: Path, args: list[str], extra: str, missing: str):
     (tmp_path / "p.jsonl").write_text('{"id": "a", "prompt": "Hello"}\n')
@@ -131,6 +135,7 @@ def test_a_command_that_needs_an_extra_names_it(tmp_path: Path, args: list[str],
         f"error: {proc.stderr.split('error: ')[1].split(' needs ')[0]} needs the optional extra: "
         f"pip install 'lidr-data[{extra}]' ({missing} is not installed)"]
     assert not (tmp_path / "tiny").exists() and not (tmp_path / "o.parquet").exists()
+    assert not (tmp_path / "w").exists()  # nothing built
 
 
 def test_require_reports_only_a_missing_package_not_a_broken_one(tmp_path: Path, monkeypatch):

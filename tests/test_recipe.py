@@ -401,3 +401,22 @@ def test_the_real_model_recipes_agree_and_iterate_accepts_smol():
     assert smol.prompts.limit and smol.prompts.source == "../shared/data/prompts/alpagasus-0-1000"
     check_train(smol.train, "smol.yaml")
     assert "--data" in check_eval(smol.eval, "smol.yaml")["mgsm"]
+
+
+def test_demo_recipe_says_what_it_sets():
+    """Issue 20: the demo recipe's comment spoke of three MGSM problems while its eval: section set `limit: 2`.
+    The comment names the limit it sets and the number of problems shipped per language, and both are true."""
+    import re
+
+    text = (ROOT / "recipes" / "demo.yaml").read_text(encoding="utf-8")
+    comment = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+    said = re.search(r"MGSM on the first (\w+) \(limit: (\d+)\) of the (\w+) problems per language shipped in "
+                     r"(lidr:assets/[\w-]+)", comment)
+    assert said, comment
+    words = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+    mgsm = yaml.safe_load(text)["eval"]["mgsm"]
+    assert words[said[1]] == int(said[2]) == mgsm["limit"] and said[4] == mgsm["data"]
+    folder = ASSETS / said[4].removeprefix("lidr:assets/")
+    for lang in mgsm["langs"]:
+        lines = (folder / f"mgsm_{lang}.jsonl").read_text(encoding="utf-8").splitlines()
+        assert len([line for line in lines if line.strip()]) == words[said[3]], lang

@@ -137,11 +137,13 @@ def run(targs: TrainArguments, args, margs) -> Path:
     from accelerate import PartialState
     from trl import get_peft_config
 
+    from lidr_data.commands.build import quiet_transformers
     from lidr_data.dataset.load import load_opened, open_version
     from lidr_data.files import portable
     from lidr_data.train import output as out
     from lidr_data.train.data import check_columns, check_template_and_lengths, split_by_prompt
 
+    quiet_transformers()
     for name in ("dataset", "model", "output"):
         if not getattr(targs, name):
             raise LidrError(f"lidr train: missing {'the dataset reference (REF)' if name == 'dataset' else '--' + name}")

@@ -74,8 +74,8 @@ def run_audit_cmd(args: argparse.Namespace) -> int:
                       sample=args.sample, seed=args.seed, langs=args.langs, out=args.out, cache=args.cache,
                       write_filter=args.write_filter, force=args.force)
     out, console = output_consoles(args.format)
-    if args.no_progress:
-        quiet_transformers()
+    if args.no_progress or args.judge == "reward-model":
+        quiet_transformers(all_bars=args.no_progress)
     with messages_to_stderr(args.format):
         result = run_audit(cfg, progress=None if args.no_progress else generation_bar)
     info = result.info

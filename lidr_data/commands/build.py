@@ -59,8 +59,10 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
 
 
 def executor_loader(args: argparse.Namespace):
-    """The `load_generator` for `--executor` (None: the local default), refusing Ray options without Ray."""
+    """The `load_generator` for `--executor` (None: the local default), refusing Ray options without Ray, and
+    `--executor ray` without the `[ray]` extra at once (before any stage runs)."""
     from lidr_data.errors import LidrError
+    from lidr_data.extras import require_generation
 
     ray_options = {"--ray-address": args.ray_address, "--ray-workers": args.ray_workers,
                    "--ray-gpus-per-worker": args.ray_gpus_per_worker}
@@ -69,6 +71,7 @@ def executor_loader(args: argparse.Namespace):
         if given:
             raise LidrError(f"{', '.join(given)} needs --executor ray")
         return None
+    require_generation(None, executor="ray")
     from lidr_data.generation.ray_executor import RayConfig, ray_loader
 
     return ray_loader(RayConfig(address=args.ray_address, workers=args.ray_workers,
@@ -113,13 +116,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def quiet_transformers() -> None:
-    """No transformers progress bars ("Loading weights", "Writing model shards"): the build draws its own."""
+def quiet_transformers(all_bars: bool = False) -> None:
+    """Keep transformers' own output out of lidr's: no bars of its own ("Loading weights", "Writing model
+    shards": lidr draws its own bars) and no deprecation warning about its internals, which a user cannot act
+    on. Hub download bars stay (a download of gigabytes should show progress) unless `all_bars` (--no-progress).
+    Call it where transformers is loaded anyway: importing it takes seconds."""
+    import warnings
+
+    # transformers' Trainer calls its own deprecated `is_gradient_checkpointing` (transformers 5.2x)
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:  # transformers is only needed by its backend
         return
-    hf_logging.disable_progress_bar()
+    set_hook = getattr(hf_logging, "set_tqdm_hook", None)
+    if all_bars or set_hook is None:
+        hf_logging.disable_progress_bar()  # every bar, the Hub's downloads too
+    if set_hook is not None:
+        # every bar transformers draws through its logging module becomes its no-op bar
+        set_hook(lambda factory, args, kwargs: hf_logging.EmptyTqdm(*args, **kwargs))
 
 
 def import_specs(kind: str, groups: list[list[str]]) -> list:
@@ -149,10 +164,12 @@ def import_specs(kind: str, groups: list[list[str]]) -> list:
 
 def read_imports_file(path: Path):
     """An imports YAML (`responses:`/`translations:` lists, optionally under `imports:`) -> ImportsConfig."""
+    from lidr_data.config import resolve_path
     from lidr_data.errors import LidrError
     from lidr_data.readers import read_yaml
     from lidr_data.recipe import ImportsConfig, from_dict
 
+    path = resolve_path(path)
     if not path.is_file():
         raise LidrError(f"--imports {path}: file not found")
     data = read_yaml(path) or {}
@@ -229,10 +246,10 @@ def run(args: argparse.Namespace) -> int:
     from lidr_data.recipe import load_recipe, with_overrides
 
     out, console = output_consoles(args.format)
-    if args.no_progress:
-        quiet_transformers()
     recipe = load_recipe(args.recipe)
-    load_generator = executor_loader(args)
+    load_generator = executor_loader(args)  # --executor ray without the [ray] extra: an error now, not later
+    if args.no_progress or recipe.backend != "openai":
+        quiet_transformers(all_bars=args.no_progress)
     langs = [c for group in args.langs for c in group] if args.langs else None
     responses, translations = import_specs("responses", args.responses), import_specs("translations", args.translations)
     if args.imports is not None:

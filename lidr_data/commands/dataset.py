@@ -6,7 +6,15 @@ import argparse
 import re
 from pathlib import Path
 
-from lidr_data.commands.render import Column, TableData, add_format_argument, print_tables, progress_bar, warn
+from lidr_data.commands.render import (
+    Column,
+    TableData,
+    add_format_argument,
+    make_console,
+    print_tables,
+    progress_bar,
+    warn,
+)
 from lidr_data.errors import LidrError
 from lidr_data.safe_text import printable
 
@@ -80,8 +88,6 @@ def content_id_arg(text: str) -> str:
 
 
 def run_materialize(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from lidr_data.dataset.layout import content_id, read_manifest
     from lidr_data.dataset.materialize import materialize
     from lidr_data.dataset.store import default_store
@@ -89,24 +95,49 @@ def run_materialize(args: argparse.Namespace) -> int:
     store = args.store or default_store(args.workdir)
     path = materialize(args.run_dir, store, version=args.version, force=args.force, allow_empty=args.allow_empty,
                        license=args.license, progress=progress_bar, notify=warn, parent=args.parent)
-    Console().print(f"materialized [bold]{path}[/] (content id {content_id(read_manifest(path))})", soft_wrap=True)
+    make_console().print(f"materialized [bold]{path}[/] (content id {content_id(read_manifest(path))})", soft_wrap=True)
     return 0
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from lidr_data.dataset.publish import publish
 
     where = publish(args.src, args.dest, version=args.version, private=args.private, force=args.force,
                     license=args.license, notify=warn, with_audit=args.with_audit)
-    Console().print(f"published [bold]{where}[/]")
+    make_console().print(f"published [bold]{where}[/]")
     return 0
 
 
-def run_versions(args: argparse.Namespace) -> int:
-    from rich.console import Console
+def parent_reference(where: str, manifest: dict, listed: dict[str, str], local: bool) -> str:
+    """A version's parent as a reference a user can type (a bare `iter-1` read as the sibling of that name even
+    when the parent lay in another store): a listed version with the parent's content id (on the Hub: or
+    published from the local version of that id) by its reference as listed; a Hub parent by its recorded `org/name@revision`; a local one found where its build recorded it
+    (relative to the work folder, WORKDIR/store/NAME/VERSION, or to the current folder) by that folder; else
+    the recorded reference and the content id, which identifies the parent wherever it lies."""
+    from lidr_data.dataset.layout import MANIFEST, content_id, read_manifest
 
+    parent = manifest.get("parent")
+    if not parent:
+        return "—"
+    cid = str(parent.get("content_id") or "")
+    if cid in listed:
+        return listed[cid]
+    ref = str(parent.get("reference") or parent.get("version") or "?")
+    if parent.get("commit"):  # a Hub parent: org/name@revision
+        return ref
+    folder, cwd = Path(where).resolve(), Path.cwd()
+    if local and not Path(ref).is_absolute():
+        for base in ([folder.parents[2]] if len(folder.parents) > 2 else []) + [cwd]:
+            found = (base / ref).resolve()
+            try:
+                if (found / MANIFEST).is_file() and content_id(read_manifest(found)) == cid:
+                    return str(found.relative_to(cwd) if found.is_relative_to(cwd) else found)
+            except (LidrError, OSError, ValueError):  # an unreadable candidate is not the parent
+                continue
+    return f"{ref} (content id {cid[:12]})"
+
+
+def run_versions(args: argparse.Namespace) -> int:
     from lidr_data.dataset.layout import content_id, list_versions, read_manifest, recorded_content_id
     from lidr_data.dataset.store import parse_reference
 
@@ -130,6 +161,11 @@ def run_versions(args: argparse.Namespace) -> int:
     if not rows:
         raise LidrError(f"{args.ref}: no dataset versions found")
     table = []
+    listed = {content_id(m): where for where, m in rows}
+    if ref.is_hub:  # a parent published to this repository: the local id its build recorded -> repo@tag
+        from lidr_data.dataset.hub import published_sources
+
+        listed = {**published_sources(ref.repo_id), **listed}
     for where, m in rows:
         counts = m["counts"]
         cid = content_id(m)
@@ -138,17 +174,16 @@ def run_versions(args: argparse.Namespace) -> int:
         table.append({"reference": where, "content id": shown, "pairs": counts.get("pairs", 0),
                       "dropped": counts.get("dropped", 0),
                       "languages": " ".join(sorted(counts.get("by_language", {}))), "iteration": m.get("iteration"),
-                      "parent": (m.get("parent") or {}).get("version") or "—",
+                      "parent": parent_reference(where, m, listed, local=not ref.is_hub),
                       "created": str(m.get("created_at", ""))[:10], "license": m.get("license") or "unknown"})
     print_tables([TableData(f"versions · {args.ref}", [
         Column("reference"), Column("content id"), Column("pairs", numeric=True), Column("dropped", numeric=True),
         Column("languages"), Column("iteration", "iter", numeric=True), Column("parent"), Column("created"),
-        Column("license")], table)], args.format, Console())
+        Column("license")], table)], args.format, make_console())
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.markup import escape
 
     from lidr_data.dataset.layout import verify
@@ -162,7 +197,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
         expected = published_content_id(ref.repo_id, ref.revision)
     result = verify(folder, expected_content_id=expected, expect=args.expect)
-    console = Console()
+    console = make_console()
     if result.ok:
         console.print(f"[green]ok[/] {escape(printable(str(result.version_dir), keep=''))}: {result.files_checked} "
                       "files, hashes and counts match; the rows agree with the manifest (generator, iteration, "
@@ -175,7 +210,7 @@ def run_verify(args: argparse.Namespace) -> int:
         return 0
     # soft_wrap: a long id or path is never cut into lines (piped output, logs); problems quote the manifest's
     # own text (paths, values): plain text with control characters shown, never markup or escape sequences.
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     err.print(f"[bold red]verify failed[/] {escape(printable(str(result.version_dir), keep=''))}: "
               f"{len(result.problems)} problem(s)", soft_wrap=True, highlight=False)
     for problem in result.problems:

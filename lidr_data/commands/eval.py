@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
 from lidr_data.commands.build import quiet_transformers
 from lidr_data.commands.render import (
     Column,
     TableData,
     add_format_argument,
     generation_bar,
+    make_console,
     messages_to_stderr,
     output_consoles,
     print_tables,
@@ -80,7 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--model", required=True, help="model folder, Hub id, or the endpoint's model name")
     m.add_argument("--data", default="juletxara/mgsm",
                    help="Hub dataset id, or a folder of mgsm_{lang}.jsonl / {lang}.jsonl ({query, response}) or "
-                   "mgsm_{lang}.tsv (question<TAB>answer)")
+                   "mgsm_{lang}.tsv (question<TAB>answer); lidr:assets/demo-mgsm is the small set shipped with lidr")
     m.add_argument("--langs", type=langs_argument, default="bn,de,en,es,fr,ja,ru,sw,te,th,zh", help="comma-separated")
     m.add_argument("--output", type=Path, default=None, help="results folder (default: eval-results/mgsm-<model>)")
     m.add_argument("--system-prompt", default=None)
@@ -170,8 +169,8 @@ def run_mgsm_cmd(args: argparse.Namespace) -> int:
         prompt_template=args.prompt_template, label=args.label,
     )
     out, console = output_consoles(args.format)
-    if args.no_progress:
-        quiet_transformers()
+    if args.no_progress or args.backend != "openai":
+        quiet_transformers(all_bars=args.no_progress)
     with messages_to_stderr(args.format):  # progress bars
         summary, info = run_mgsm(cfg, progress=None if args.no_progress else generation_bar)
     print_tables([TableData(f"MGSM · {info['label']}", [
@@ -206,8 +205,8 @@ def run_winrate_cmd(args: argparse.Namespace) -> int:
         seed=args.seed, limit=args.limit, label=args.label,
     )
     out, console = output_consoles(args.format)
-    if args.no_progress:
-        quiet_transformers()
+    if args.no_progress or (args.model and args.backend != "openai") or args.judge == "reward-model":
+        quiet_transformers(all_bars=args.no_progress)
     with messages_to_stderr(args.format):  # progress bars
         summary, info = run_winrate(cfg, progress=None if args.no_progress else generation_bar)
     rows = [{**r, "unmatched": f"{r['unmatched_candidate']}/{r['unmatched_reference']}"} for r in summary.to_dicts()]
@@ -268,5 +267,5 @@ def run_compare_cmd(args: argparse.Namespace) -> int:
         cols = [Column("lang")] + [Column(label, numeric=True) for label, _ in columns]
         rows = [{"lang": lang, **{label: cells.get(lang, "-") for label, cells in columns}} for lang in langs]
         tables.append(TableData(f"{task} · {metric}", cols, rows, bold=_is_avg, name=f"{task}:{metric}"))
-    print_tables(tables, args.format, Console())
+    print_tables(tables, args.format, make_console())
     return 0

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from lidr_data.commands.build import add_executor_options, executor_loader
-from lidr_data.commands.render import generation_bar
+from lidr_data.commands.render import generation_bar, make_console
 from lidr_data.errors import LidrError
 from lidr_data.generation import BACKENDS, SamplingParams
 from lidr_data.readers import parse_yaml
@@ -36,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model folder, Hub id, or the endpoint's model name")
     p.add_argument("--backend", default="transformers", choices=BACKENDS)
     p.add_argument("--revision", default=None, help="model revision (Hub commit, tag or branch)")
-    p.add_argument("--input", required=True, type=Path, help="prompts file (.jsonl, .json or .parquet)")
+    p.add_argument("--input", required=True,
+                   help="prompts file (.jsonl, .json or .parquet; lidr:assets/... names a file shipped with lidr, "
+                   "e.g. lidr:assets/demo-prompts/en.jsonl)")
     p.add_argument("--output", required=True, type=Path, help="completions Parquet file to write")
     p.add_argument("--cache", type=Path, default=None,
                    help="request cache folder (default: .lidr-cache/ beside the output)")
@@ -55,32 +58,51 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
+def check_output_file(path: Path, option: str = "--output") -> None:
+    """The output file can be written: its folder exists or can be made, and it is not a folder itself (checked
+    before a model loads; the file itself is written atomically at the end)."""
+    if path.is_dir():
+        raise LidrError(f"{option} {path}: is a folder; name the file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LidrError(f"{option} {path}: cannot create its folder ({e.strerror or e})") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise LidrError(f"{option} {path}: its folder {path.parent} is not writable")
 
+
+def run(args: argparse.Namespace) -> int:
+    from lidr_data.commands.build import quiet_transformers
+    from lidr_data.extras import require_generation
     from lidr_data.generation import load_generator
     from lidr_data.generation.cache import RequestCache
-    from lidr_data.generation.jobs import generate_file
+    from lidr_data.generation.jobs import read_requests, write_completions
 
     options = parse_options(args.backend_option)
     if args.batch_size is not None:
         options["batch_size"] = args.batch_size
     if args.revision is not None:
         options["revision"] = args.revision
+    # Everything that can be checked is, before a model loads: the extras, every input row, the output's folder.
     load = executor_loader(args) or load_generator
+    require_generation(args.backend, args.executor)
+    if args.backend != "openai":
+        quiet_transformers(all_bars=args.no_progress)
+    sampling = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                    repetition_penalty=args.repetition_penalty, seed=args.seed)
+    ids, requests = read_requests(args.input, sampling, args.system_prompt)
+    check_output_file(args.output)
     cache = RequestCache(args.cache or args.output.parent / ".lidr-cache")
-    generator = load(args.backend, args.model, **options)
     try:
-        stats = generate_file(
-            generator, args.input, args.output, cache,
-            sampling=dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                          repetition_penalty=args.repetition_penalty, seed=args.seed),
-            system_prompt=args.system_prompt, progress=None if args.no_progress else generation_bar,
-        )
+        generator = load(args.backend, args.model, **options)
+        try:
+            stats = write_completions(generator, ids, requests, args.output, cache,
+                                      progress=None if args.no_progress else generation_bar)
+        finally:
+            generator.close()
     finally:
-        generator.close()
         cache.close()
-    console = Console()
+    console = make_console()
     console.print(
         f"wrote [bold]{args.output}[/]: {stats.requests} rows · generated {stats.generated} · "
         f"cache hits {stats.cache_hits} · errors {stats.errors} · {stats.seconds:.1f}s"

@@ -168,6 +168,10 @@ def make_plan(args: argparse.Namespace):
 
     recipe = load_recipe(args.recipe)
     where = str(args.recipe)
+    if args.executor == "ray":  # every build step would need it: say so before iteration 1
+        from lidr_data.extras import require_generation
+
+        require_generation(None, executor="ray")
     if args.iterations < 1:
         raise LidrError(f"--iterations must be >= 1, got {args.iterations}")
     train = check_train(recipe.train, where)

@@ -4,6 +4,7 @@ A command describes its tables as plain data (`TableData`: columns and rows of r
 `print_tables`. In `table` format, labels wrap to fit a terminal and numbers are never wrapped or cut; when the
 table cannot fit, or the output is not a terminal (piped, logged), it is printed at its natural width instead
 of the 80 columns rich assumes. `csv` and `json` print the raw values (full precision) for other programs.
+Every console a command prints on comes from `make_console`: off a terminal, no line is wrapped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.measure import Measurement
@@ -27,6 +28,24 @@ from rich.text import Text
 from lidr_data.safe_text import json_safe, printable
 
 FORMATS = ("table", "csv", "json")
+
+
+class _CommandConsole(Console):
+    """Off a terminal, text (str, Text) is printed soft-wrapped: one line per line, however long. Drawn
+    renderables (a Panel, a Table) keep their layout: soft wrap would crop their contents to one line."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        text_only = all(isinstance(o, (str, Text)) for o in objects)
+        if kwargs.get("soft_wrap") is None and text_only and not self.is_terminal:
+            kwargs["soft_wrap"] = True
+        super().print(*objects, **kwargs)
+
+
+def make_console(stderr: bool = False, file: IO[str] | None = None, **options: Any) -> Console:
+    """A rich Console for a command's output. On a terminal, text wraps at its width; anywhere else (a pipe, a
+    log, a file) no message is wrapped: rich would cut every line at the 80 columns it assumes there, splitting
+    paths, ids and commands a reader copies (`completions.p` / `arquet`)."""
+    return _CommandConsole(stderr=stderr, file=file, **options)
 
 
 def add_format_argument(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS, what: str = "table") -> None:
@@ -63,8 +82,8 @@ class TableData:
 
 def output_consoles(fmt: str) -> tuple[Console, Console]:
     """(the table's console, the messages' console): with csv/json, stdout carries only the table."""
-    out = Console(file=sys.stdout)  # bound now: stays on stdout inside `messages_to_stderr`
-    return out, out if fmt == "table" else Console(stderr=True)
+    out = make_console(file=sys.stdout)  # bound now: stays on stdout inside `messages_to_stderr`
+    return out, out if fmt == "table" else make_console(stderr=True)
 
 
 def messages_to_stderr(fmt: str) -> contextlib.AbstractContextManager:
@@ -75,7 +94,7 @@ def messages_to_stderr(fmt: str) -> contextlib.AbstractContextManager:
 def print_tables(tables: Sequence[TableData], fmt: str = "table", console: Console | None = None) -> None:
     """Print `tables` in `fmt`. csv: one table is plain CSV; several are blocks, each headed by a `# title` line
     and separated by a blank line. json: one table is a list of row objects; several, an object of such lists."""
-    console = console or Console()
+    console = console or make_console()
     if fmt == "json":
         if len(tables) == 1:
             data: Any = _json_rows(tables[0])
@@ -185,7 +204,7 @@ def generation_bar(description: str, total: int) -> contextlib.AbstractContextMa
 
 def warn(message: str) -> None:
     """A notice of the library (e.g. what a --force replaced), in yellow on stderr."""
-    Console(stderr=True).print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
+    make_console(stderr=True).print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 def snippet(text: str | None, limit: int | None = None) -> str:

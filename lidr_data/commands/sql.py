@@ -140,9 +140,8 @@ def _write_result(table, fmt: str, output: Path | None) -> None:
             _write_atomic(output, lambda tmp: tmp.write_bytes(data))
         return
     import pyarrow as pa
-    from rich.console import Console
 
-    from lidr_data.commands.render import Column, TableData, print_tables
+    from lidr_data.commands.render import Column, TableData, make_console, print_tables
 
     shown = flatten_nested(table.slice(0, TABLE_ROWS))
     columns = [Column(name, numeric=pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or
@@ -151,14 +150,14 @@ def _write_result(table, fmt: str, output: Path | None) -> None:
     more = table.num_rows - TABLE_ROWS
     footer = f"{table.num_rows:,} row(s)" + (f"; {more:,} not shown (use --format csv/json/parquet)" if more > 0 else "")
     if output is None:
-        console = Console()
+        console = make_console()
         print_tables([t], "table", console)
         console.print(f"[dim]{footer}[/]", soft_wrap=True)
         return
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
-            console = Console(file=f, width=200)
+            console = make_console(file=f, width=200)
             print_tables([t], "table", console)
             console.print(footer, soft_wrap=True)
 
@@ -232,15 +231,13 @@ def inspect_tables(report) -> list:
 def run_inspect(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from rich.console import Console
-
-    from lidr_data.commands.render import print_tables
+    from lidr_data.commands.render import make_console, print_tables
     from lidr_data.inspect import build_report, write_html
 
     check_output(args.html, "--html")
     report = build_report(args.ref, top=args.top)
-    out = Console()
-    notes = out if args.format == "table" else Console(stderr=True)
+    out = make_console()
+    notes = out if args.format == "table" else make_console(stderr=True)
     if args.format == "json":
         data = dataclasses.asdict(report)
         sys.stdout.write(json_safe(json.dumps(data, ensure_ascii=False, indent=1, default=str)) + "\n")

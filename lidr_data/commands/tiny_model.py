@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
+from lidr_data.commands.render import make_console
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,8 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lidr_data.commands.build import quiet_transformers
+    from lidr_data.extras import require
     from lidr_data.tiny_model import build_tiny_model
 
+    require("torch", "tokenizers", "transformers", purpose="building the tiny model")
+    quiet_transformers()
     out = build_tiny_model(args.dir, hidden_size=args.hidden_size, num_layers=args.layers, seed=args.seed)
-    Console().print(f"tiny random chat model written to [bold]{out}[/] (its output is noise)")
+    make_console().print(f"tiny random chat model written to [bold]{out}[/] (its output is noise)")
     return 0

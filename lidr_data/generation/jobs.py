@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
+from lidr_data.config import resolve_path
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path
 from lidr_data.generation.base import Generator, Request, SamplingParams
@@ -42,15 +43,23 @@ def requests_from_records(path: Path, rows: list[tuple[str, dict]],
     return ids, requests
 
 
-def generate_file(generator: Generator, input_path: Path, output_path: Path, cache: RequestCache | None,
-                  sampling: dict | None = None, system_prompt: str | None = None,
-                  progress: Progress | None = None) -> RunStats:
-    """Generate for every row of `input_path`; write the completions table to `output_path` atomically."""
-    input_path, output_path = Path(input_path), Path(output_path)
-    rows = read_located(input_path)
+def read_requests(input_path: str | Path, sampling: dict | None = None,
+                  system_prompt: str | None = None) -> tuple[list, list[Request]]:
+    """(ids, requests) of every row of a prompts file, every row checked: a caller that reads them before
+    loading a model reports a bad or missing file at once. `lidr:assets/...` names a file shipped in the package."""
+    path = resolve_path(input_path)
+    try:
+        rows = read_located(path)
+    except OSError as e:  # e.g. no permission to read it
+        raise LidrError(f"{path}: cannot read ({e.strerror or e})") from None
     if not rows:
-        raise LidrError(f"{input_path}: no rows")
-    ids, requests = requests_from_records(input_path, rows, SamplingParams(**(sampling or {})), system_prompt)
+        raise LidrError(f"{path}: no rows")
+    return requests_from_records(path, rows, SamplingParams(**(sampling or {})), system_prompt)
+
+
+def write_completions(generator: Generator, ids: list, requests: list[Request], output_path: Path,
+                      cache: RequestCache | None, progress: Progress | None = None) -> RunStats:
+    """Generate `requests` (those not in `cache`); write the completions table to `output_path` atomically."""
     completions, keys, stats = run_requests(generator, requests, cache, progress=progress)
     table = pl.DataFrame({
         "id": ids,
@@ -62,6 +71,14 @@ def generate_file(generator: Generator, input_path: Path, output_path: Path, cac
         "request_key": keys,
         "error": [c.error for c in completions],
     }, schema_overrides={"error": pl.String})
-    with atomic_path(output_path) as tmp:  # readers never see a half-written file
+    with atomic_path(Path(output_path)) as tmp:  # readers never see a half-written file
         table.write_parquet(tmp)
     return stats
+
+
+def generate_file(generator: Generator, input_path: Path, output_path: Path, cache: RequestCache | None,
+                  sampling: dict | None = None, system_prompt: str | None = None,
+                  progress: Progress | None = None) -> RunStats:
+    """Generate for every row of `input_path`; write the completions table to `output_path` atomically."""
+    ids, requests = read_requests(input_path, sampling, system_prompt)
+    return write_completions(generator, ids, requests, output_path, cache, progress)

@@ -336,6 +336,35 @@ def readme_commands(section: str) -> list[list[str]]:
 
 
 @pytest.mark.slow
+def test_readme_build_lines_for_the_demo_recipe_run_in_order(tmp_path, capsys, monkeypatch):
+    """Issue 20: `lidr build recipes/demo.yaml` then the README's next line (`--limit 4 --langs es,de`) failed
+    ("version ... exists and was built from other pairs"). The README's demo-recipe build lines run in the order
+    written, each making its own version."""
+    lines = [c for c in readme_commands("### Building a dataset") if c[:2] == ["build", "recipes/demo.yaml"]
+             and "--executor" not in c]
+    assert len(lines) >= 2 and lines[0] == ["build", "recipes/demo.yaml"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recipes").symlink_to(ROOT / "recipes")
+    for args in lines:
+        capsys.readouterr()
+        assert main([*args, "--no-progress"]) == 0, (args, capsys.readouterr().err)
+        assert "dataset version:" in " ".join(capsys.readouterr().out.split()), args
+    store = tmp_path / "lidr-demo" / "store" / "demo"
+    assert sorted(p.name for p in store.iterdir() if p.is_dir()) == ["es-de-4", "iter-1"]
+
+
+@pytest.mark.slow
+def test_readme_usage_lines_run_in_order(tmp_path, capsys, monkeypatch):
+    """The README's first example: a tiny model, then `lidr generate` on a prompts file lidr ships."""
+    usage = [c for c in readme_commands("## Usage") if c[0] in ("tiny-model", "generate")]
+    assert [c[0] for c in usage] == ["tiny-model", "generate"]
+    monkeypatch.chdir(tmp_path)
+    for args in usage:
+        assert main([*args, *(["--no-progress", "--max-new-tokens", "4"] if args[0] == "generate" else [])]) == 0
+    assert pl.read_parquet(tmp_path / "completions.parquet").height == 4
+
+
+@pytest.mark.slow
 def test_readme_examples_run_on_the_version_the_demo_makes(tmp_path, capsys, monkeypatch):
     setup = [c for c in readme_commands("## Set-up") if c[0] == "demo"]
     assert setup == [["demo", "--real", "--workdir", "demo-run"]]

@@ -116,3 +116,51 @@ def test_resume_counts(tiny_model_dir, tmp_path, capsys):
     assert main(generate_args(tiny_model_dir, tmp_path / "more.jsonl", tmp_path / "o2.parquet", cache,
                               "--max-new-tokens", "4")) == 0
     assert "generated 3 · cache hits 8" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    (lambda t: ["--input", str(t / "missing.jsonl")], "missing.jsonl: file not found"),
+    (lambda t: ["--input", str(t / "bad.jsonl")], "bad.jsonl:2: malformed JSON"),
+    (lambda t: ["--output", str(t / "good.jsonl" / "out.parquet")], "good.jsonl/out.parquet: cannot create its folder"),
+    (lambda t: ["--output", str(t)], "is a folder; name the file to write"),
+])
+def test_input_and_output_are_checked_before_a_model_loads(tmp_path, capsys, monkeypatch, setup, message):
+    """Issue 20: a missing --input was reported only after the model had loaded."""
+    import lidr_data.generation
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the input and output were checked")
+
+    monkeypatch.setattr(lidr_data.generation, "load_generator", no_model)
+    (tmp_path / "good.jsonl").write_text('{"id": 1, "prompt": "hi"}\n')
+    (tmp_path / "bad.jsonl").write_text('{"id": 1, "prompt": "hi"}\n{"id": 2,\n')
+    args = {"--input": str(tmp_path / "good.jsonl"), "--output": str(tmp_path / "o" / "out.parquet")}
+    given = setup(tmp_path)
+    args[given[0]] = given[1]
+    code = main(["generate", "--model", str(tmp_path / "no-such-model"), "--no-progress",
+                 *[w for kv in args.items() for w in kv]])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_piped_output_is_whole_lines_without_library_noise(tmp_path):
+    """Issue 20, as a user piping `lidr` sees it: the summary line split its path at 80 columns
+    (`completions.p` / `arquet`), and transformers' "Writing model shards" / "Loading weights" bars leaked.
+    Also the README's example: the prompts file it names is shipped (`lidr:assets/demo-generate.jsonl`)."""
+    deep = tmp_path / ("a-folder-name-long-enough-that-the-path-passes-eighty-columns-" * 2) / "and-deeper"
+    model, out = deep / "tiny", deep / "completions.parquet"
+    env = {**os.environ, "COLUMNS": "", "OMP_NUM_THREADS": "1"}
+    env.pop("COLUMNS")
+    runs = [subprocess.run([sys.executable, "-m", "lidr_data.cli", *args], capture_output=True, text=True, env=env,
+                           timeout=300)
+            for args in (["tiny-model", str(model)],
+                         ["generate", "--model", str(model), "--input", "lidr:assets/demo-generate.jsonl",
+                          "--output", str(out), "--max-new-tokens", "4"])]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        for noise in ("Loading weights", "Writing model shards", "Warning", "it/s]"):
+            assert noise not in run.stderr + run.stdout, (noise, run.stderr)
+    assert f"tiny random chat model written to {model} (its output is noise)\n" in runs[0].stdout
+    assert f"wrote {out}: 4 rows · generated 4 · cache hits 0 · errors 0 · " in runs[1].stdout
+    assert pl.read_parquet(out)["id"].to_list() == ["g-0", "g-1", "g-2", "g-3"]

@@ -14,7 +14,7 @@ from shared_data import require_shared_data
 from synthetic import make_run
 
 from lidr_data.cli import main
-from lidr_data.commands.render import Column, TableData, print_tables
+from lidr_data.commands.render import Column, TableData, make_console, output_consoles, print_tables
 from lidr_data.dataset.materialize import materialize
 
 VALUES = [92.123456 + 7.5 * i for i in range(14)]
@@ -150,3 +150,15 @@ def test_cells_are_data_not_markup():
     for kw in ({"width": 80}, {"width": 80, "force_terminal": True, "color_system": None}):
         out = render(table, **kw)
         assert "[ERROR] [bold]x[/bold] [/]" in out and "12,345" in out
+
+
+def test_messages_off_a_terminal_are_never_wrapped(capsys):
+    """Issue 20: piped output was cut at the 80 columns rich assumes (`lidr generate`'s path split in two,
+    `lidr iterate`'s step lines, `verify`'s ids). Every console a command prints on comes from make_console."""
+    line = "finished build:1 in " + "/a-long-folder-name" * 8 + "/completions.parquet (content id " + "3de4" * 16 + ")"
+    out, notes = output_consoles("csv")  # the table on stdout, messages on stderr
+    out.print(line)
+    notes.print(line, markup=False, highlight=False)
+    make_console(stderr=True).print(line)
+    captured = capsys.readouterr()
+    assert captured.out == line + "\n" and captured.err == (line + "\n") * 2

@@ -227,7 +227,8 @@ def test_every_iteration_published_to_one_repo_keeps_its_manifest(store: Path, t
         for tag in versions:
             m = read_manifest(versions[tag])
             assert rows[f"acme/iters@{tag}"]["pairs"] == m["counts"]["pairs"]
-            assert rows[f"acme/iters@{tag}"]["parent"] == ("—" if tag == "iter-1" else f"iter-{int(tag[-1]) - 1}")
+            # the parent as a reference one can type: the listed version with its content id
+            assert rows[f"acme/iters@{tag}"]["parent"] == ("—" if tag == "iter-1" else f"acme/iters@iter-{int(tag[-1]) - 1}")
 
         # The card's snippet path: datasets.load_dataset by Hub id, config and revision returns that version's rows.
         wanted = [(rev, cfg) for rev, tag in expected.items() for cfg in ("all", "de")]

@@ -138,3 +138,40 @@ def test_card_names_every_generator_when_answers_were_imported(tmp_path: Path):
     assert "`imported:answers.jsonl` @ `imported`" in card and "`org/tiny-chat` @ `0123abcd`" in card
     assert json.loads((version / "manifest.json").read_text())["generator"]["all"] == [
         ["imported:answers.jsonl", "imported"], ["org/tiny-chat", "0123abcd"]]
+
+
+def test_versions_shows_each_parent_as_a_reference_one_can_type(tmp_path: Path, capsys, monkeypatch):
+    """Issue 20: a parent in another store was shown as a bare `iter-1`, which reads as the sibling of that name.
+    A parent that can be found is shown as a reference `lidr verify` accepts, naming that very version (its
+    content id); one outside the work folder (recorded as `dataset/version` only: no local layout is written)
+    is shown with its content id."""
+    from lidr_data.dataset.layout import content_id, read_manifest
+
+    monkeypatch.chdir(tmp_path)
+    elsewhere = materialize(make_run(tmp_path / "a" / "runs" / "demo-lidr" / "iter-1", n_prompts=4),
+                            tmp_path / "a" / "store", progress=False)
+    work = tmp_path / "w"
+    sibling = materialize(make_run(work / "runs" / "demo-lidr" / "iter-1", n_prompts=5), work / "store",
+                          progress=False)
+    other_store = materialize(make_run(work / "runs" / "demo-lidr" / "iter-2", n_prompts=6, iteration=2),
+                              work / "other-store", progress=False)
+    parents = {"iter-2": "a/store/demo-lidr@iter-1", "iter-3": "w/store/demo-lidr@iter-1",
+               "iter-4": "w/other-store/demo-lidr@iter-2"}
+    for i, (version, ref) in enumerate(parents.items()):
+        materialize(make_run(work / "runs" / "demo-lidr" / f"c{i}", n_prompts=3, iteration=2 + i), work / "store",
+                    version=version, parent=ref, progress=False)
+    capsys.readouterr()
+    assert main(["versions", "w/store/demo-lidr", "--format", "json"]) == 0
+    rows = {Path(r["reference"]).name: r["parent"] for r in json.loads(capsys.readouterr().out)}
+    assert rows["iter-1"] == "—"
+    assert rows["iter-2"] == f"demo-lidr/iter-1 (content id {content_id(read_manifest(elsewhere))[:12]})"
+    for version, parent in (("iter-3", sibling), ("iter-4", other_store)):
+        shown = rows[version]
+        assert main(["verify", shown]) == 0, (version, shown, capsys.readouterr().err)
+        assert content_id(read_manifest(resolve_version(shown))) == content_id(read_manifest(parent)), version
+    assert rows["iter-4"] == "w/other-store/demo-lidr/iter-2"  # not the sibling iter-2 of w/store
+    capsys.readouterr()
+    monkeypatch.chdir(work)  # the same references, as seen from another folder
+    assert main(["versions", "store/demo-lidr", "--format", "json"]) == 0
+    rows = {Path(r["reference"]).name: r["parent"] for r in json.loads(capsys.readouterr().out)}
+    assert (rows["iter-3"], rows["iter-4"]) == ("store/demo-lidr/iter-1", "other-store/demo-lidr/iter-2")

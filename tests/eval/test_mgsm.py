@@ -203,3 +203,15 @@ def test_every_language_is_reported_with_accuracy_and_off_target_even_at_zero(tm
     cells = {r["lang"]: r["M0"] for r in json.loads(capsys.readouterr().out)}
     assert cells == {"en": "100.0 (0.0)", "de": "0.0 (100.0)", "es": "0.0 (0.0)", "fr": "0.0 (0.0)",
                      "ja": "0.0 (100.0)", "avg": "20.0 (40.0)"}
+
+
+def test_eval_mgsm_takes_the_lidr_reference_recipes_take(tiny_model_dir, tmp_path, capsys):
+    """Issue 20: `--data lidr:assets/demo-mgsm` (what recipes/demo.yaml's eval: section says) failed with
+    "Couldn't find any data file at .../lidr:assets/...": every path option reads `lidr:` references alike."""
+    out = tmp_path / "m"
+    assert main(["eval", "mgsm", "--model", str(tiny_model_dir), "--data", "lidr:assets/demo-mgsm", "--langs", "en,de",
+                 "--limit", "1", "--max-new-tokens", "2", "--output", str(out), "--no-progress"]) == 0
+    assert pl.read_parquet(out / "items.parquet").height == 2
+    assert len(load_mgsm("lidr:assets/demo-mgsm", ["en", "es", "de", "fr"])) == 12  # three problems per language
+    with pytest.raises(LidrError, match="must be a folder"):  # a wrong packaged path is not looked up on the Hub
+        load_mgsm("lidr:assets/no-such-folder", ["en"])

@@ -191,3 +191,10 @@ def test_winrate_cli_generates_candidates_then_compare(tiny_model_dir, tmp_path,
     assert "M0" in table and "M1" in table and "0.00 ± 0.00" in table and "avg" in table
     assert main(["eval", "compare", str(tmp_path)]) == 2
     assert "not an eval results folder" in capsys.readouterr().err
+
+
+def test_outputs_folders_take_lidr_references():
+    """`lidr:assets/...` names a folder shipped with lidr wherever a path is asked for (issue 20)."""
+    from lidr_data.eval.winrate import find_lang_file
+
+    assert find_lang_file("lidr:assets/demo-prompts", "de", "prompts").name == "de.jsonl"

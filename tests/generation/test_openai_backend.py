@@ -206,8 +206,11 @@ def test_timeout_is_retried_then_succeeds_or_errors(tiny_gen):
 
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_concurrency_is_real(tiny_gen, concurrency):
-    """Real loopback server holding each request 0.2 s: with concurrency 4 it sees requests overlap, with 1 never."""
-    with OpenAIServer(tiny_gen, always=Reply(200, delay=0.2)) as server:
+    """Real loopback server: with concurrency 4 it sees requests overlap, with 1 never. Each request is held until
+    two were in flight at once (concurrency 4; at most 30 s) or for 0.2 s (concurrency 1, where overlap must not
+    happen), so the outcome does not depend on how fast a loaded machine sends the requests."""
+    hold = Reply(200, until_in_flight=2, delay=30.0) if concurrency > 1 else Reply(200, delay=0.2)
+    with OpenAIServer(tiny_gen, always=hold) as server:
         gen = client(server, concurrency=concurrency)
         try:
             out = gen.generate([Request.from_messages(p, SamplingParams(max_new_tokens=3)) for p in PROMPTS])

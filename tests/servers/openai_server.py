@@ -43,6 +43,9 @@ class Reply:
 
     status: int = 500
     delay: float = 0.0  # seconds to wait before answering (longer than the client timeout = a timeout)
+    # Hold the request until the server has seen this many requests in flight at once (at most `delay` s, then
+    # answer anyway): overlap is then observed whatever the machine's load, not hoped for within a delay.
+    until_in_flight: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     body: dict | None = None  # None: an OpenAI-style error body (or, for 200, the normal answer)
 
@@ -113,6 +116,7 @@ class OpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._state = threading.Lock()
+        self._changed = threading.Condition(self._state)  # in_flight changed, or the server is stopping
         self._generate_lock = threading.Lock()  # generators are not thread-safe
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -144,6 +148,8 @@ class OpenAIServer:
 
     def stop(self) -> None:
         self._stopping.set()  # wakes handlers sleeping on a scripted delay
+        with self._changed:
+            self._changed.notify_all()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -170,6 +176,7 @@ class OpenAIServer:
         with self._state:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self._changed.notify_all()
 
     def _leave(self) -> None:
         with self._state:
@@ -181,7 +188,13 @@ class OpenAIServer:
     def chat(self, body: Any) -> tuple[int, dict, dict]:
         reply = self._next_reply()
         if reply is not None:
-            if reply.delay and self._stopping.wait(reply.delay):
+            if reply.until_in_flight:
+                with self._changed:
+                    self._changed.wait_for(lambda: self.max_in_flight >= reply.until_in_flight
+                                           or self._stopping.is_set(), timeout=reply.delay or None)
+                if self._stopping.is_set():
+                    return 503, error_body("server stopping"), {}
+            elif reply.delay and self._stopping.wait(reply.delay):
                 return 503, error_body("server stopping"), {}
             if reply.status != 200:
                 return reply.status, reply.body or error_body(f"scripted HTTP {reply.status}"), reply.headers
@@ -259,10 +272,13 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 return
             server._enter()
             try:
-                self._send(*server.chat(body))
+                answer = server.chat(body)
             except Exception as e:  # noqa: BLE001 - a handler bug is a 500, visible to the test
-                self._send(500, error_body(f"{type(e).__name__}: {e}"), {})
+                answer = 500, error_body(f"{type(e).__name__}: {e}"), {}
             finally:
+                # Out of flight before the client can read the answer: a client that sends its next request as
+                # soon as it has one never overlaps this one.
                 server._leave()
+            self._send(*answer)
 
     return Handler
