@@ -11,12 +11,14 @@ never sees a half-written file and a killed writer's leftovers are recognisable)
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
 import stat
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -155,18 +157,60 @@ def temp_dir_name(version: str) -> str:
     return f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{version}"
 
 
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+_renameat2 = None  # libc's renameat2, looked up once; False where there is none
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one step with Linux's `renameat2(RENAME_EXCHANGE)` (kernel 3.15+, glibc 2.28+,
+    ext4/xfs/btrfs/tmpfs and most local file systems). False where that is unavailable (another OS, an old libc,
+    a file system that refuses the flag): the caller falls back to two renames."""
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+            except OSError:
+                fn = None
+            if fn is not None:
+                fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+                fn.restype = ctypes.c_int
+                _renameat2 = fn
+    if _renameat2 is False:
+        return False
+    import ctypes
+
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the file system or kernel cannot exchange
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
 def swap_into_place(tmp: Path, final: Path) -> bool:
-    """Rename a complete folder `tmp` to `final`; an existing `final` is first renamed aside, then deleted, so
-    `final` is never half old, half new. Returns whether something was replaced. Callers hold the folder's lock."""
+    """Rename a complete folder `tmp` to `final`; returns whether something was replaced. Callers hold the
+    folder's lock.
+
+    An existing `final` is exchanged with `tmp` in one step (`exchange_paths`) and then deleted: a reader of
+    `final` sees the old folder or the new one, never a missing or half one. Where the exchange is unavailable
+    (not Linux, or a file system without RENAME_EXCHANGE) the old folder is renamed aside and the new one renamed
+    in: `final` is never half old, half new, but for the moment between the two renames it is missing."""
     replaced = final.exists() or final.is_symlink()
-    if replaced:
-        old = final.parent / temp_dir_name(f"old-{final.name}")
-        final.rename(old)
+    if not replaced:
         tmp.rename(final)
-        remove_tree(old)
-    else:
-        tmp.rename(final)
-    return replaced
+        return False
+    if exchange_paths(tmp, final):
+        remove_tree(tmp)  # it holds the old folder now
+        return True
+    old = final.parent / temp_dir_name(f"old-{final.name}")
+    final.rename(old)
+    tmp.rename(final)
+    remove_tree(old)
+    return True
 
 
 def cleanup_stale_temps(dataset_dir: Path) -> None:
