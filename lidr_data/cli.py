@@ -1,7 +1,8 @@
 """`lidr`: a thin face over the library: parse, call, render.
 
 Every subcommand lives in `lidr_data/commands/<name>.py` with an `add_parser(subparsers)` that sets `func`.
-A `LidrError` becomes a one-line message and exit code 2; `--debug` shows the traceback.
+A `LidrError` becomes a one-line message and exit code 2; so does a full disk (ENOSPC/EDQUOT, however the
+library that hit it words it: `files.disk_full`). `--debug` shows the traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.markup import escape
 from lidr_data import __version__
 from lidr_data.commands.render import make_console
 from lidr_data.errors import LidrError
+from lidr_data.files import disk_full, no_space_error
 from lidr_data.safe_text import printable
 
 # Order here is the order in `lidr --help`.
@@ -38,6 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_error(e: LidrError) -> int:
+    # escaped: messages quote user text and install hints (`lidr-data[generate]`) that are not markup, and
+    # data (a DuckDB error echoes a value): control characters are shown, never sent to the terminal
+    err_console.print(f"[bold red]error:[/] {escape(printable(str(e)))}", highlight=False, soft_wrap=True)
+    return 2
+
+
+def _failed_path(e: BaseException) -> str | None:
+    """The file a full-disk error names, when it names one (an OSError's filename, in it or its causes)."""
+    while e is not None:
+        if isinstance(e, OSError) and e.filename:
+            return str(e.filename)
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `lidr train` hands its words to TRL's parser: a `--` stops argparse from reading them as its own options.
@@ -50,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     except LidrError as e:
         if args.debug or os.environ.get("LIDR_DEBUG"):
             raise
-        # escaped: messages quote user text and install hints (`lidr-data[generate]`) that are not markup, and
-        # data (a DuckDB error echoes a value): control characters are shown, never sent to the terminal
-        err_console.print(f"[bold red]error:[/] {escape(printable(str(e)))}", highlight=False, soft_wrap=True)
-        return 2
+        return _print_error(e)
+    except Exception as e:
+        if args.debug or os.environ.get("LIDR_DEBUG") or not disk_full(e):
+            raise
+        return _print_error(no_space_error(_failed_path(e), detail=str(e).strip().splitlines()[0] if str(e).strip() else None))
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         return 130

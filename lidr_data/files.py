@@ -7,20 +7,28 @@ leaves only its temporary folder, which the next writer removes once that pid is
 Atomic writes: a file is written under a temporary name beside its target (`.NAME.tmp-<pid>`, so a reader
 never sees a half-written file and a killed writer's leftovers are recognisable) and renamed into place;
 `remove_stale_temps` clears what a killed process left. SQL quoting: one function per kind of quoted text.
+
+A full disk (`disk_full`: ENOSPC or EDQUOT, however a library words it) while writing is one line,
+`no_space_error`, naming the path: the atomic writers here leave nothing half-written behind, so a rerun after
+freeing space continues.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
 import stat
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from lidr_data.errors import LidrError  # errors.py imports nothing: no cycle
 
 # `.NAME.tmp-<pid>` (temp_path); `.NAME.part-<pid>` is what earlier versions wrote: still recognised as stale.
 _TEMP_NAME = re.compile(r"^\..+\.(?:tmp|part)-(\d+)$")
@@ -30,6 +38,49 @@ def temp_path(path: str | Path) -> Path:
     """The temporary name beside `path` that this process writes before renaming."""
     path = Path(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# How libraries that do not raise OSError say it: SQLite (SQLITE_FULL), safetensors and Rust I/O ("os error 28"),
+# Arrow ("[errno 28]"), DuckDB.
+_FULL_WORDS = ("no space left on device", "disk quota exceeded", "database or disk is full", "os error 28",
+               "errno 28", "os error 122", "errno 122")
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an exception it was raised from, says the device or the quota is full."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+            return True
+        if any(words in str(exc).lower() for words in _FULL_WORDS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _free_bytes(path: Path) -> int | None:
+    for folder in (path, *path.parents):
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            continue
+    return None
+
+
+def no_space_error(path: str | Path | None, what: str | None = None, detail: str | None = None) -> LidrError:
+    """The one-line error for a full device while writing `path` (`what`: how to name it, default the path;
+    `detail`: what the library said, when the path is unknown)."""
+    if path is None:
+        said = f" ({detail})" if detail else ""
+        return LidrError(f"no space left on the device being written to{said}: free some space and run the same "
+                         "command again (finished steps are kept)")
+    path = Path(path)
+    free = _free_bytes(path)
+    left = f", {free // 1024} KiB free" if free is not None else ""
+    return LidrError(f"no space left on the device holding {what or path}{left}: nothing half-written was kept; "
+                     "free some space and run the same command again")
 
 
 def _fsync(path: Path) -> None:
@@ -55,6 +106,10 @@ def atomic_paths(*paths: str | Path, fsync: bool = False) -> Iterator[list[Path]
             if fsync:
                 _fsync(tmp)
             os.replace(tmp, target)
+    except Exception as e:
+        if not isinstance(e, LidrError) and disk_full(e):
+            raise no_space_error(targets[0] if len(targets) == 1 else targets[0].parent) from e
+        raise
     finally:
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
@@ -164,18 +219,60 @@ def temp_dir_name(version: str) -> str:
     return f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{version}"
 
 
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+_renameat2 = None  # libc's renameat2, looked up once; False where there is none
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one step with Linux's `renameat2(RENAME_EXCHANGE)` (kernel 3.15+, glibc 2.28+,
+    ext4/xfs/btrfs/tmpfs and most local file systems). False where that is unavailable (another OS, an old libc,
+    a file system that refuses the flag): the caller falls back to two renames."""
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+            except OSError:
+                fn = None
+            if fn is not None:
+                fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+                fn.restype = ctypes.c_int
+                _renameat2 = fn
+    if _renameat2 is False:
+        return False
+    import ctypes
+
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the file system or kernel cannot exchange
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
 def swap_into_place(tmp: Path, final: Path) -> bool:
-    """Rename a complete folder `tmp` to `final`; an existing `final` is first renamed aside, then deleted, so
-    `final` is never half old, half new. Returns whether something was replaced. Callers hold the folder's lock."""
+    """Rename a complete folder `tmp` to `final`; returns whether something was replaced. Callers hold the
+    folder's lock.
+
+    An existing `final` is exchanged with `tmp` in one step (`exchange_paths`) and then deleted: a reader of
+    `final` sees the old folder or the new one, never a missing or half one. Where the exchange is unavailable
+    (not Linux, or a file system without RENAME_EXCHANGE) the old folder is renamed aside and the new one renamed
+    in: `final` is never half old, half new, but for the moment between the two renames it is missing."""
     replaced = final.exists() or final.is_symlink()
-    if replaced:
-        old = final.parent / temp_dir_name(f"old-{final.name}")
-        final.rename(old)
+    if not replaced:
         tmp.rename(final)
-        remove_tree(old)
-    else:
-        tmp.rename(final)
-    return replaced
+        return False
+    if exchange_paths(tmp, final):
+        remove_tree(tmp)  # it holds the old folder now
+        return True
+    old = final.parent / temp_dir_name(f"old-{final.name}")
+    final.rename(old)
+    tmp.rename(final)
+    remove_tree(old)
+    return True
 
 
 def cleanup_stale_temps(dataset_dir: Path) -> None:

@@ -6,7 +6,11 @@ on that version (`lidr train`) and evaluates M_{t-1} (once) and M_t (`lidr eval 
 process running the existing CLI: a generation engine and a training run never share one process (or one GPU's
 memory). `W/iterate.json` records a step, with the fingerprint of its inputs, only once it finished; a rerun
 continues at the first step that is not recorded with the same fingerprint, and a changed setting reruns that
-step and every step that depends on it. `W/iterate.log` gets a line each time a step starts or finishes.
+step and every step that depends on it. A fingerprint covers the step's settings and the identity of every output
+it consumes as it is on disk now (a version's content id, a model's train_manifest.json, a run's pairs and
+lineage), so a model or version replaced or removed by hand reruns what was made from it. `W/iterate.log` gets a
+line each time a step starts or finishes. Training runs in W, so the paths its train_manifest.json records are
+relative to W whatever folder `lidr iterate` was started from.
 
 This module computes and returns; it reports through `notify` and never prints.
 """
@@ -33,6 +37,7 @@ from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path, sql_literal, write_json_atomic, write_text_atomic
 from lidr_data.recipe import TINY_MODEL, Recipe
 from lidr_data.redact import secret_name, secret_paths
+from lidr_data.run_folder import RunPaths
 
 STATE, LOG, SUMMARY = "iterate.json", "iterate.log", "summary.parquet"
 EVALUATIONS = ("mgsm", "winrate", "refnll")
@@ -67,7 +72,9 @@ class Step:
     argv: list[str]
     settings: dict
     deps: list[str]
-    before: Callable[[], list[str]] | None = None  # extra words decided just before the start (resume, overwrite)
+    # extra words decided just before the start (resume, overwrite); told whether the step's inputs changed
+    before: Callable[[bool], list[str]] | None = None
+    cwd: Path | None = None  # where the child process runs (None: this process's folder)
 
 
 def _hash(obj: object) -> str:
@@ -98,6 +105,12 @@ def model_dir(plan: IteratePlan, t: int) -> Path:
 
 def model_name(plan: IteratePlan, t: int) -> str:
     return str(model_dir(plan, t)) if t or plan.recipe.model == TINY_MODEL else plan.recipe.model
+
+
+def _absolute(model: str) -> str:
+    """A local model folder as an absolute path (a step that runs in W must find it); a Hub id as it is."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
 
 
 def eval_dir(plan: IteratePlan, name: str, t: int) -> Path:
@@ -139,7 +152,7 @@ def plan_steps(plan: IteratePlan) -> list[Step]:
     for t in range(1, plan.iterations + 1):
         recipe_file = recipes / f"iter-{t}.recipe.yaml"
         rec = iteration_recipe(plan, t)
-        build_deps = [f"train:{t - 1}"] if t > 1 else []
+        build_deps = [f"materialize:{t - 1}", f"train:{t - 1}"] if t > 1 else []  # the parent, the generator
         steps.append(Step(f"build:{t}", "build", t,
                           [*cli, "build", str(recipe_file), "--no-materialize", "--no-progress", *executor],
                           {"recipe": rec}, build_deps))
@@ -152,20 +165,23 @@ def plan_steps(plan: IteratePlan) -> list[Step]:
         if t == 1:
             evaluations(0, [f"build:{t}"])  # M_0 (the tiny model is made by the first build)
         out = model_dir(plan, t)
+        # In W, with absolute paths: lidr train names local paths relative to its working folder, so M_t's
+        # train_manifest.json is the same whatever folder the loop was started from.
         steps.append(Step(f"train:{t}", "train", t,
-                          [*cli, "train", str(version_dir(plan, t)), "--model", model_name(plan, t - 1),
+                          [*cli, "train", str(version_dir(plan, t)), "--model", _absolute(model_name(plan, t - 1)),
                            "--output", str(out), "--config", str(train_yaml)],
                           {"train": plan.train}, [f"materialize:{t}"] + ([f"train:{t - 1}"] if t > 1 else []),
-                          before=lambda out=out: _train_resume_words(out)))
+                          before=lambda changed, out=out: _train_resume_words(out, changed), cwd=w))
         evaluations(t, [f"train:{t}"])
     return steps
 
 
-def _train_resume_words(output: Path) -> list[str]:
-    """A training killed earlier continues from its last complete checkpoint; anything else left is replaced."""
+def _train_resume_words(output: Path, changed: bool = False) -> list[str]:
+    """A training killed earlier continues from its last complete checkpoint, unless its inputs changed since
+    (its checkpoints then come from another version or base model); anything else left is replaced."""
     from lidr_data.train.output import last_checkpoint, staging_dir
 
-    if last_checkpoint(output):
+    if last_checkpoint(output) and not changed:
         return ["--resume"]
     if output.exists() or staging_dir(output).exists():
         return ["--overwrite"]
@@ -230,26 +246,37 @@ def _run_loop(plan: IteratePlan, notify: Callable[[str], None], env: dict[str, s
         write_text_atomic(w / "iterate" / f"iter-{t}.recipe.yaml",
                           yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     state = read_state(w)
+    state.setdefault("started", {})
     fingerprints: dict[str, str] = {}
+    identities: dict[str, str | None] = {}  # what each step's outputs are now, for the steps that consume them
     records = []
     for step in plan_steps(plan):
-        fingerprint = _hash([step.id, step.settings, [fingerprints[d] for d in step.deps if d in fingerprints]])
+        fingerprint = _hash([step.id, step.settings, [fingerprints[d] for d in step.deps if d in fingerprints],
+                             [identities.get(d) for d in step.deps]])
         fingerprints[step.id] = fingerprint
         done = state["steps"].get(step.id)
         if done and done.get("fingerprint") == fingerprint and _outputs_exist(plan, step):
             notify(f"✓ {step.id}: done earlier, skipped")
             records.append(done)
+            identities[step.id] = output_identity(plan, step)
             continue
-        changed = bool(done)  # recorded with other inputs: the outputs it left are replaced
+        # Recorded, or started and killed, with other inputs: what it left is replaced, never resumed.
+        changed = bool(done) or state["started"].get(step.id) not in (None, fingerprint)
         argv = list(step.argv)
         if step.kind == "materialize" and changed:
             argv.append("--force")
+        if step.kind == "build" and changed:
+            # The build's own stage fingerprints see settings, not a model retrained in the same folder: every
+            # stage runs again (generation still answers from the request cache what the same model asked).
+            RunPaths(run_dir(plan, step.iteration)).state.unlink(missing_ok=True)
         if step.before is not None:
-            argv += step.before()
+            argv += step.before(changed)
+        state["started"][step.id] = fingerprint
+        write_json_atomic(w / STATE, state)
         notify(f"▶ {step.id}: {' '.join(argv[3:])}")
         _log(w, f"start {step.id}")
         started = time.perf_counter()
-        rc = subprocess.run(argv, env=env, stdout=stdout).returncode
+        rc = subprocess.run(argv, env=env, stdout=stdout, cwd=step.cwd).returncode
         seconds = time.perf_counter() - started
         if rc != 0:
             _log(w, f"failed {step.id} rc={rc}")
@@ -266,7 +293,9 @@ def _run_loop(plan: IteratePlan, notify: Callable[[str], None], env: dict[str, s
                   "seconds": round(seconds, 3),
                   "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         state["steps"][step.id] = record
+        state["started"].pop(step.id, None)
         write_json_atomic(w / STATE, state)  # only now is the step finished
+        identities[step.id] = output_identity(plan, step)
         _log(w, f"finished {step.id} {seconds:.1f}s")
         notify(f"✓ {step.id} ({seconds:.1f}s)")
         records.append(record)
@@ -301,6 +330,30 @@ def _outputs_exist(plan: IteratePlan, step: Step) -> bool:
         name = step.id.split(":")[0].removeprefix("eval-")
         return (eval_dir(plan, name, t) / "summary.parquet").is_file()
     return False
+
+
+def output_identity(plan: IteratePlan, step: Step) -> str | None:
+    """What a finished step's outputs are, as the steps consuming them see them: a version's content id, the
+    sha256 of a model's train_manifest.json (it pins the dataset, base model and settings, and changes with every
+    training), of a run's pairs and lineage, of an evaluation's summary. None when they are missing."""
+    from lidr_data.dataset.layout import content_id, read_manifest
+    from lidr_data.files import sha256_file
+
+    t = step.iteration
+    try:
+        if step.kind == "build":
+            paths = RunPaths(run_dir(plan, t))
+            return _hash([sha256_file(paths.pairs), sha256_file(paths.lineage) if paths.lineage.is_file() else None])
+        if step.kind in ("materialize", "publish"):
+            return content_id(read_manifest(version_dir(plan, t)))
+        if step.kind == "train":
+            return sha256_file(model_dir(plan, t) / "train_manifest.json")
+        if step.kind == "eval":
+            name = step.id.split(":")[0].removeprefix("eval-")
+            return sha256_file(eval_dir(plan, name, t) / "summary.parquet")
+    except (OSError, LidrError):
+        return None
+    return None
 
 
 def _agreement(version: Path) -> dict:

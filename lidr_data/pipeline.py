@@ -208,12 +208,10 @@ class Build:
 
 
 def ensure_tiny_model(folder: Path) -> Path:
-    """The random tiny test model (`model: lidr:tiny-model`), built once per work folder."""
-    if not (folder / "config.json").is_file():
-        from lidr_data.tiny_model import build_tiny_model
+    """The random tiny test model (`model: lidr:tiny-model`), built once per work folder (a half one rebuilt)."""
+    from lidr_data.tiny_model import ensure_tiny_model as ensure
 
-        build_tiny_model(folder)
-    return folder
+    return ensure(folder)
 
 
 def merge_drops(parts: Sequence[Path], dst: Path) -> Path:

@@ -3,13 +3,27 @@
 It exists so tests, the demo and benchmarks run with no network, and so users can smoke-test an install.
 Its output is noise: a random 2-layer Llama behind a byte-level BPE tokenizer trained on a few sentences in
 many languages. head_dim is 64 because vLLM rejects smaller heads.
+
+The folder is built beside its destination under a temporary name and renamed into place when complete, so a
+full disk or a kill during creation leaves no half model where a later build would load it; `ensure_tiny_model`
+also rebuilds a half folder that earlier versions (which wrote in place) may have left.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import uuid
 from pathlib import Path
 
+from lidr_data.errors import LidrError
 from lidr_data.extras import require
+from lidr_data.files import disk_full, no_space_error, remove_tree, swap_into_place
+
+# What a complete folder holds (the model's files, then the tokenizer's, written last).
+_JSON_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
+_WEIGHTS = "model.safetensors"
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
@@ -38,16 +52,88 @@ _CORPUS = [
 ]
 
 
+def is_complete(folder: str | Path) -> bool:
+    """Whether `folder` holds a whole tiny model: every file there and readable (a folder cut short by a full
+    disk or a kill, as earlier versions could leave, lacks a file or holds a truncated one)."""
+    folder = Path(folder)
+    try:
+        texts = {name: json.loads((folder / name).read_text(encoding="utf-8")) for name in _JSON_FILES}
+        if not ((folder / "chat_template.jinja").is_file() or texts["tokenizer_config.json"].get("chat_template")):
+            return False
+        from safetensors import safe_open
+
+        with safe_open(str(folder / _WEIGHTS), framework="np") as f:  # checks the header against the file size
+            f.keys()
+    except Exception:  # noqa: BLE001 (missing, truncated or unparseable: not complete)
+        return False
+    return True
+
+
+def _temp_dirs(out: Path) -> list[tuple[Path, int]]:
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.tmp-(\d+)-[0-9a-f]+$")
+    if not out.parent.is_dir():
+        return []
+    return [(p, int(m.group(1))) for p in out.parent.iterdir() if (m := pattern.match(p.name)) and p.is_dir()]
+
+
+def _remove_stale_temp_dirs(out: Path) -> None:
+    """The temporary folders of killed builds of `out` (their pid is gone)."""
+    for path, pid in _temp_dirs(out):
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                remove_tree(path)
+            except PermissionError:
+                pass
+
+
+def ensure_tiny_model(folder: str | Path) -> Path:
+    """The random tiny test model (`model: lidr:tiny-model`), built once per work folder; a half folder (from a
+    full disk or a kill while an earlier version wrote it in place) is rebuilt."""
+    folder = Path(folder)
+    if not is_complete(folder):
+        build_tiny_model(folder)
+    return folder
+
+
 def build_tiny_model(out_dir: str | Path, hidden_size: int = 128, num_layers: int = 2, vocab_size: int = 600,
                      seed: int = 0) -> Path:
-    """Write tokenizer + random LlamaForCausalLM to `out_dir`; load it with the Auto classes."""
+    """Write tokenizer + random LlamaForCausalLM to `out_dir`; load it with the Auto classes.
+
+    Written to a temporary folder beside `out_dir`, then renamed into place: `out_dir` is absent or whole. An
+    existing model folder there (it has a config.json) is replaced; a folder holding anything else is refused
+    rather than deleted."""
+    out = Path(out_dir)
+    if out.is_file() or (out.is_dir() and any(out.iterdir()) and not (out / "config.json").is_file()):
+        raise LidrError(f"{out}: exists and is not a model folder; choose a new or empty folder for the tiny model")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_dirs(out)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        _write(tmp, hidden_size, num_layers, vocab_size, seed)
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # an empty folder the user made for it
+        if out.exists():
+            swap_into_place(tmp, out)  # one step on Linux: a reader sees the old folder or the new one
+        else:
+            tmp.rename(out)
+    except Exception as e:
+        if not isinstance(e, LidrError) and disk_full(e):
+            raise no_space_error(out, f"tiny model {out}") from e
+        raise
+    finally:
+        remove_tree(tmp)
+    return out
+
+
+def _write(out: Path, hidden_size: int, num_layers: int, vocab_size: int, seed: int) -> None:
     require("torch", "tokenizers", "transformers", purpose="building the tiny model")
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True)
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -91,4 +177,3 @@ def build_tiny_model(out_dir: str | Path, hidden_size: int = 128, num_layers: in
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return out

@@ -163,6 +163,55 @@ def test_summary_table_parquet_and_sql(loop, capsys):
     assert set(json.loads(capsys.readouterr().out)[0]) == {"lang", "M0", "M1", "M2"}
 
 
+@pytest.fixture(scope="module")
+def removed_m1(loop):
+    """`rm -rf W/models/M1`, then the same command again, started this time from W's parent with a relative
+    --workdir (the loop was first started from the repository with an absolute one)."""
+    w, calls = loop["workdir"], loop["calls"]
+    old = {t: json.loads((w / "models" / f"M{t}" / "train_manifest.json").read_text()) for t in (1, 2)}
+    before = _started(w)
+    shutil.rmtree(w / "models" / "M1")
+    done = subprocess.run([sys.executable, "-m", "lidr_data.cli", "iterate", str(DEMO), "--iterations", "2",
+                           "--workdir", w.name], env=_env(calls), cwd=w.parent, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {"again": _started(w) - before, "old": old}
+
+
+def test_a_removed_model_reruns_every_step_made_from_it(loop, removed_m1):
+    """Only train:1 reran: iteration 2's manifest then named a train_manifest_sha256 that no longer matched M1."""
+    from lidr_data.dataset.layout import content_id
+
+    w = loop["workdir"]
+    assert removed_m1["again"] == Counter({"train:1": 1, "eval-mgsm:M1": 1, "build:2": 1, "materialize:2": 1,
+                                           "train:2": 1, "eval-mgsm:M2": 1}), removed_m1["again"]
+    m1 = w / "models" / "M1" / "train_manifest.json"
+    v2 = json.loads((w / "store" / "demo" / "iter-2" / "manifest.json").read_text())
+    assert v2["generator"]["train_manifest_sha256"] == sha256_file(m1)
+    m2 = json.loads((w / "models" / "M2" / "train_manifest.json").read_text())
+    assert m2["dataset"]["content_id"] == content_id(v2)
+    assert m2["base_model"]["train_manifest_sha256"] == sha256_file(m1)
+    assert main(["verify", str(w / "store" / "demo" / "iter-2")]) == 0
+
+
+def _paths(train_manifest: dict) -> dict:
+    lidr, dpo = train_manifest["settings"]["lidr"], train_manifest["settings"]["dpo"]
+    return {"dataset": train_manifest["dataset"]["path"], "reference": train_manifest["dataset"]["reference"],
+            "base": train_manifest["base_model"]["path"], "base_name": train_manifest["base_model"]["name_or_path"],
+            **{k: lidr[k] for k in ("dataset", "model", "output")}, "output_dir": dpo["output_dir"]}
+
+
+def test_train_manifest_paths_do_not_depend_on_the_launch_folder(loop, removed_m1):
+    """They were relative to the folder `lidr iterate` was started from (`it/store/demo/iter-1` from one folder,
+    `store/demo/iter-1` from another), so M_t's train-manifest hash changed with the caller's folder."""
+    w = loop["workdir"]
+    for t in (1, 2):
+        new = json.loads((w / "models" / f"M{t}" / "train_manifest.json").read_text())
+        assert _paths(new) == _paths(removed_m1["old"][t])
+        assert _paths(new)["dataset"] == f"store/demo/iter-{t}" and _paths(new)["output"] == f"models/M{t}"
+    assert _paths(new)["base"] == "models/M1"
+
+
 def test_a_changed_setting_reruns_that_step_and_those_after(loop, tmp_path):
     """Runs last in this module: it changes the shared loop (a finished loop rerun first does nothing)."""
     w, calls = loop["workdir"], loop["calls"]

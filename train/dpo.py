@@ -46,6 +46,9 @@ class TrainArguments:
     overwrite: bool = field(default=False, metadata={"help": "replace a model already at --output"})
     push_to: str | None = field(default=None, metadata={
         "help": "upload the finished folder to this Hub model repo (org/name) as one commit"})
+    license: str | None = field(default=None, metadata={
+        "help": "the trained model's license id for its card (e.g. llama3, apache-2.0); default: the one the base "
+                "model's card declares, none when it declares none (never the dataset's)"})
 
 
 def device_defaults() -> dict:
@@ -162,6 +165,10 @@ def run(targs: TrainArguments, args, margs) -> Path:
             raise LidrError(f"--push-to {targs.push_to!r}: name a Hub model repository as org/name")
         check_name(org, "Hub namespace")
         check_name(name, "model repository name")
+    if targs.license is not None:
+        from lidr_data.dataset.card import check_license
+
+        check_license(targs.license)
     margs.model_name_or_path = targs.model
     output = Path(targs.output).expanduser()
     state = PartialState(cpu=args.use_cpu)
@@ -243,7 +250,8 @@ def run(targs: TrainArguments, args, margs) -> Path:
             dataset={**lineage, "subset": targs.subset},
             base_model={"name_or_path": targs.model, "hub_id": None if base_local else targs.model,
                         "path": base_name if base_local else None,
-                        "revision": model_init["revision"], **out.base_lineage(Path(targs.model))},
+                        "revision": model_init["revision"], **out.base_lineage(Path(targs.model)),
+                        "license": out.base_license(targs.model, model_init["revision"])},
             objective={"loss": "dpo_sigmoid+nll", "beta": args.beta, "nll_weight": targs.nll_weight,
                        "nll_normalization": targs.nll_normalization, "reference_model": "the starting model"},
             settings={"lidr": asdict(targs), "dpo": args.to_dict(), "model": asdict(margs)},

@@ -92,6 +92,35 @@ def base_lineage(model: Path) -> dict:
         k: dataset.get(k) for k in ("reference", "commit", "content_id")}}
 
 
+def base_license(model: str, revision: str | None = None) -> str | None:
+    """The license the base model declares: its card's metadata (README.md `license:`), else its config.json's
+    `license`; a local folder's, or a Hub model's card when it can be had (the Hub cache, or the Hub when online).
+    None when unknown. The dataset's license never stands in for it: a Llama 3 fine-tune stays under Llama 3's."""
+    folder = Path(model).expanduser()
+    card = folder / CARD if folder.is_dir() else None
+    if card is None and not folder.exists():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            card = Path(hf_hub_download(model, CARD, revision=revision))
+        except Exception:  # noqa: BLE001 (offline, no card, no such repo: the license is unknown)
+            card = None
+    found = None
+    if card is not None and card.is_file():
+        try:
+            from huggingface_hub import metadata_load
+
+            found = (metadata_load(card) or {}).get("license")
+        except Exception:  # noqa: BLE001 (a card without readable metadata declares nothing)
+            found = None
+    if found is None and folder.is_dir() and (folder / "config.json").is_file():
+        try:
+            found = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("license")
+        except (OSError, ValueError, AttributeError):
+            found = None
+    return found if isinstance(found, str) and re.fullmatch(r"[\w.+-]+", found) else None
+
+
 def library_versions() -> dict:
     out = {"python": platform.python_version()}
     for name in _LIBRARIES:
@@ -194,12 +223,23 @@ def model_card(manifest: dict, languages: list[str]) -> str:
 
     ds, base, obj = manifest["dataset"], manifest["base_model"], manifest["objective"]
     hub_base = base.get("hub_id")
+    # The model's license is the base model's (or --license), never the dataset's.
+    given = manifest["settings"]["lidr"].get("license")
+    license_id = given or base.get("license")
+    if given:
+        license_text = f"`{given}` (given with `--license`)."
+    elif license_id:
+        license_text = f"`{license_id}`, as the base model declares it."
+    else:
+        license_text = ("Not determined: the base model declares no license that `lidr train` could read; the "
+                        "training data's license does not decide the model's. Check the base model's terms, or "
+                        "train with `--license ID`.")
     data = ModelCardData(
         base_model=hub_base,
         base_model_relation="finetune" if hub_base else None,
         datasets=[ds["repo_id"]] if ds.get("repo_id") else None,
         language=languages or None,
-        license=ds.get("license") if ds.get("license") not in (None, "unknown") else None,
+        license=license_id,
         library_name="transformers",
         pipeline_tag="text-generation",
         tags=["lidr", "lidr-data", "dpo", "trl", "multilingual"] + (["lora"] if manifest["lora"] else []),
@@ -229,6 +269,10 @@ Reference: `{ds['reference']}`. Content id (sha256 of the version's manifest): `
 DPO (sigmoid, beta = {obj['beta']}) + {obj['nll_weight']} x NLL of the chosen response, normalized per
 {obj['nll_normalization']}{' (the paper' + "'" + 's: -log p(chosen|prompt)/|chosen|, averaged over pairs)' if obj['nll_normalization'] == 'sequence' else ' (TRL' + "'" + 's `sft` term: a token mean over the batch)'}.
 The reference model is the starting model{' (the base with the LoRA adapter disabled); the adapter is merged into this model and kept in `adapter/`' if manifest['lora'] else ''}.
+
+## License
+
+{license_text}
 
 ## Final metrics
 

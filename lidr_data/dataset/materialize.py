@@ -41,7 +41,9 @@ from lidr_data.dataset.store import default_store, move_into_place
 from lidr_data.errors import LidrError
 from lidr_data.files import (
     cleanup_stale_temps,
+    disk_full,
     fsync_tree,
+    no_space_error,
     remove_tree,
     sha256_file,
     sql_literal,
@@ -372,8 +374,10 @@ def _materialize(run: RunFolder, store: str | Path, version: str | None, force: 
         write_manifest(tmp, manifest)
         fsync_tree(tmp)
         move_into_place(tmp, final, force=force, notify=notify)
-    except BaseException:
+    except BaseException as e:
         remove_tree(tmp)
+        if isinstance(e, Exception) and not isinstance(e, LidrError) and disk_full(e):
+            raise no_space_error(final, f"version {final}") from e
         raise
     return final
 

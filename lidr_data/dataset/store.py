@@ -34,7 +34,7 @@ from lidr_data.dataset.layout import (
     record_version,
 )
 from lidr_data.errors import LidrError
-from lidr_data.files import make_read_only, make_writable, swap_into_place
+from lidr_data.files import disk_full, make_read_only, make_writable, no_space_error, swap_into_place
 
 DEFAULT_STORE = "store"
 STORE_LOCK_WAIT_S = 60.0  # the dataset lock is held only for the final check and rename: a wait is short
@@ -165,9 +165,13 @@ def _is_dataset_dir(folder: Path) -> bool:
 def move_into_place(tmp: Path, final: Path, force: bool = False, notify: Callable[[str], None] | None = None) -> str:
     """Make a complete version folder read-only and rename it to its final name; return its content id.
 
-    Under the dataset's lock: an existing version is refused unless `force`, and then swapped out first and
-    deleted after, so readers never see a missing or half version (`notify` hears of it). The content id goes into
-    the dataset's index.
+    Under the dataset's lock: an existing version is refused unless `force`, and then exchanged with the new one
+    in one step and deleted after (`files.swap_into_place`), so readers never see a missing or half version
+    (`notify` hears of it). The content id is appended to the dataset's index *before* the version becomes
+    visible: a version in the store always has its id recorded, so tampering with it is detected. If the append
+    fails (a full disk) or the rename does, the index is cut back to what it held and no version appears; a
+    writer killed between the two leaves a line for a version that did not change (`verify` then reports the
+    old version's manifest as altered: run the replacement again).
     """
     cid = content_id(read_manifest(tmp))
     make_read_only(tmp)
@@ -180,10 +184,31 @@ def move_into_place(tmp: Path, final: Path, force: bool = False, notify: Callabl
                                     "replace it)")
                 if notify is not None:
                     notify(f"--force: replacing existing version {final}")
-            swap_into_place(tmp, final)
-            record_version(final.parent, final.name, cid, replaced=replaced)
+            _record_then_swap(tmp, final, cid, replaced)
     except BaseException:
         if tmp.exists():
             make_writable(tmp)  # the caller removes it
         raise
     return cid
+
+
+def _record_then_swap(tmp: Path, final: Path, cid: str, replaced: bool) -> None:
+    index = final.parent / INDEX
+    size = index.stat().st_size if index.is_file() else None
+    new_inode = tmp.stat().st_ino
+    try:
+        record_version(final.parent, final.name, cid, replaced=replaced)
+        swap_into_place(tmp, final)
+    except BaseException as e:
+        try:
+            visible = final.stat().st_ino == new_inode
+        except OSError:
+            visible = False
+        if not visible:  # cut the line (or the half line a full disk left) back out: truncating needs no space
+            if size is None:
+                index.unlink(missing_ok=True)
+            else:
+                os.truncate(index, size)
+        if isinstance(e, Exception) and not isinstance(e, LidrError) and disk_full(e):
+            raise no_space_error(final, f"version {final}") from e
+        raise

@@ -7,11 +7,13 @@ flight and never leaves a half-written row. Errors are never cached: a rerun ret
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
 from lidr_data.errors import LidrError
+from lidr_data.files import disk_full, no_space_error
 from lidr_data.generation.base import Completion, TokenLogprob
 
 _SCHEMA = """
@@ -45,7 +47,20 @@ class RequestCache:
             if "logprobs" not in columns:  # a cache written before log-probabilities existed: keep its rows
                 self._db.execute("ALTER TABLE completions ADD COLUMN logprobs TEXT")
         except sqlite3.DatabaseError as e:
-            raise LidrError(f"request cache {self.path} is not a readable SQLite file: {e}") from e
+            raise self._disk_error(e) or LidrError(f"request cache {self.path} is not a readable SQLite file: "
+                                                   f"{e}") from e
+
+    def _disk_error(self, e: sqlite3.DatabaseError) -> LidrError | None:
+        """A full disk is named as one (SQLite says "database or disk is full", or "disk I/O error" when it
+        cannot even create its WAL files), never as a corrupt cache; None when the error is not the device's."""
+        code = getattr(e, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        io_error = primary == sqlite3.SQLITE_IOERR or "disk i/o error" in str(e).lower()
+        if primary == sqlite3.SQLITE_FULL or disk_full(e) or (io_error and _nearly_full(self.path.parent)):
+            return no_space_error(self.path, f"request cache {self.path}")
+        if io_error:
+            return LidrError(f"request cache {self.path}: disk I/O error ({e}); check the device it is on")
+        return None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
         keys = list(dict.fromkeys(keys))
@@ -68,14 +83,20 @@ class RequestCache:
             for k, c in items
             if c.finish_reason != "error"
         ]
-        with self._db:  # one transaction per batch
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO completions "
-                "(request_key, text, finish_reason, n_tokens, model, model_revision, logprobs) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        try:
+            with self._db:  # one transaction per batch: a failed one leaves no row of it
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO completions "
+                    "(request_key, text, finish_reason, n_tokens, model, model_revision, logprobs) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        except sqlite3.OperationalError as e:
+            error = self._disk_error(e)
+            if error is None:
+                raise
+            raise error from e
         return len(rows)
 
     def __len__(self) -> int:
@@ -83,6 +104,15 @@ class RequestCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Under 1 MiB free: SQLite's "disk I/O error" there comes from the full device (its WAL and shared-memory
+    files cannot grow), not from a failing one."""
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
 
 
 def _dump_logprobs(logprobs: tuple[TokenLogprob, ...] | None) -> str | None:

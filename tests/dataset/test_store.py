@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -175,3 +176,46 @@ def test_versions_shows_each_parent_as_a_reference_one_can_type(tmp_path: Path, 
     assert main(["versions", "store/demo-lidr", "--format", "json"]) == 0
     rows = {Path(r["reference"]).name: r["parent"] for r in json.loads(capsys.readouterr().out)}
     assert (rows["iter-3"], rows["iter-4"]) == ("store/demo-lidr/iter-1", "other-store/demo-lidr/iter-2")
+
+
+def _full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_recording_the_id_leaves_no_version(run_dir: Path, tmp_path: Path, monkeypatch, capsys):
+    """With ~96 KB free the version was renamed into place, then appending its content id to index.jsonl failed:
+    a traceback and a visible version with no recorded id (tampering with it never detected)."""
+    from lidr_data.dataset import store as store_module
+    from lidr_data.dataset.layout import INDEX, record_version
+
+    store = tmp_path / "s"
+    assert main(["materialize", str(run_dir), "--store", str(store), "--version", "v1"]) == 0
+    dataset = store / "demo-lidr"
+    index_before = (dataset / INDEX).read_bytes()
+    v1_manifest = (dataset / "v1" / "manifest.json").read_bytes()
+
+    def half_line_then_full(dataset_dir, version, cid, replaced=False):
+        with open(Path(dataset_dir) / INDEX, "a", encoding="utf-8") as f:
+            f.write('{"version": "' + version)  # what fitted before the device filled up
+        _full_disk()
+
+    monkeypatch.setattr(store_module, "record_version", half_line_then_full)
+    capsys.readouterr()
+    for words in (["--version", "v2"], ["--version", "v1", "--force"]):
+        assert main(["materialize", str(run_dir), "--store", str(store), *words]) == 2
+        err = capsys.readouterr().err
+        assert "no space left on the device" in err and f"{dataset}/{words[1]}" in " ".join(err.split()), err
+        assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: no space left"), err
+        assert (dataset / INDEX).read_bytes() == index_before  # the half line was cut back out
+        assert sorted(p.name for p in dataset.iterdir()) == [".lock", INDEX, "v1"]  # no v2, no temporary folder
+        assert (dataset / "v1" / "manifest.json").read_bytes() == v1_manifest  # the old version is untouched
+
+    # the rename failing after the id was recorded takes the id back out too
+    monkeypatch.setattr(store_module, "record_version", record_version)
+    monkeypatch.setattr(store_module, "swap_into_place", _full_disk)
+    assert main(["materialize", str(run_dir), "--store", str(store), "--version", "v2"]) == 2
+    assert "no space left on the device" in capsys.readouterr().err
+    assert (dataset / INDEX).read_bytes() == index_before and not (dataset / "v2").exists()
+    monkeypatch.undo()
+    assert main(["materialize", str(run_dir), "--store", str(store), "--version", "v2"]) == 0
+    assert main(["verify", str(dataset / "v2")]) == 0 and "no recorded id" not in capsys.readouterr().out

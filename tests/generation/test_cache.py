@@ -143,3 +143,79 @@ def test_streaming_executor_gets_every_miss_at_once_and_each_batch_is_committed_
     out, keys, stats = run_requests(rerun, reqs, committed, progress=False)
     assert [c.text for c in out] == expected  # joined by key, whatever order the batches came in
     assert rerun.work_lists == [2] and rerun.seen == 2 and stats.cache_hits == 4 and stats.generated == 2  # abc twice, de
+
+
+class _FailingConnection:
+    """Stands in for sqlite3's connection: `fail_on` statements raise what SQLite says on a full device."""
+
+    def __init__(self, real, fail_on: str, message: str):
+        self.real, self.fail_on, self.message = real, fail_on, message
+
+    def execute(self, sql, *args):
+        import sqlite3
+
+        if self.fail_on in sql:
+            raise sqlite3.OperationalError(self.message)
+        return self.real.execute(sql, *args)
+
+    def executemany(self, sql, rows):
+        import sqlite3
+
+        if self.fail_on in sql:
+            raise sqlite3.OperationalError(self.message)
+        return self.real.executemany(sql, rows)
+
+    def __enter__(self):
+        return self.real.__enter__()
+
+    def __exit__(self, *exc):
+        return self.real.__exit__(*exc)
+
+    def close(self):
+        self.real.close()
+
+
+def _failing_sqlite(monkeypatch, fail_on: str, message: str) -> None:
+    import sqlite3
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: _FailingConnection(connect(*a, **k), fail_on, message))
+
+
+def test_a_full_disk_is_not_called_a_corrupt_cache(tmp_path, monkeypatch):
+    """With ~40 KB free, opening the cache failed with "disk I/O error" (SQLite cannot create its WAL files) and
+    was reported as "not a readable SQLite file"."""
+    import shutil
+    from collections import namedtuple
+
+    import pytest
+
+    from lidr_data.errors import LidrError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 30, (1 << 30) - 40_000, 40_000))
+    _failing_sqlite(monkeypatch, "journal_mode=WAL", "disk I/O error")
+    with pytest.raises(LidrError, match=r"no space left on the device holding request cache .*requests\.sqlite, "
+                                        r"39 KiB free: nothing half-written was kept") as e:
+        RequestCache(tmp_path)
+    assert "not a readable SQLite file" not in str(e.value)
+
+    monkeypatch.undo()  # plenty of space: an I/O error is still not a corrupt file
+    _failing_sqlite(monkeypatch, "journal_mode=WAL", "disk I/O error")
+    with pytest.raises(LidrError, match="disk I/O error") as e:
+        RequestCache(tmp_path / "b")
+    assert "not a readable SQLite file" not in str(e.value) and "no space" not in str(e.value)
+
+    monkeypatch.undo()  # a batch that does not fit: no row of it is kept, and the error says why
+    _failing_sqlite(monkeypatch, "INSERT", "database or disk is full")
+    cache = RequestCache(tmp_path / "c")
+    with pytest.raises(LidrError, match="no space left on the device holding request cache"):
+        cache.put_many([("a", Completion("hola", "stop", 3, "m", "r"))])
+    assert len(cache) == 0
+    cache.close()
+
+    monkeypatch.undo()  # what is really not SQLite is still said to be so
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "requests.sqlite").write_bytes(b"not a database at all, just text " * 100)
+    with pytest.raises(LidrError, match="is not a readable SQLite file"):
+        RequestCache(tmp_path / "d")

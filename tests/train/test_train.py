@@ -234,6 +234,7 @@ BAD = {
     "malformed --config file": (lambda v, m, t: ([str(v), "--config", str(_write(t / "c.yaml", "a: [1,"))], {}),
                                 "lidr train:"),
     "missing --config file": (lambda v, m, t: ([str(v), "--config", str(t / "none.yaml")], {}), "none.yaml"),
+    "a license that is no id": (lambda v, m, t: ([str(v), "--license", "CC BY 4.0"], {}), "license: a license id"),
 }
 
 
@@ -383,3 +384,41 @@ def test_resume_passes_over_a_checkpoint_a_kill_caught_mid_write(tmp_path):
             (checkpoints / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
     assert last_checkpoint(out) == str(checkpoints / "checkpoint-4")
     assert last_checkpoint(tmp_path / "never-started") is None
+
+
+@pytest.mark.slow
+def test_the_model_card_license_is_the_base_models_never_the_datasets(synthetic_version, tiny_model_dir, tmp_path):
+    """The card's license was copied from the dataset: a Llama 3 fine-tune on a cc-by-nc-4.0 (or apache-2.0)
+    dataset was labelled with the dataset's license."""
+    from huggingface_hub import ModelCard
+
+    from lidr_data.train.output import model_card
+
+    assert read_manifest(synthetic_version)["license"] == "cc-by-nc-4.0"
+    base = tmp_path / "llama-like"
+    shutil.copytree(tiny_model_dir, base)
+    (base / "README.md").write_text("---\nlicense: llama3\nlanguage: [en]\n---\n# a base model\n")
+    out = tmp_path / "M1"
+    assert main(["train", str(synthetic_version), "--model", str(base), "--output", str(out), "--max_steps", "1",
+                 *FAST]) == 0
+    card = ModelCard.load(out / "README.md")
+    assert card.data.license == "llama3" and "`llama3`, as the base model declares it" in card.text
+    manifest = json.loads((out / "train_manifest.json").read_text())
+    assert manifest["base_model"]["license"] == "llama3"
+    # M_2 trained from M_1 keeps it: M_1's card declares the license it inherited
+    from lidr_data.train.output import base_license
+
+    assert base_license(str(out)) == "llama3" and base_license(str(tiny_model_dir)) is None
+
+    # a base that declares none: no license in the card, and the card says so (the dataset's is not taken)
+    unknown = json.loads(json.dumps(manifest))
+    unknown["base_model"]["license"] = None
+    card = ModelCard(model_card(unknown, ["de"]))
+    assert card.data.license is None and "Not determined" in card.text and "cc-by-nc-4.0" not in card.text
+    # --license wins
+    given = json.loads(json.dumps(manifest))
+    given["settings"]["lidr"]["license"] = "other"
+    card = ModelCard(model_card(given, ["de"]))
+    assert card.data.license == "other" and "given with `--license`" in card.text
+    targs, _, _ = parse_args(["x", "--model", "m", "--output", "o", "--license", "llama3.1"])
+    assert targs.license == "llama3.1"
