@@ -1,40 +1,60 @@
 """Benchmark: the toolkit's transformers backend against a bare `model.generate` loop, and a cached rerun.
 
-On the same prompts and the tiny model (built into a temp dir), times
+On the same prompts, batches and settings (greedy, repetition penalty 1.1, as in the paper), times
   (a) a bare loop: chat template -> left-padded batch -> `model.generate` -> decode, batch by batch;
-  (b) `run_requests` with the transformers backend and a fresh request cache (same batch size, same settings);
+  (b) `run_requests` with the transformers backend and a fresh request cache, as `lidr generate` runs it;
   (c) `run_requests` again on the cache (b) filled: every request is a hit.
-Prints best-of-N wall times and the ratios b/a (target <= 1.10) and c/b (target <= 0.05).
+The backend batches prompts by length (longest first); `--order both` also times both paths on the prompts'
+own order (the backend with its sorting switched off) to show what sorting gains. (a) and (b) alternate run by
+run in one process, so load from other jobs on a shared machine falls on both alike; figures are medians.
+Prints tokens/s, the ratios b/a (target <= 1.05) and c/b (target <= 0.05), and the load average.
 
-    python bench/generation.py [--prompts 64] [--batch-size 16] [--max-new-tokens 64] [--repeats 5] [--threads 1]
+    python bench/generation.py [--model PATH] [--dtype float32 bfloat16] [--batch-size 4 8] [--prompts 64]
+        [--langs en es de fr] [--max-new-tokens 64] [--repeats 5] [--threads 1] [--order sorted|both]
+
+Without `--model` it builds the tiny random model (`lidr tiny-model`) in a temp dir.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-SHARED_PROMPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts" / "alpagasus-0-1000" / "en.jsonl"
+SHARED_PROMPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts" / "alpagasus-0-1000"
 
 
-def load_prompts(n: int, path: Path) -> tuple[list[str], str]:
-    if path.is_file():
-        with path.open(encoding="utf-8") as f:
-            prompts = [json.loads(line)["instruction"] for _, line in zip(range(n), f)]
-        return prompts, f"{len(prompts)} real prompts from {path}"
+def load_prompts(n: int, folder: Path, langs: list[str]) -> tuple[list[str], str]:
+    """`n` prompts taken in turn from each language's file (en, es, de, fr, en, ...), so lengths mix as in a
+    build; synthetic prompts when the shared data is absent."""
+    files = [folder / f"{lang}.jsonl" for lang in langs]
+    if all(f.is_file() for f in files):
+        per_lang = []
+        for f in files:
+            with f.open(encoding="utf-8") as fh:
+                per_lang.append([json.loads(line)["instruction"] for _, line in zip(range(n), fh)])
+        prompts = [per_lang[i % len(langs)][i // len(langs)] for i in range(n)]
+        return prompts, f"{len(prompts)} real Alpagasus prompts ({'/'.join(langs)} in turn) from {folder}"
     topics = ["rivers", "bread", "chess", "volcanoes", "tea", "bridges", "owls", "glass"]
     prompts = [f"Write a short note about {topics[i % len(topics)]} number {i}." for i in range(n)]
-    return prompts, f"{n} synthetic prompts ({path} not found)"
+    return prompts, f"{n} synthetic prompts ({folder} not found)"
 
 
-def bare_loop(model, tokenizer, chats, batch_size: int, max_new_tokens: int) -> list[str]:
+def count_tokens(ids: list[int], stop_ids: set[int]) -> int:
+    """Generated tokens counted as the backend counts them: up to and including the first stop token."""
+    return next((j + 1 for j, t in enumerate(ids) if t in stop_ids), len(ids))
+
+
+def bare_loop(model, tokenizer, chats, batch_size: int, max_new_tokens: int,
+              stop_ids: set[int]) -> tuple[list[str], int]:
     """What a user would write by hand with transformers: no cache, no keys, no progress bar."""
     import torch
 
-    texts = []
+    texts, n_tokens = [], 0
     for i in range(0, len(chats), batch_size):
         prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
                    for c in chats[i : i + batch_size]]
@@ -42,28 +62,129 @@ def bare_loop(model, tokenizer, chats, batch_size: int, max_new_tokens: int) -> 
         with torch.inference_mode():
             out = model.generate(**enc, max_new_tokens=max_new_tokens, repetition_penalty=1.1, do_sample=False,
                                  temperature=None, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
-        texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    return texts
+        generated = out[:, enc["input_ids"].shape[1] :]
+        n_tokens += sum(count_tokens(row, stop_ids) for row in generated.tolist())
+        texts += tokenizer.batch_decode(generated, skip_special_tokens=True)
+    return texts, n_tokens
 
 
-def timed(fn):
+def load_str() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def bench_dtype(model: str, dtype: str, requests: list, args: argparse.Namespace, orders: list[str],
+                tmp: Path) -> list[dict]:
+    """Every batch size for one dtype: (a) and (b) alternating, in each order; then (c). Returns summary rows."""
+    from lidr_data.generation import load_generator
+    from lidr_data.generation.cache import RequestCache
+    from lidr_data.generation.runner import run_requests
+
+    gen = load_generator("transformers", model, batch_size=args.batch_size[0], dtype=dtype)
+    stop_ids = gen._stop_ids
+    # The order the backend batches in: render, tokenize, longest first (ties in the prompts' order).
+    lengths = [len(gen.tokenizer(gen.render(r), add_special_tokens=False)["input_ids"]) for r in requests]
+    by_length = sorted(range(len(requests)), key=lambda i: (-lengths[i], i))
+    position = {i: j for j, i in enumerate(by_length)}
+    chats = {"unsorted": [r.chat() for r in requests], "sorted": [requests[i].chat() for i in by_length]}
+    bare_loop(gen.hf_model, gen.tokenizer, chats["unsorted"][:2], 2, 4, stop_ids)  # warm-up
+
+    # Time spent inside model.generate, per path: on a loaded machine the model time swings run to run, while
+    # what the toolkit adds (keys, templates, tokenizing, cache commits) is the time outside it.
+    in_generate = [0.0]
+    hf_generate = gen.hf_model.generate
+
+    def timed_generate(*a, **kw):
+        start = time.perf_counter()
+        try:
+            return hf_generate(*a, **kw)
+        finally:
+            in_generate[0] += time.perf_counter() - start
+
+    gen.hf_model.generate = timed_generate
+    summary, cache_dir = [], None
+    for batch_size in args.batch_size:
+        gen.batch_size = batch_size
+        runs: dict[tuple[str, str], list[tuple[float, float]]] = {
+            (path, order): [] for path in ("bare", "toolkit") for order in orders}
+        texts: dict[tuple[str, str], list[str]] = {}
+        n_tok: dict[tuple[str, str], int] = {}
+        for run in range(args.repeats):
+            line = []
+            for order in orders:
+                in_generate[0] = 0.0
+                start = time.perf_counter()
+                bare_texts, n = bare_loop(gen.hf_model, gen.tokenizer, chats[order], batch_size,
+                                          args.max_new_tokens, stop_ids)
+                t = time.perf_counter() - start
+                runs["bare", order].append((t, t - in_generate[0]))
+                # Back to the prompts' order, to compare texts row by row.
+                texts["bare", order] = (bare_texts if order == "unsorted"
+                                        else [bare_texts[position[i]] for i in range(len(requests))])
+                n_tok["bare", order] = n
+
+                gen.sort_by_length = order == "sorted"
+                cache_dir = tmp / f"cache-{dtype}-{batch_size}-{order}-{run}"
+                cache = RequestCache(cache_dir)
+                in_generate[0] = 0.0
+                start = time.perf_counter()
+                completions, _, stats = run_requests(gen, requests, cache=cache, progress=False)
+                t = time.perf_counter() - start
+                cache.close()
+                assert stats.generated == len(requests) and not stats.errors, stats
+                runs["toolkit", order].append((t, t - in_generate[0]))
+                texts["toolkit", order] = [c.text for c in completions]
+                n_tok["toolkit", order] = stats.new_tokens
+                line.append(f"{order}: (a) {runs['bare', order][-1][0]:.2f} s (b) {runs['toolkit', order][-1][0]:.2f} s")
+            print(f"  {dtype} batch {batch_size} run {run + 1}: {'; '.join(line)}; load {load_str()}", flush=True)
+        gen.sort_by_length = True
+
+        def med(key: tuple[str, str], i: int = 0, runs: dict = runs) -> float:
+            return statistics.median(t[i] for t in runs[key])
+
+        for order in orders:
+            a, b = med(("bare", order)), med(("toolkit", order))
+            added = med(("toolkit", order), 1) - med(("bare", order), 1)
+            same = sum(x == y for x, y in zip(texts["bare", order], texts["toolkit", order]))
+            row = dict(dtype=dtype, batch=batch_size, order=order, bare=a, toolkit=b, ratio=b / a,
+                       bare_tps=n_tok["bare", order] / a, toolkit_tps=n_tok["toolkit", order] / b,
+                       added_ms=added * 1000, same=same)
+            summary.append(row)
+            print(f"{dtype} batch {batch_size} {order:8}: (a) bare {a:7.2f} s {row['bare_tps']:6.1f} tok/s"
+                  f" | (b) toolkit {b:7.2f} s {row['toolkit_tps']:6.1f} tok/s | b/a = {b / a:.3f} (target <= 1.05)"
+                  f" | toolkit time outside generate beyond the bare loop's {added * 1000:.0f} ms"
+                  f" | same text {same}/{len(requests)}", flush=True)
+        if len(orders) == 2:
+            for path in ("bare", "toolkit"):
+                ratio = med((path, "sorted")) / med((path, "unsorted"))
+                same = sum(x == y for x, y in zip(texts[path, "sorted"], texts[path, "unsorted"]))
+                print(f"{dtype} batch {batch_size}: sorted / unsorted, {path}: {ratio:.3f} "
+                      f"(same text {same}/{len(requests)})", flush=True)
+    gen.hf_model.generate = hf_generate
+
+    # (c) the last fresh cache again: every request is a hit.
+    cache = RequestCache(cache_dir)
     start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
-def best_of(repeats: int, fn):
-    runs = [timed(fn) for _ in range(repeats)]
-    return min(t for t, _ in runs), runs[-1][1]
+    _, _, cstats = run_requests(gen, requests, cache=cache, progress=False)
+    t_cached = time.perf_counter() - start
+    cache.close()
+    assert cstats.generated == 0 and cstats.cache_hits == len(requests), cstats
+    print(f"{dtype}: (c) fully cached rerun {t_cached:.3f} s; c/b = {t_cached / summary[-1]['toolkit']:.4f} "
+          f"(target <= 0.05)", flush=True)
+    return summary
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="model folder (default: the tiny random model, built in a temp dir)")
+    ap.add_argument("--dtype", nargs="+", default=["float32"], help="torch dtypes to load the model in, in turn")
     ap.add_argument("--prompts", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--langs", nargs="+", default=["en"], help="prompt files (languages) taken in turn")
+    ap.add_argument("--batch-size", type=int, nargs="+", default=[16])
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--prompts-file", type=Path, default=SHARED_PROMPTS)
+    ap.add_argument("--prompts-dir", type=Path, default=SHARED_PROMPTS)
+    ap.add_argument("--order", choices=["sorted", "both"], default="sorted",
+                    help="sorted: the backend's length order only; both: also the prompts' own order, unsorted")
     # One thread by default: on a small shared machine, two threads contending with other processes made single
     # runs swing by 3x; one thread keeps (a) and (b) comparable. Pass 0 to keep torch's default.
     ap.add_argument("--threads", type=int, default=1)
@@ -74,80 +195,30 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    from lidr_data.generation import Request, SamplingParams, load_generator
-    from lidr_data.generation.cache import RequestCache
-    from lidr_data.generation.runner import run_requests
+    from lidr_data.generation import Request, SamplingParams
     from lidr_data.tiny_model import build_tiny_model
 
-    prompts, source = load_prompts(args.prompts, args.prompts_file)
+    prompts, source = load_prompts(args.prompts, args.prompts_dir, args.langs)
     sampling = SamplingParams(max_new_tokens=args.max_new_tokens)  # greedy, repetition penalty 1.1
     requests = [Request.from_messages(p, sampling) for p in prompts]
-    chats = [r.chat() for r in requests]
-
+    orders = ["sorted", "unsorted"] if args.order == "both" else ["sorted"]
+    summary = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        gen = load_generator("transformers", str(build_tiny_model(tmp / "model")), batch_size=args.batch_size)
-        print(f"{source}; tiny model; batch {args.batch_size}; max_new_tokens {args.max_new_tokens}; "
-              f"best of {args.repeats}; torch threads {torch.get_num_threads()}")
+        model = args.model or str(build_tiny_model(tmp / "model"))
+        print(f"{source}; model {args.model or 'tiny (random)'}; max_new_tokens {args.max_new_tokens}; "
+              f"{args.repeats} alternating runs per path, medians; torch threads {torch.get_num_threads()}; "
+              f"load average {load_str()}", flush=True)
+        for dtype in args.dtype:
+            summary += bench_dtype(model, dtype, requests, args, orders, tmp)
 
-        bare_loop(gen.hf_model, gen.tokenizer, chats[: args.batch_size], args.batch_size, 4)  # warm-up
-
-        # Time spent inside model.generate, per path: on a loaded machine the model time swings run to run,
-        # while what the toolkit adds (keys, templates, tokenizing, cache commits) is the time outside it.
-        in_generate = [0.0]
-        hf_generate = gen.hf_model.generate
-
-        def timed_generate(*a, **kw):
-            start = time.perf_counter()
-            try:
-                return hf_generate(*a, **kw)
-            finally:
-                in_generate[0] += time.perf_counter() - start
-
-        gen.hf_model.generate = timed_generate
-
-        def bare():
-            return bare_loop(gen.hf_model, gen.tokenizer, chats, args.batch_size, args.max_new_tokens)
-
-        def fresh(run: int):
-            cache = RequestCache(tmp / f"cache-{run}")
-            result = run_requests(gen, requests, cache=cache, progress=False)
-            cache.close()
-            return result
-
-        # (a) and (b) alternate, so load from other processes on a shared machine hits both alike.
-        bare_times, fresh_times, bare_outside, fresh_outside = [], [], [], []
-        for run in range(args.repeats):
-            in_generate[0] = 0.0
-            t_bare_run, bare_texts = timed(bare)
-            bare_outside.append(t_bare_run - in_generate[0])
-            in_generate[0] = 0.0
-            t_fresh_run, (completions, _, stats) = timed(lambda r=run: fresh(r))
-            fresh_outside.append(t_fresh_run - in_generate[0])
-            bare_times.append(t_bare_run)
-            fresh_times.append(t_fresh_run)
-            print(f"  run {run + 1}: (a) {t_bare_run:.3f} s ({bare_outside[-1]:.3f} outside generate)  "
-                  f"(b) {t_fresh_run:.3f} s ({fresh_outside[-1]:.3f} outside generate)", flush=True)
-        gen.hf_model.generate = hf_generate
-        t_bare, t_fresh = min(bare_times), min(fresh_times)
-        added = min(fresh_outside) - min(bare_outside)
-        assert stats.generated == len(requests), stats
-        same = sum(c.text == t for c, t in zip(completions, bare_texts))
-        n_tokens = sum(c.n_tokens for c in completions)
-
-        cache = RequestCache(tmp / "cache-0")
-        t_cached, (_, _, cstats) = best_of(args.repeats, lambda: run_requests(gen, requests, cache=cache,
-                                                                               progress=False))
-        assert cstats.generated == 0 and cstats.cache_hits == len(requests), cstats
-
-    print(f"(a) bare model.generate loop   {t_bare:8.3f} s")
-    print(f"(b) transformers backend       {t_fresh:8.3f} s   {len(requests) / t_fresh:7.1f} req/s  "
-          f"{n_tokens / t_fresh:7.0f} tok/s  (same text as (a): {same}/{len(requests)})")
-    print(f"    toolkit time outside model.generate, beyond the bare loop's: {added * 1000:.1f} ms "
-          f"= {added / t_bare:.2%} of (a): b/a without the machine's noise ~ {(t_bare + added) / t_bare:.3f}")
-    print(f"(c) fully cached rerun         {t_cached:8.3f} s")
-    print(f"b/a = {t_fresh / t_bare:.3f}  (target <= 1.10)  {'OK' if t_fresh / t_bare <= 1.10 else 'MISSED'}")
-    print(f"c/b = {t_cached / t_fresh:.4f} (target <= 0.05)  {'OK' if t_cached / t_fresh <= 0.05 else 'MISSED'}")
+    print(f"load average at the end {load_str()}")
+    print("| dtype | batch | order | (a) bare | (b) toolkit | b/a | toolkit outside generate, beyond bare | same text |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in summary:
+        print(f"| {r['dtype']} | {r['batch']} | {r['order']} | {r['bare']:.2f} s, {r['bare_tps']:.1f} tok/s | "
+              f"{r['toolkit']:.2f} s, {r['toolkit_tps']:.1f} tok/s | {r['ratio']:.3f} | {r['added_ms']:.0f} ms | "
+              f"{r['same']}/{len(requests)} |")
 
 
 if __name__ == "__main__":

@@ -88,3 +88,43 @@ def test_top_logprobs_match_a_plain_forward_pass(gen, tiny_model_dir):
             values, ids = expected[j].topk(3)
             assert [t for t, _ in position.top] == [tok.decode([i]) for i in ids.tolist()]
             assert [lp for _, lp in position.top] == pytest.approx(values.tolist(), abs=1e-4)
+
+
+# Prompts of very different lengths, in an order where length-sorting changes which requests share a batch.
+MIXED = ["Hi", "Write three sentences about the history of the river Rhine and the towns along its banks.", "数学",
+         "¿Cuál es la capital de Francia?", "Explain, step by step and with an example, how a bread dough rises.",
+         "Hello", "Nenne drei Tiere.", "Describe the colour of the sky at dawn over the sea in a short poem."]
+
+
+def test_batches_are_formed_by_prompt_length_longest_first(tiny_model_dir):
+    from lidr_data.generation.runner import run_requests
+
+    gen = load_generator("transformers", str(tiny_model_dir), batch_size=3)
+    seen = []
+    generate = gen.generate
+    gen.generate = lambda reqs: seen.append([len(gen.tokenizer(gen.render(r))["input_ids"]) for r in reqs]) \
+        or generate(reqs)
+    run_requests(gen, [Request.from_messages(t, SamplingParams(max_new_tokens=4)) for t in MIXED])
+    flat = [n for batch in seen for n in batch]
+    assert [len(b) for b in seen] == [3, 3, 2]
+    assert flat == sorted(flat, reverse=True)
+
+
+def test_length_sorting_changes_neither_outputs_nor_keys(tiny_model_dir, tmp_path):
+    from lidr_data.generation.cache import RequestCache
+    from lidr_data.generation.runner import run_requests
+
+    gen = load_generator("transformers", str(tiny_model_dir), batch_size=3)
+    # Two sampling settings mixed: each batch must still be one setting, and each result go back to its request.
+    reqs = [Request.from_messages(t, SamplingParams(max_new_tokens=8 + 4 * (i % 2))) for i, t in enumerate(MIXED)]
+    results = {}
+    for sort in (True, False):
+        gen.sort_by_length = sort
+        cache = RequestCache(tmp_path / f"cache-{sort}")
+        completions, keys, stats = run_requests(gen, reqs, cache)
+        cache.close()
+        assert stats.generated == len(reqs) and not stats.errors
+        results[sort] = ([(c.text, c.finish_reason, c.n_tokens) for c in completions], keys)
+    assert results[True] == results[False]
+    assert results[True][1] == [gen.request_key(r) for r in reqs]
+    assert len({text for text, _, _ in results[True][0]}) > 1  # not one text for every row
