@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lidr_data.errors import LidrError
+from lidr_data.eval.outputs import SUFFIXES, load_outputs
 from lidr_data.extras import require
 from lidr_data.generation.base import Completion, Generator, Request, SamplingParams, TokenLogprob
 from lidr_data.generation.cache import RequestCache
@@ -136,8 +137,6 @@ class ChrfJudge(Judge):
     def gold_answers(self, lang: str) -> dict[str, str | None]:
         """{instruction key: gold answer} of one language ({} without a file); None marks an ambiguous one."""
         if lang not in self._gold:
-            from lidr_data.eval.winrate import SUFFIXES, load_outputs  # winrate imports this module
-
             path = next((self.reference / f"{lang}{suffix}" for suffix in SUFFIXES
                          if (self.reference / f"{lang}{suffix}").is_file()), None)
             gold: dict[str, str | None] = {}

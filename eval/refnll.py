@@ -29,8 +29,8 @@ import polars as pl
 
 from lidr_data.errors import LidrError
 from lidr_data.eval.judges import gold_key
+from lidr_data.eval.outputs import find_lang_file
 from lidr_data.eval.results import write_json, write_table
-from lidr_data.eval.winrate import find_lang_file
 from lidr_data.progress import Progress, no_progress
 from lidr_data.readers import read_located
 
