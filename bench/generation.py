@@ -6,7 +6,7 @@ On the same prompts, batches and settings (greedy, repetition penalty 1.1, as in
   (c) `run_requests` again on the cache (b) filled: every request is a hit.
 The backend batches requests in the order given; `--order both` also times the bare loop on the prompts sorted
 by token length (longest first, so each batch pads less) to show what sorting would gain. (a) and (b) alternate run by
-run in one process, so load from other jobs on a shared machine falls on both alike; figures are medians.
+run (ABBA) in one process, so load from other jobs on a shared machine falls on both alike; figures are medians.
 Prints tokens/s, the ratios b/a (target <= 1.05) and c/b (target <= 0.05), and the load average.
 
     python bench/generation.py [--model PATH] [--dtype float32 bfloat16] [--batch-size 4 8] [--prompts 64]
@@ -110,33 +110,27 @@ def bench_dtype(model: str, dtype: str, requests: list, args: argparse.Namespace
         n_tok: dict[tuple[str, str], int] = {}
         for run in range(args.repeats):
             line = []
-            for order in orders:
+            # ABBA: odd runs start with the toolkit, so neither path always runs first (warm caches, load drift).
+            steps = [("bare", o) for o in orders] + [("toolkit", "unsorted")]
+            for path, order in steps if run % 2 == 0 else steps[::-1]:
                 in_generate[0] = 0.0
                 start = time.perf_counter()
-                bare_texts, n = bare_loop(gen.hf_model, gen.tokenizer, chats[order], batch_size,
-                                          args.max_new_tokens, stop_ids)
+                if path == "bare":
+                    out_texts, n = bare_loop(gen.hf_model, gen.tokenizer, chats[order], batch_size,
+                                             args.max_new_tokens, stop_ids)
+                    if order == "sorted":  # back to the prompts' order, to compare texts row by row
+                        out_texts = [out_texts[position[i]] for i in range(len(requests))]
+                else:
+                    cache_dir = tmp / f"cache-{dtype}-{batch_size}-{run}"
+                    cache = RequestCache(cache_dir)
+                    completions, _, stats = run_requests(gen, requests, cache=cache, progress=False)
+                    cache.close()
+                    assert stats.generated == len(requests) and not stats.errors, stats
+                    out_texts, n = [c.text for c in completions], stats.new_tokens
                 t = time.perf_counter() - start
-                runs["bare", order].append((t, t - in_generate[0]))
-                # Back to the prompts' order, to compare texts row by row.
-                texts["bare", order] = (bare_texts if order == "unsorted"
-                                        else [bare_texts[position[i]] for i in range(len(requests))])
-                n_tok["bare", order] = n
-                if order == "sorted":
-                    line.append(f"bare on sorted prompts {t:.2f} s")
-                    continue
-
-                cache_dir = tmp / f"cache-{dtype}-{batch_size}-{order}-{run}"
-                cache = RequestCache(cache_dir)
-                in_generate[0] = 0.0
-                start = time.perf_counter()
-                completions, _, stats = run_requests(gen, requests, cache=cache, progress=False)
-                t = time.perf_counter() - start
-                cache.close()
-                assert stats.generated == len(requests) and not stats.errors, stats
-                runs["toolkit", order].append((t, t - in_generate[0]))
-                texts["toolkit", order] = [c.text for c in completions]
-                n_tok["toolkit", order] = stats.new_tokens
-                line.append(f"(a) {runs['bare', order][-1][0]:.2f} s (b) {runs['toolkit', order][-1][0]:.2f} s")
+                runs[path, order].append((t, t - in_generate[0]))
+                texts[path, order], n_tok[path, order] = out_texts, n
+                line.append(f"{'(a)' if path == 'bare' else '(b)'}{' sorted' if order == 'sorted' else ''} {t:.2f} s")
             print(f"  {dtype} batch {batch_size} run {run + 1}: {'; '.join(line)}; load {load_str()}", flush=True)
 
         def med(key: tuple[str, str], i: int = 0, runs: dict = runs) -> float:
