@@ -4,13 +4,13 @@ On the same prompts, batches and settings (greedy, repetition penalty 1.1, as in
   (a) a bare loop: chat template -> left-padded batch -> `model.generate` -> decode, batch by batch;
   (b) `run_requests` with the transformers backend and a fresh request cache, as `lidr generate` runs it;
   (c) `run_requests` again on the cache (b) filled: every request is a hit.
-The backend batches prompts by length (longest first); `--order both` also times both paths on the prompts'
-own order (the backend with its sorting switched off) to show what sorting gains. (a) and (b) alternate run by
-run in one process, so load from other jobs on a shared machine falls on both alike; figures are medians.
+The backend batches requests in the order given; `--order both` also times the bare loop on the prompts sorted
+by token length (longest first, so each batch pads less) to show what sorting would gain. (a) and (b) alternate run by
+run (ABBA) in one process, so load from other jobs on a shared machine falls on both alike; figures are medians.
 Prints tokens/s, the ratios b/a (target <= 1.05) and c/b (target <= 0.05), and the load average.
 
     python bench/generation.py [--model PATH] [--dtype float32 bfloat16] [--batch-size 4 8] [--prompts 64]
-        [--langs en es de fr] [--max-new-tokens 64] [--repeats 5] [--threads 1] [--order sorted|both]
+        [--langs en es de fr] [--max-new-tokens 64] [--repeats 5] [--threads 1] [--order given|both]
 
 Without `--model` it builds the tiny random model (`lidr tiny-model`) in a temp dir.
 """
@@ -74,14 +74,14 @@ def load_str() -> str:
 
 def bench_dtype(model: str, dtype: str, requests: list, args: argparse.Namespace, orders: list[str],
                 tmp: Path) -> list[dict]:
-    """Every batch size for one dtype: (a) and (b) alternating, in each order; then (c). Returns summary rows."""
+    """Every batch size for one dtype: (a) and (b) alternating (and (a) on sorted prompts); then (c)."""
     from lidr_data.generation import load_generator
     from lidr_data.generation.cache import RequestCache
     from lidr_data.generation.runner import run_requests
 
     gen = load_generator("transformers", model, batch_size=args.batch_size[0], dtype=dtype)
     stop_ids = gen._stop_ids
-    # The order the backend batches in: render, tokenize, longest first (ties in the prompts' order).
+    # Sorted by token length, longest first (ties in the prompts' order): what a length-sorting backend would do.
     lengths = [len(gen.tokenizer(gen.render(r), add_special_tokens=False)["input_ids"]) for r in requests]
     by_length = sorted(range(len(requests)), key=lambda i: (-lengths[i], i))
     position = {i: j for j, i in enumerate(by_length)}
@@ -105,60 +105,54 @@ def bench_dtype(model: str, dtype: str, requests: list, args: argparse.Namespace
     for batch_size in args.batch_size:
         gen.batch_size = batch_size
         runs: dict[tuple[str, str], list[tuple[float, float]]] = {
-            (path, order): [] for path in ("bare", "toolkit") for order in orders}
+            ("bare", order): [] for order in orders} | {("toolkit", "unsorted"): []}
         texts: dict[tuple[str, str], list[str]] = {}
         n_tok: dict[tuple[str, str], int] = {}
         for run in range(args.repeats):
             line = []
-            for order in orders:
+            # ABBA: odd runs start with the toolkit, so neither path always runs first (warm caches, load drift).
+            steps = [("bare", o) for o in orders] + [("toolkit", "unsorted")]
+            for path, order in steps if run % 2 == 0 else steps[::-1]:
                 in_generate[0] = 0.0
                 start = time.perf_counter()
-                bare_texts, n = bare_loop(gen.hf_model, gen.tokenizer, chats[order], batch_size,
-                                          args.max_new_tokens, stop_ids)
+                if path == "bare":
+                    out_texts, n = bare_loop(gen.hf_model, gen.tokenizer, chats[order], batch_size,
+                                             args.max_new_tokens, stop_ids)
+                    if order == "sorted":  # back to the prompts' order, to compare texts row by row
+                        out_texts = [out_texts[position[i]] for i in range(len(requests))]
+                else:
+                    cache_dir = tmp / f"cache-{dtype}-{batch_size}-{run}"
+                    cache = RequestCache(cache_dir)
+                    completions, _, stats = run_requests(gen, requests, cache=cache, progress=False)
+                    cache.close()
+                    assert stats.generated == len(requests) and not stats.errors, stats
+                    out_texts, n = [c.text for c in completions], stats.new_tokens
                 t = time.perf_counter() - start
-                runs["bare", order].append((t, t - in_generate[0]))
-                # Back to the prompts' order, to compare texts row by row.
-                texts["bare", order] = (bare_texts if order == "unsorted"
-                                        else [bare_texts[position[i]] for i in range(len(requests))])
-                n_tok["bare", order] = n
-
-                gen.sort_by_length = order == "sorted"
-                cache_dir = tmp / f"cache-{dtype}-{batch_size}-{order}-{run}"
-                cache = RequestCache(cache_dir)
-                in_generate[0] = 0.0
-                start = time.perf_counter()
-                completions, _, stats = run_requests(gen, requests, cache=cache, progress=False)
-                t = time.perf_counter() - start
-                cache.close()
-                assert stats.generated == len(requests) and not stats.errors, stats
-                runs["toolkit", order].append((t, t - in_generate[0]))
-                texts["toolkit", order] = [c.text for c in completions]
-                n_tok["toolkit", order] = stats.new_tokens
-                line.append(f"{order}: (a) {runs['bare', order][-1][0]:.2f} s (b) {runs['toolkit', order][-1][0]:.2f} s")
+                runs[path, order].append((t, t - in_generate[0]))
+                texts[path, order], n_tok[path, order] = out_texts, n
+                line.append(f"{'(a)' if path == 'bare' else '(b)'}{' sorted' if order == 'sorted' else ''} {t:.2f} s")
             print(f"  {dtype} batch {batch_size} run {run + 1}: {'; '.join(line)}; load {load_str()}", flush=True)
-        gen.sort_by_length = True
 
         def med(key: tuple[str, str], i: int = 0, runs: dict = runs) -> float:
             return statistics.median(t[i] for t in runs[key])
 
-        for order in orders:
-            a, b = med(("bare", order)), med(("toolkit", order))
-            added = med(("toolkit", order), 1) - med(("bare", order), 1)
-            same = sum(x == y for x, y in zip(texts["bare", order], texts["toolkit", order]))
-            row = dict(dtype=dtype, batch=batch_size, order=order, bare=a, toolkit=b, ratio=b / a,
-                       bare_tps=n_tok["bare", order] / a, toolkit_tps=n_tok["toolkit", order] / b,
-                       added_ms=added * 1000, same=same)
-            summary.append(row)
-            print(f"{dtype} batch {batch_size} {order:8}: (a) bare {a:7.2f} s {row['bare_tps']:6.1f} tok/s"
-                  f" | (b) toolkit {b:7.2f} s {row['toolkit_tps']:6.1f} tok/s | b/a = {b / a:.3f} (target <= 1.05)"
-                  f" | toolkit time outside generate beyond the bare loop's {added * 1000:.0f} ms"
-                  f" | same text {same}/{len(requests)}", flush=True)
+        order = "unsorted"
+        a, b = med(("bare", order)), med(("toolkit", order))
+        added = med(("toolkit", order), 1) - med(("bare", order), 1)
+        same = sum(x == y for x, y in zip(texts["bare", order], texts["toolkit", order]))
+        row = dict(dtype=dtype, batch=batch_size, bare=a, toolkit=b, ratio=b / a,
+                   bare_tps=n_tok["bare", order] / a, toolkit_tps=n_tok["toolkit", order] / b,
+                   added_ms=added * 1000, same=same)
+        summary.append(row)
+        print(f"{dtype} batch {batch_size}: (a) bare {a:7.2f} s {row['bare_tps']:6.1f} tok/s"
+              f" | (b) toolkit {b:7.2f} s {row['toolkit_tps']:6.1f} tok/s | b/a = {b / a:.3f} (target <= 1.05)"
+              f" | toolkit time outside generate beyond the bare loop's {added * 1000:.0f} ms"
+              f" | same text {same}/{len(requests)}", flush=True)
         if len(orders) == 2:
-            for path in ("bare", "toolkit"):
-                ratio = med((path, "sorted")) / med((path, "unsorted"))
-                same = sum(x == y for x, y in zip(texts[path, "sorted"], texts[path, "unsorted"]))
-                print(f"{dtype} batch {batch_size}: sorted / unsorted, {path}: {ratio:.3f} "
-                      f"(same text {same}/{len(requests)})", flush=True)
+            ratio = med(("bare", "sorted")) / med(("bare", "unsorted"))
+            same = sum(x == y for x, y in zip(texts["bare", "sorted"], texts["bare", "unsorted"]))
+            print(f"{dtype} batch {batch_size}: bare loop, prompts sorted by length / as given: {ratio:.3f} "
+                  f"(same text {same}/{len(requests)})", flush=True)
     gen.hf_model.generate = hf_generate
 
     # (c) the last fresh cache again: every request is a hit.
@@ -183,8 +177,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--prompts-dir", type=Path, default=SHARED_PROMPTS)
-    ap.add_argument("--order", choices=["sorted", "both"], default="sorted",
-                    help="sorted: the backend's length order only; both: also the prompts' own order, unsorted")
+    ap.add_argument("--order", choices=["given", "both"], default="given",
+                    help="given: the prompts' own order; both: also the bare loop on prompts sorted by length")
     # One thread by default: on a small shared machine, two threads contending with other processes made single
     # runs swing by 3x; one thread keeps (a) and (b) comparable. Pass 0 to keep torch's default.
     ap.add_argument("--threads", type=int, default=1)
@@ -201,7 +195,7 @@ def main() -> None:
     prompts, source = load_prompts(args.prompts, args.prompts_dir, args.langs)
     sampling = SamplingParams(max_new_tokens=args.max_new_tokens)  # greedy, repetition penalty 1.1
     requests = [Request.from_messages(p, sampling) for p in prompts]
-    orders = ["sorted", "unsorted"] if args.order == "both" else ["sorted"]
+    orders = ["unsorted", "sorted"] if args.order == "both" else ["unsorted"]
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -213,10 +207,10 @@ def main() -> None:
             summary += bench_dtype(model, dtype, requests, args, orders, tmp)
 
     print(f"load average at the end {load_str()}")
-    print("| dtype | batch | order | (a) bare | (b) toolkit | b/a | toolkit outside generate, beyond bare | same text |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| dtype | batch | (a) bare | (b) toolkit | b/a | toolkit outside generate, beyond bare | same text |")
+    print("|---|---|---|---|---|---|---|")
     for r in summary:
-        print(f"| {r['dtype']} | {r['batch']} | {r['order']} | {r['bare']:.2f} s, {r['bare_tps']:.1f} tok/s | "
+        print(f"| {r['dtype']} | {r['batch']} | {r['bare']:.2f} s, {r['bare_tps']:.1f} tok/s | "
               f"{r['toolkit']:.2f} s, {r['toolkit_tps']:.1f} tok/s | {r['ratio']:.3f} | {r['added_ms']:.0f} ms | "
               f"{r['same']}/{len(requests)} |")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from lidr_data.errors import LidrError
@@ -36,9 +36,6 @@ def local_model_revision(path: Path) -> str:
 
 class TransformersGenerator(Generator):
     backend = "transformers"
-    # Batch the work list by prompt length (see `stream`). An attribute, not an option: it changes neither
-    # outputs nor request keys, only which requests share a batch; the benchmark switches it off to compare.
-    sort_by_length: bool = True
 
     def __init__(
         self,
@@ -87,22 +84,6 @@ class TransformersGenerator(Generator):
     def render(self, request: Request) -> str:
         text = self.tokenizer.apply_chat_template(request.chat(), tokenize=False, add_generation_prompt=True)
         return text + (request.assistant_prefix or "")
-
-    def stream(self, items: Sequence[tuple[str, Request]]) -> Iterator[list[tuple[str, Completion]]]:
-        """Batches of similar prompt length, longest first: a left-padded batch costs its longest prompt for
-        every row, so mixing a 40-token and a 90-token prompt spends half the prefill on padding. Requests with
-        equal sampling settings are kept together, so each batch is one `generate` call. Longest first: a batch
-        that does not fit in memory fails at the start of a run, not at its end."""
-        if not self.sort_by_length or len(items) <= self.batch_size:
-            yield from super().stream(items)
-            return
-        lengths = [len(ids) for ids in self.tokenizer([self.render(r) for _, r in items],
-                                                      add_special_tokens=False)["input_ids"]]
-        group: dict[SamplingParams, int] = {}
-        for _, r in items:
-            group.setdefault(r.sampling, len(group))
-        order = sorted(range(len(items)), key=lambda i: (group[items[i][1].sampling], -lengths[i], i))
-        yield from super().stream([items[i] for i in order])
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         out: list[Completion | None] = [None] * len(requests)
