@@ -19,7 +19,7 @@ from lidr_data.errors import LidrError
 from lidr_data.safe_text import printable
 
 # Order here is the order in `lidr --help`.
-COMMAND_MODULES = ("tiny_model", "generate", "build", "demo", "train", "eval", "audit", "iterate", "dataset", "sql")
+COMMAND_MODULES = ("tiny_model", "model", "generate", "build", "demo", "train", "eval", "audit", "iterate", "dataset", "sql")
 
 err_console = Console(stderr=True)
 

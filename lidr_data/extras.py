@@ -13,9 +13,10 @@ EXTRA_OF = {
     "torch": "generate",
     "transformers": "generate",
     "tokenizers": "generate",
+    "gguf": "generate",  # reading the GGUF of `lidr model smollm2`
+    "accelerate": "generate",  # transformers needs it to load a GGUF (and trl to train)
     "trl": "train",
     "peft": "train",
-    "accelerate": "train",
     "vllm": "vllm",
     "ray": "ray",
     "sacrebleu": "eval",

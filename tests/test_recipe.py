@@ -385,3 +385,19 @@ def test_stages_own_their_settings_and_do_not_import_the_recipe():
     from lidr_data.generation.base import SamplingParams
 
     assert recipe.GenerationConfig().sampling() == SamplingParams()
+
+
+def test_the_real_model_recipes_agree_and_iterate_accepts_smol():
+    """`lidr demo --real` (lidr_data/assets/smol-demo.yaml) runs the measured settings of recipes/smol.yaml on the
+    shipped prompts: every generation, translation and filter setting must be the same."""
+    from lidr_data.commands.iterate import check_eval, check_train
+
+    smol, demo = load_recipe(ROOT / "recipes" / "smol.yaml"), load_recipe("lidr:assets/smol-demo.yaml")
+    for section in ("model", "backend", "backend_options", "dominant_lang", "languages", "generation", "translation",
+                    "tag", "filters", "dedup"):
+        assert getattr(smol, section) == getattr(demo, section), section
+    assert smol.translation.stray_closing_tag and smol.translation.require_closing_tag
+    assert smol.filters.truncated and smol.filters.wrong_language and smol.filters.length_ratio
+    assert smol.prompts.limit and smol.prompts.source == "../shared/data/prompts/alpagasus-0-1000"
+    check_train(smol.train, "smol.yaml")
+    assert "--data" in check_eval(smol.eval, "smol.yaml")["mgsm"]

@@ -186,3 +186,27 @@ def generation_bar(description: str, total: int) -> contextlib.AbstractContextMa
 def warn(message: str) -> None:
     """A notice of the library (e.g. what a --force replaced), in yellow on stderr."""
     Console(stderr=True).print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+def printable(text: str | None, limit: int | None = None) -> str:
+    """Model-written text made safe for a terminal: control and format characters (ANSI escapes, bidi overrides,
+    zero-width marks) shown as \\x.. / \\u.... escapes, newlines and tabs as visible marks; cut at `limit`
+    characters with an ellipsis. Print the result as rich Text (no markup)."""
+    import unicodedata
+
+    if text is None:
+        return "(none)"
+    out = []
+    for ch in text:
+        if ch == "\n":
+            out.append(" ⏎ ")
+        elif ch == "\t":
+            out.append(" ")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    shown = "".join(out).strip()
+    if limit is not None and len(shown) > limit:
+        shown = shown[: limit - 1].rstrip() + "…"
+    return shown

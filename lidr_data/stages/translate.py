@@ -55,6 +55,11 @@ class TranslationConfig:
     require_closing_tag: bool = option(
         True, help="A translation without </tag> is a failure (ok = false). Only the demo's random model "
         "turns this off: then the whole completion is taken as the translation.")
+    stray_closing_tag: bool = option(
+        False, help="Also end the translation at the first closing tag that closes nothing opened in it (small "
+        "models often write </pre> or </text> instead of </tag>, then comment on their translation): the text "
+        "before it is the translation. A closing tag of markup the translation opened (<b>..</b>) does not end "
+        "it. Measured on SmolLM2-135M-Instruct: see recipes/smol.yaml.")
 
     def __post_init__(self) -> None:
         require(bool(re.fullmatch(r"[A-Za-z][\w-]*", self.tag or "")), "tag",
@@ -92,19 +97,52 @@ def translation_request(config: TranslationConfig, text: str, source_lang: str, 
     return out.replace("{text}", text)
 
 
-def extract_translation(completion: str, tag: str, primed: bool = True,
-                        require_closing_tag: bool = True) -> str | None:
-    """The text between the tags, or None when there is no closing tag (or, unprimed, no opening tag)."""
+_TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)(?:\s[^<>]*)?>")
+
+
+def _stray_close(body: str) -> int | None:
+    """Where the first closing tag that closes nothing opened before it in `body` starts, or None."""
+    opened: list[str] = []
+    for m in _TAG.finditer(body):
+        name = m.group(2).lower()
+        if not m.group(1):
+            opened.append(name)
+        elif name in opened:
+            del opened[len(opened) - 1 - opened[::-1].index(name)]
+        else:
+            return m.start()
+    return None
+
+
+def extract_translation(completion: str, tag: str, primed: bool = True, require_closing_tag: bool = True,
+                        stray_closing_tag: bool = False) -> str | None:
+    """The text between the tags, or None when there is no closing tag (or, unprimed, no opening tag).
+    `stray_closing_tag`: a closing tag that closes nothing opened in the translation ends it too, when it comes
+    before </tag>."""
+    found = closed_translation(completion, tag, primed, stray_closing_tag)
+    if found is not None:
+        return found
+    if require_closing_tag:
+        return None
+    open_ = re.escape(f"<{tag}>")
+    body = re.sub(rf"^\s*{open_}", "", completion) if primed else completion.partition(f"<{tag}>")[2]
+    return body.strip()
+
+
+def closed_translation(completion: str, tag: str, primed: bool = True, stray_closing_tag: bool = False) -> str | None:
+    """The translation when the model closed it (with </tag>, or with a stray closing tag where allowed)."""
     open_, close = re.escape(f"<{tag}>"), re.escape(f"</{tag}>")
     # Primed: the completion starts inside the tag (some models repeat the opening tag; allow it).
     pattern = rf"^\s*(?:{open_})?(.*?){close}" if primed else rf"{open_}(.*?){close}"
     match = re.search(pattern, completion, flags=re.DOTALL)
-    if match:
-        return match.group(1).strip()
-    if require_closing_tag:
-        return None
-    body = re.sub(rf"^\s*{open_}", "", completion) if primed else completion.partition(f"<{tag}>")[2]
-    return body.strip()
+    if stray_closing_tag:
+        start = re.match(rf"^\s*(?:{open_})?", completion) if primed else re.search(open_, completion)
+        if start is not None:
+            body = completion[start.end():match.end(1) if match else None]
+            end = _stray_close(body)
+            if end is not None:
+                return body[:end].strip()
+    return match.group(1).strip() if match else None
 
 
 def translation_jobs(prompts: pa.Table, responses: pa.Table, dominant: str,
@@ -175,10 +213,16 @@ def translate(jobs: list[dict], get_generator: Callable[[], Generator], cache: R
         completions, keys, _ = run_requests(get_generator(), requests, cache, progress=progress,
                                             description="translate")
         for i, c, key in zip(todo, completions, keys):
-            text = None
-            if c.finish_reason != "error":
-                text = extract_translation(c.text, config.tag, config.prime_assistant, config.require_closing_tag)
-            results[i] = {**jobs[i], "text": text, "ok": text is not None, "finish_reason": c.finish_reason,
+            text, finish = None, c.finish_reason
+            if finish != "error":
+                text = extract_translation(c.text, config.tag, config.prime_assistant, config.require_closing_tag,
+                                           config.stray_closing_tag)
+                # A translation the model closed is complete, even where it went on writing after the tag up to
+                # the token limit: that tail is not part of it, so the side is not truncated.
+                if finish == "length" and closed_translation(c.text, config.tag, config.prime_assistant,
+                                                             config.stray_closing_tag) is not None:
+                    finish = "stop"
+            results[i] = {**jobs[i], "text": text, "ok": text is not None, "finish_reason": finish,
                           "request_key": key, "error": c.error}
     kept = [r for r in results if r["finish_reason"] != "error"]
     dropped = [{**r, "error": r.get("error") or "generation failed"} for r in results

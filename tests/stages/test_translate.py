@@ -7,7 +7,7 @@ import pytest
 from shared_data import require_shared_data
 
 from lidr_data.errors import LidrError
-from lidr_data.generation.base import SamplingParams
+from lidr_data.generation.base import Completion, Generator, SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.transformers_backend import TransformersGenerator
 from lidr_data.recipe import ResponsesImport, TranslationConfig, TranslationsImport
@@ -150,3 +150,67 @@ def test_imported_translation_errors(tmp_path):
     got = read_imported_translations([TranslationsImport(path=str(src))])
     assert got[("p0", "en", "fr")]["ok"] is False and got[("p0", "en", "fr")]["text"] is None
     assert got[("p1", "en", "fr")] == {"text": "Salut", "ok": True, "finish_reason": "stop", "request_key": None}
+
+
+# Completions SmolLM2-135M-Instruct wrote for the default (primed) translation request on real Alpagasus answers
+# (recipes/smol.yaml): a finished translation closed by a stray tag, then comments on it.
+SMOL_STRAY = [
+    ("El Océano de la Ocho is una cienta. El secreto de la olla es un merozo.</pre>\n\nIn this translation, I've "
+     "replaced \"the oak tree\" with \"el ocho de la ocho\"", "El Océano de la Ocho is una cienta. El secreto de la "
+     "olla es un merozo."),
+    ("Wellington der Tauch ist ein historische Brummler des Jahres 1815.\n</rem>\nIn this example, we have "
+     "translated", "Wellington der Tauch ist ein historische Brummler des Jahres 1815."),
+    ("the water flows out of the sink!</revised_text><source>water flows out of the sink!</revised_text>",
+     "the water flows out of the sink!"),
+]
+
+
+@pytest.mark.parametrize(("completion", "expected"), SMOL_STRAY)
+def test_a_stray_closing_tag_ends_the_translation_where_allowed(completion, expected):
+    assert extract_translation(completion, "translation") is None  # the default stays strict
+    assert extract_translation(completion, "translation", stray_closing_tag=True) == expected
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        # markup the translation opens and closes is part of it
+        ("Hola <b>amigo</b>, <a href=\"x\">aquí</a>.</translation> Fin", "Hola <b>amigo</b>, <a href=\"x\">aquí</a>."),
+        ("Eins <br> zwei</translation>", "Eins <br> zwei"),
+        # </translation> first: it ends the translation, a stray tag after it does not matter
+        ("Salut</translation> puis </pre>", "Salut"),
+        ("Salut <i>a</pre> b</translation>", "Salut <i>a"),  # </pre> closes nothing: the first stray tag
+        # still no closing tag of any kind: a failure (cut off mid-sentence, or never closed)
+        ("Hola, esto se cortó a mitad de", None),
+        ("Hola <b>amigo</b> y luego", None),
+    ],
+)
+def test_stray_closing_tags_only_end_what_is_not_markup(completion, expected):
+    assert extract_translation(completion, "translation", stray_closing_tag=True) == expected
+
+
+class FixedGenerator(Generator):
+    """Answers every request with the same completion (text, finish_reason)."""
+
+    model, model_revision, template_hash, batch_size = "fixed", "r", "t", 8
+
+    def __init__(self, text: str, finish: str):
+        self.text, self.finish = text, finish
+
+    def generate(self, requests):
+        return [Completion(self.text, self.finish, 256, self.model, self.model_revision) for _ in requests]
+
+
+@pytest.mark.parametrize(("text", "stray", "ok", "finish"), [
+    ("Hallo Welt.</translation>\nIn this translation I kept going until the limit", False, True, "stop"),
+    ("Hallo Welt.</pre>\nIn this translation I kept going until the limit", True, True, "stop"),
+    ("Hallo Welt.</pre>\nIn this translation I kept going until the limit", False, False, "length"),
+    ("Hallo Welt, und dann ging es weiter bis zur Grenze", True, False, "length"),
+])
+def test_a_closed_translation_is_not_truncated_by_what_follows_its_tag(text, stray, ok, finish):
+    jobs = [{"prompt_id": "p0", "src_lang": "en", "tgt_lang": "de", "source_text": "Hello world."}]
+    out, _, _ = translate(jobs, lambda: FixedGenerator(text, "length"), None,
+                          TranslationConfig(stray_closing_tag=stray), SamplingParams(max_new_tokens=256))
+    row = out.to_pylist()[0]
+    assert (row["ok"], row["finish_reason"]) == (ok, finish)
+    assert (row["text"] == "Hallo Welt.") if ok else row["text"] is None
