@@ -48,23 +48,22 @@ def test_build_train_and_evaluate_on_smollm2(smol_dir, tmp_path, capsys):
     assert (smol_dir / "chat_template.jinja").is_file()
     assert oct((smol_dir / "model.safetensors").stat().st_mode & 0o777) == "0o644"
 
-    # The shipped real recipe's settings, on three demo prompts in en + fr, answers and translations shortened.
+    # The shipped real recipe, unchanged but for the model and its size: two demo prompts in en + es, de (six
+    # answers, eight translations). With these settings `lidr demo --real` kept demo-0's English pair against
+    # Spanish and demo-1's German pair.
     from lidr_data.config import resolve_path
 
     recipe = yaml.safe_load(resolve_path("lidr:assets/smol-demo.yaml").read_text())
-    recipe.update(model=str(smol_dir), languages=["fr"], workdir=str(tmp_path / "w"))
-    recipe["prompts"]["limit"] = None
-    recipe["generation"]["max_new_tokens"] = 64
-    recipe["translation"]["max_new_tokens"] = 96
+    recipe.update(model=str(smol_dir), languages=["es", "de"], workdir=str(tmp_path / "w"))
     path = tmp_path / "smol-ci.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    assert main(["build", str(path), "--limit", "3", "--no-progress", "--allow-empty"]) == 0
+    assert main(["build", str(path), "--limit", "2", "--no-progress", "--allow-empty"]) == 0
     run = tmp_path / "w" / "runs" / recipe["name"] / "iter-1"
     responses = pq.read_table(run / "responses.parquet").to_pylist()
     english = [r["text"] for r in responses if r["lang"] == "en"]
-    assert len(english) == 3 and all(t.strip() for t in english)
-    ids = detect_languages(english, ["en", "fr"], expected=["en"] * len(english))
-    assert [lang for lang, _ in ids] == ["en"] * 3, list(zip(ids, english))
+    assert len(english) == 2 and all(t.strip() for t in english)
+    ids = detect_languages(english, ["en", "es", "de"], expected=["en"] * len(english))
+    assert [lang for lang, _ in ids] == ["en"] * 2, list(zip(ids, english))
     version = tmp_path / "w" / "store" / recipe["name"] / "iter-1"
     pairs = pq.read_table(version / "data" / "all").num_rows
     # every pair is kept or dropped with a reason; training needs at least one kept pair
@@ -78,6 +77,7 @@ def test_build_train_and_evaluate_on_smollm2(smol_dir, tmp_path, capsys):
                  "--save_strategy", "no", "--logging_steps", "1"]) == 0
     manifest = json.loads((m1 / "train_manifest.json").read_text())
     assert manifest["base_model"] and (m1 / "model.safetensors").is_file()
+    capsys.readouterr()
 
     results = tmp_path / "mgsm-M1"
     assert main(["eval", "mgsm", "--model", str(m1), "--data", str(resolve_path("lidr:assets/demo-mgsm")),

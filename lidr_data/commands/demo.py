@@ -22,8 +22,8 @@ from lidr_data.commands.render import (
     generation_bar,
     messages_to_stderr,
     output_consoles,
-    printable,
     progress_bar,
+    snippet,
 )
 
 DEMO_RECIPE = "lidr:assets/demo.yaml"
@@ -103,10 +103,11 @@ def sample_pairs(run_dir: Path, n: int) -> list[dict]:
     path = run_dir / "pairs.parquet"
     if n <= 0 or not path.is_file():
         return []
-    rows = pq.read_table(path, columns=["prompt", "chosen", "rejected", "lang", "direction"]).to_pylist()
-    groups: dict[tuple[str, str], list[dict]] = {}
+    rows = pq.read_table(path, columns=["prompt", "chosen", "rejected", "lang", "direction", "pivot_lang"]).to_pylist()
+    groups: dict[tuple[bool, str], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["direction"] != "from_dominant", r["lang"]), []).append(r)
+        to_dominant = r["direction"] != "from_dominant"
+        groups.setdefault((to_dominant, r["pivot_lang"] if to_dominant else r["lang"]), []).append(r)
     picked: list[dict] = []
     while len(picked) < n and any(groups.values()):
         for key in sorted(groups):
@@ -129,13 +130,16 @@ def show_pairs(run_dir: Path, console: Console, n: int, limit: int = 400) -> Non
     console.print(Text(f"{len(pairs)} of the kept pairs (chosen = preferred answer; texts cut at {limit} "
                        f"characters):", style="bold"))
     for r in pairs:
-        label = (f"{r['lang']} · {r['direction']} (" + ("chosen: the English answer translated into "
-                 f"{r['lang']}; rejected: the direct {r['lang']} answer)" if r["direction"] == "from_dominant" else
-                 "chosen: the English answer; rejected: the " + f"{r['lang']} answer translated into English)"))
+        if r["direction"] == "from_dominant":  # the prompt is in L; the pivot is the dominant language
+            label = (f"{r['lang']} · from_dominant (chosen: the {r['pivot_lang']} answer translated into "
+                     f"{r['lang']}; rejected: the direct {r['lang']} answer)")
+        else:  # the prompt is in the dominant language; the pivot is L
+            label = (f"{r['lang']} · to_dominant (chosen: the direct {r['lang']} answer; rejected: the "
+                     f"{r['pivot_lang']} answer translated into {r['lang']})")
         console.print(Text(label, style="cyan"))
         for name, text in (("prompt", _last(r["prompt"], "user")), ("chosen", _last(r["chosen"], "assistant")),
                            ("rejected", _last(r["rejected"], "assistant"))):
-            console.print(Text.assemble((f"  {name:>8}: ", "bold"), printable(text, limit)), soft_wrap=True)
+            console.print(Text.assemble((f"  {name:>8}: ", "bold"), snippet(text, limit)), soft_wrap=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -188,25 +188,12 @@ def warn(message: str) -> None:
     Console(stderr=True).print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
-def printable(text: str | None, limit: int | None = None) -> str:
-    """Model-written text made safe for a terminal: control and format characters (ANSI escapes, bidi overrides,
-    zero-width marks) shown as \\x.. / \\u.... escapes, newlines and tabs as visible marks; cut at `limit`
-    characters with an ellipsis. Print the result as rich Text (no markup)."""
-    import unicodedata
-
+def snippet(text: str | None, limit: int | None = None) -> str:
+    """Model-written text as one safe line (safe_text.printable, newlines shown as ⏎), cut at `limit` characters
+    with an ellipsis. Print the result as rich Text (no markup)."""
     if text is None:
         return "(none)"
-    out = []
-    for ch in text:
-        if ch == "\n":
-            out.append(" ⏎ ")
-        elif ch == "\t":
-            out.append(" ")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp"):
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    shown = "".join(out).strip()
+    shown = printable(text.replace("\n", " ⏎ ").replace("\t", " "), keep="").strip()
     if limit is not None and len(shown) > limit:
         shown = shown[: limit - 1].rstrip() + "…"
     return shown
