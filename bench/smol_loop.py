@@ -85,12 +85,13 @@ def training_table(w: Path, iterations: int) -> pl.DataFrame:
             continue
         data = json.loads(manifest.read_text())
         m = data.get("metrics") or {}
-        rows.append({"model": f"M{t}", "pairs": (data.get("data") or {}).get("rows"),
-                     "steps": m.get("global_step") or m.get("train_steps"),
+        d = data.get("data") or {}
+        rows.append({"model": f"M{t}", "pairs": d.get("train_pairs"), "steps": d.get("global_step"),
                      "loss (last)": m.get("last_logged/loss"), "train_loss": m.get("train_loss"),
                      "nll (last)": m.get("last_logged/nll"),
                      "reward acc (last)": m.get("last_logged/rewards/accuracies"),
-                     "reward margin (last)": m.get("last_logged/rewards/margins")})
+                     "reward margin (last)": m.get("last_logged/rewards/margins"),
+                     "dpo_loss (last)": m.get("last_logged/dpo_loss")})
     return pl.DataFrame(rows)
 
 
@@ -162,9 +163,12 @@ def steps_table(w: Path) -> pl.DataFrame:
 def examples(w: Path, per_lang: int = 3, chars: int = 220) -> str:
     """Three real en -> L self-translations per language (iteration 1), ok or not, escaped for a page."""
     run = w / "runs" / "smol" / "iter-1"
-    df = q(f"""SELECT tgt_lang, ok, finish_reason, source_text, text
+    df = q(f"""SELECT tgt_lang, ok, finish_reason, source_text, text, request_key
                FROM read_parquet({lit(run / 'translations.parquet')})
                WHERE src_lang = 'en' ORDER BY tgt_lang, prompt_id""")
+    con = sqlite3.connect(f"file:{run / 'cache' / 'requests.sqlite'}?mode=ro", uri=True)
+    raw = dict(con.execute("SELECT request_key, text FROM completions").fetchall())  # what the model wrote
+    con.close()
     out = []
     for lang in ("es", "de", "fr"):
         sub = df.filter(pl.col("tgt_lang") == lang).head(per_lang)
@@ -173,8 +177,8 @@ def examples(w: Path, per_lang: int = 3, chars: int = 220) -> str:
                 s = (s or "").replace("\n", " ")
                 s = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in s)
                 return (s[:chars] + "…") if len(s) > chars else s
-            out.append(f"- **en → {lang}** (ok={r['ok']}, {r['finish_reason']}): «{show(r['source_text'])}» → "
-                       f"«{show(r['text'])}»")
+            got = f"«{show(r['text'])}»" if r["ok"] else f"extraction failed; the model wrote «{show(raw.get(r['request_key']))}»"
+            out.append(f"- **en → {lang}** ({r['finish_reason']}): «{show(r['source_text'])}» → {got}")
     return "\n".join(out)
 
 
