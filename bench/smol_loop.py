@@ -61,20 +61,22 @@ def markdown(df: pl.DataFrame, floats: int = 3) -> str:
 
 
 def pairs_table(w: Path, iterations: int) -> pl.DataFrame:
-    """Per iteration and prompt language: raw pairs, kept, and dropped by reason (kept + dropped = raw)."""
+    """Per iteration, non-dominant language L and direction (from_dominant: the pair in L; to_dominant: the English
+    pair against L): raw pairs, kept, and dropped by reason (kept + dropped = raw)."""
     frames = []
+    lang = "CASE WHEN lang = 'en' THEN pivot_lang ELSE lang END AS L, direction"
     for t in range(1, iterations + 1):
         run = w / "runs" / "smol" / f"iter-{t}"
-        raw = q(f"SELECT lang, count(*) AS raw FROM read_parquet({lit(run / 'pairs_raw.parquet')}) GROUP BY lang")
-        kept = q(f"SELECT lang, count(*) AS kept FROM read_parquet({lit(run / 'pairs.parquet')}) GROUP BY lang")
-        dropped = q(f"""PIVOT (SELECT lang, reason FROM read_parquet({lit(run / 'dropped.parquet')})
-                         WHERE stage <> 'prompts' AND stage <> 'respond' AND stage <> 'translate')
-                        ON reason USING count(*) GROUP BY lang""")
-        df = raw.join(kept, on="lang", how="left").join(dropped, on="lang", how="left").fill_null(0)
-        frames.append(df.with_columns(pl.lit(t).alias("iteration")))
+        raw = q(f"SELECT {lang}, count(*) AS raw FROM read_parquet({lit(run / 'pairs_raw.parquet')}) GROUP BY ALL")
+        kept = q(f"SELECT {lang}, count(*) AS kept FROM read_parquet({lit(run / 'pairs.parquet')}) GROUP BY ALL")
+        dropped = q(f"""PIVOT (SELECT {lang}, reason FROM read_parquet({lit(run / 'dropped.parquet')})
+                         WHERE stage NOT IN ('prompts', 'respond', 'translate'))
+                        ON reason USING count(*) GROUP BY L, direction""")
+        df = raw.join(kept, on=["L", "direction"], how="left").join(dropped, on=["L", "direction"], how="left")
+        frames.append(df.fill_null(0).with_columns(pl.lit(t).alias("iteration")))
     df = pl.concat(frames, how="diagonal_relaxed").fill_null(0)
-    first = ["iteration", "lang", "raw", "kept"]
-    return df.select(first + sorted(c for c in df.columns if c not in first)).sort("iteration", "lang")
+    first = ["iteration", "L", "direction", "raw", "kept"]
+    return df.select(first + sorted(c for c in df.columns if c not in first)).sort("iteration", "L", "direction")
 
 
 def training_table(w: Path, iterations: int) -> pl.DataFrame:
