@@ -21,7 +21,7 @@ from lidr_data.files import disk_full, no_space_error
 from lidr_data.safe_text import printable
 
 # Order here is the order in `lidr --help`.
-COMMAND_MODULES = ("tiny_model", "model", "generate", "build", "demo", "train", "eval", "audit", "iterate", "dataset", "sql")
+COMMAND_MODULES = ("tiny_model", "model", "generate", "build", "demo", "train", "eval", "audit", "iterate", "dataset", "sql", "inspect")
 
 err_console = make_console(stderr=True)
 

@@ -18,6 +18,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
@@ -25,6 +26,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from lidr_data.dataset.store import store_folder_of
+from lidr_data.errors import LidrError
 from lidr_data.safe_text import json_safe, printable
 
 FORMATS = ("table", "csv", "json")
@@ -46,6 +49,20 @@ def make_console(stderr: bool = False, file: IO[str] | None = None, **options: A
     log, a file) no message is wrapped: rich would cut every line at the 80 columns it assumes there, splitting
     paths, ids and commands a reader copies (`completions.p` / `arquet`)."""
     return _CommandConsole(stderr=stderr, file=file, **options)
+
+
+def check_read_only_output(path: Path | None, flag: str) -> None:
+    """Refuse, before anything runs, an output that is a folder or lies inside a dataset store: a read-only
+    command (`lidr sql --output`, `lidr inspect --html`) must never replace a version's manifest or add a file to
+    its data (symlinks resolved)."""
+    if path is None:
+        return
+    inside = store_folder_of(path)
+    if inside is not None:
+        raise LidrError(f"{flag} {path}: inside the dataset store folder {inside}; versions are immutable and "
+                        "this command only reads them (write the result elsewhere)")
+    if path.is_dir():
+        raise LidrError(f"{flag} {path}: is a folder (name the file to write)")
 
 
 def add_format_argument(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS, what: str = "table") -> None:

@@ -1,4 +1,4 @@
-"""`lidr sql` (read-only SQL over a dataset reference) and `lidr inspect` (the pair-quality report)."""
+"""`lidr sql`: read-only SQL over a dataset reference (a version, a Parquet folder, a Hub revision)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import json
 import sys
 from pathlib import Path
 
+from lidr_data.commands.render import Column, TableData, check_read_only_output, make_console, print_tables
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path
 from lidr_data.safe_text import json_safe, printable
+from lidr_data.sql import check_read_only, query
 
 FORMATS = ("table", "csv", "json", "parquet")
 TABLE_ROWS = 100  # rows shown by --format table (all rows go to --output / other formats)
@@ -37,21 +39,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="DuckDB memory limit, e.g. 2GB (default: a quarter of the RAM); a query needing more fails")
     p.set_defaults(func=run_sql)
 
-    p = sub.add_parser(
-        "inspect",
-        help="pair-quality report of a dataset version (terminal, or --html page)",
-        description="Counts by language, direction and drop reason; language-ID agreement of chosen/rejected with "
-        "the prompt; length statistics and ratios; duplicate rates; the most suspicious pairs; and the pair validity "
-        "per language of each `lidr audit` of the version.",
-    )
-    p.add_argument("ref", help="a version folder, DATASET_FOLDER@VERSION, a run folder, or org/name@revision")
-    p.add_argument("--html", type=Path, default=None, help="also write a self-contained HTML report here")
-    p.add_argument("--top", type=int, default=12, help="how many suspicious pairs to list")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
-                   help="table (for people; numbers never cut), csv (the report's tables as blocks, each headed "
-                   "by a '# name' line) or json (the whole report)")
-    p.set_defaults(func=run_inspect)
-
 
 def seconds(text: str) -> float:
     """A --timeout: a finite number of seconds above 0 (nan would silently disable the timer, inf overflow it)."""
@@ -66,21 +53,6 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds above 0 (at most "
                                          f"{threading.TIMEOUT_MAX:.0f})")
     return value
-
-
-def check_output(path: Path | None, flag: str) -> None:
-    """Refuse, before anything runs, an output that is a folder or lies inside a dataset store: a read-only
-    command must never replace a version's manifest or add a file to its data (symlinks resolved)."""
-    from lidr_data.dataset.store import store_folder_of
-
-    if path is None:
-        return
-    inside = store_folder_of(path)
-    if inside is not None:
-        raise LidrError(f"{flag} {path}: inside the dataset store folder {inside}; versions are immutable and "
-                        "this command only reads them (write the result elsewhere)")
-    if path.is_dir():
-        raise LidrError(f"{flag} {path}: is a folder (name the file to write)")
 
 
 def flatten_nested(table):
@@ -141,8 +113,6 @@ def _write_result(table, fmt: str, output: Path | None) -> None:
         return
     import pyarrow as pa
 
-    from lidr_data.commands.render import Column, TableData, make_console, print_tables
-
     shown = flatten_nested(table.slice(0, TABLE_ROWS))
     columns = [Column(name, numeric=pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or
                       pa.types.is_decimal(f.type), fmt=_cell) for name, f in zip(shown.column_names, shown.schema)]
@@ -172,87 +142,8 @@ def _cell(v) -> str:
 
 
 def run_sql(args: argparse.Namespace) -> int:
-    from lidr_data.sql import check_read_only, query
-
     check_read_only(args.query)  # refuse before anything is downloaded or opened
-    check_output(args.output, "--output")
+    check_read_only_output(args.output, "--output")
     table = query(args.ref, args.query, timeout=args.timeout, memory_limit=args.memory_limit)
     _write_result(table, args.format, args.output)
-    return 0
-
-
-def inspect_tables(report) -> list:
-    """The report's tables as plain data (rows keep raw values; the table format shows percentages)."""
-    from lidr_data.commands.render import Column, TableData
-    from lidr_data.inspect import RATIO_FLAG, TERMINAL_TOP, _clip, _pct, _q3
-
-    def pct(key: str, header: str) -> Column:
-        return Column(key, header, numeric=True, fmt=_pct)
-
-    def q3(key: str, header: str, digits: int = 0) -> Column:
-        return Column(key, header, numeric=True, fmt=lambda q: _q3(q, digits))
-
-    tables = [TableData("Pairs by language and direction", [
-        Column("lang", "language"), Column("direction"), Column("pairs", numeric=True),
-        pct("chosen", "chosen in prompt lang"), pct("rejected", "rejected in prompt lang"),
-        pct("sides_differ", "sides differ"), pct("low_score", "low LID score")], report.agreement, name="agreement")]
-    if report.drops:
-        tables.append(TableData("Dropped rows", [Column("stage"), Column("reason"), Column("rows", numeric=True)],
-                                report.drops, name="dropped"))
-    tables.append(TableData("Lengths (characters) and chosen/rejected ratio", [
-        Column("lang", "language"), Column("pairs", numeric=True), q3("chosen_q", "chosen p10/p50/p90"),
-        q3("rejected_q", "rejected p10/p50/p90"), q3("ratio_q", "ratio p10/p50/p90", 2),
-        pct("ratio_flagged", f"ratio beyond {RATIO_FLAG:g}x")], report.lengths, name="lengths"))
-    n = max(report.pairs, 1)
-    d = report.duplicates
-    dup_rows = [{"kind": label, "rows": d[key], "share": d[key] / n} for key, label in (
-        ("exact_pairs", "identical pairs"), ("same_prompt_chosen", "same prompt and chosen"),
-        ("same_chosen", "same chosen text"), ("dropped_as_duplicate", "removed by dedup"))]
-    tables.append(TableData("Duplicates", [Column("kind"), Column("rows", numeric=True), pct("share", "share")],
-                            dup_rows, name="duplicates"))
-    if report.validity:
-        rows = [{**r, "tie_share": r["ties"] / r["n"] if r["n"] else None,
-                 "rejected_share": r["rejected_wins"] / r["n"] if r["n"] else None,
-                 "interval": f"{_pct(r['wilson_low'])}-{_pct(r['wilson_high'])}"} for r in report.validity]
-        tables.append(TableData("Pair validity: chosen really better, by judge audit (lidr audit)", [
-            Column("audit"), Column("lang", "language"), Column("direction"), Column("n", "judged", numeric=True),
-            pct("validity", "chosen wins"), Column("interval", "Wilson 95%"), pct("tie_share", "ties"),
-            pct("rejected_share", "rejected wins")], rows, name="validity"))
-    if report.suspicious:
-        rows = [{**s, "pair": str(s["pair_id"])[:8], "where": f"{s['lang']} {s['direction'].split('_')[0]}",
-                 "why": "; ".join(s["reasons"]), "chosen": _clip(s["chosen_text"], 64),
-                 "rejected": _clip(s["rejected_text"], 64)} for s in report.suspicious[:TERMINAL_TOP]]
-        tables.append(TableData(f"Most suspicious pairs (top {len(rows)})", [
-            Column("pair"), Column("where", "lang"), Column("why"), Column("chosen"), Column("rejected")], rows,
-            name="suspicious"))
-    return tables
-
-
-def run_inspect(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from lidr_data.commands.render import make_console, print_tables
-    from lidr_data.inspect import build_report, write_html
-
-    check_output(args.html, "--html")
-    report = build_report(args.ref, top=args.top)
-    out = make_console()
-    notes = out if args.format == "table" else make_console(stderr=True)
-    if args.format == "json":
-        data = dataclasses.asdict(report)
-        sys.stdout.write(json_safe(json.dumps(data, ensure_ascii=False, indent=1, default=str)) + "\n")
-    else:
-        if args.format == "table":
-            title = f"lidr inspect · {report.reference} · {report.pairs:,} pairs"
-            if report.manifest:
-                m = report.manifest
-                title += f" · {m['name']} {m['version']} · {m.get('generator', {}).get('model')}"
-            out.print(printable(title, keep=""), soft_wrap=True, highlight=False, markup=False, style="bold")
-        print_tables(inspect_tables(report), args.format, out)
-    if args.html:
-        try:
-            path = write_html(report, args.html)
-        except OSError as e:
-            raise LidrError(f"--html {args.html}: cannot write ({e.strerror or e})") from None
-        notes.print(f"wrote [bold]{path}[/]", soft_wrap=True)
     return 0
