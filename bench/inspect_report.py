@@ -79,7 +79,8 @@ def build(workdir: Path, pairs: int) -> Path:
 
 
 def worker_lidr_inspect(version: str) -> dict:
-    from lidr_data.inspect import build_report, render_html
+    from lidr_data.inspect import build_report
+    from lidr_data.inspect_page import render_html
 
     report = build_report(version)
     page = render_html(report)

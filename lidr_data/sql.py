@@ -63,7 +63,7 @@ def default_memory_limit() -> str:
     return f"{max(1, ram // 4 >> 30)}GB"
 
 
-def _flat_columns(names: list[str]) -> str:
+def flat_text_columns(names: list[str]) -> str:
     """The flat text columns a view lacks; a table that stores them (the `dropped` rows do) keeps its own."""
     flat = {
         "prompt_text": ("prompt", "list_filter(prompt, lambda m: m.role = 'user')[-1].content"),
@@ -305,7 +305,7 @@ def connect(tables: Tables, *, sandbox: bool = True, memory_limit: str | None = 
             names = _column_names(tables, view_files)
             paths = [_url(f.resolve()) if sandbox else str(f.resolve()) for f in view_files]
             source = "read_parquet([" + ", ".join(sql_literal(p) for p in paths) + "], union_by_name = true)"
-            con.execute(f'CREATE VIEW "{view}" AS SELECT *{_flat_columns(names)} FROM {source}')
+            con.execute(f'CREATE VIEW "{view}" AS SELECT *{flat_text_columns(names)} FROM {source}')
         if sandbox:
             con.execute("SET temp_directory = ''")  # nothing spills to disk: the memory limit is the limit
         con.execute("SET allowed_paths = [" + ", ".join(sql_literal(a) for a in allowed) + "]")

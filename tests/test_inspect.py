@@ -19,7 +19,8 @@ from synthetic import make_run
 
 from lidr_data.cli import main
 from lidr_data.dataset.materialize import materialize
-from lidr_data.inspect import build_report, render_html
+from lidr_data.inspect import build_report
+from lidr_data.inspect_page import render_html
 
 MARKUP = "<b>bold?</b> & <script>alert(1)</script>"
 

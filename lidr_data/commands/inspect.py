@@ -10,8 +10,11 @@ from pathlib import Path
 
 from lidr_data.commands.render import Column, TableData, check_read_only_output, make_console, print_tables
 from lidr_data.errors import LidrError
-from lidr_data.inspect import RATIO_FLAG, TERMINAL_TOP, _clip, _pct, _q3, build_report, write_html
+from lidr_data.inspect import LENGTH_RATIO_LIMIT, build_report, clipped_text, percent_text, quantiles_text
+from lidr_data.inspect_page import write_html
 from lidr_data.safe_text import json_safe, printable
+
+TERMINAL_SUSPICIOUS = 6  # suspicious pairs in the table and csv formats (json and the HTML page hold all --top)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,10 +38,10 @@ def inspect_tables(report) -> list:
     """The report's tables as plain data (rows keep raw values; the table format shows percentages)."""
 
     def pct(key: str, header: str) -> Column:
-        return Column(key, header, numeric=True, fmt=_pct)
+        return Column(key, header, numeric=True, fmt=percent_text)
 
     def q3(key: str, header: str, digits: int = 0) -> Column:
-        return Column(key, header, numeric=True, fmt=lambda q: _q3(q, digits))
+        return Column(key, header, numeric=True, fmt=lambda q: quantiles_text(q, digits))
 
     tables = [TableData("Pairs by language and direction", [
         Column("lang", "language"), Column("direction"), Column("pairs", numeric=True),
@@ -50,7 +53,7 @@ def inspect_tables(report) -> list:
     tables.append(TableData("Lengths (characters) and chosen/rejected ratio", [
         Column("lang", "language"), Column("pairs", numeric=True), q3("chosen_q", "chosen p10/p50/p90"),
         q3("rejected_q", "rejected p10/p50/p90"), q3("ratio_q", "ratio p10/p50/p90", 2),
-        pct("ratio_flagged", f"ratio beyond {RATIO_FLAG:g}x")], report.lengths, name="lengths"))
+        pct("ratio_flagged", f"ratio beyond {LENGTH_RATIO_LIMIT:g}x")], report.lengths, name="lengths"))
     n = max(report.pairs, 1)
     d = report.duplicates
     dup_rows = [{"kind": label, "rows": d[key], "share": d[key] / n} for key, label in (
@@ -61,15 +64,15 @@ def inspect_tables(report) -> list:
     if report.validity:
         rows = [{**r, "tie_share": r["ties"] / r["n"] if r["n"] else None,
                  "rejected_share": r["rejected_wins"] / r["n"] if r["n"] else None,
-                 "interval": f"{_pct(r['wilson_low'])}-{_pct(r['wilson_high'])}"} for r in report.validity]
+                 "interval": f"{percent_text(r['wilson_low'])}-{percent_text(r['wilson_high'])}"} for r in report.validity]
         tables.append(TableData("Pair validity: chosen really better, by judge audit (lidr audit)", [
             Column("audit"), Column("lang", "language"), Column("direction"), Column("n", "judged", numeric=True),
             pct("validity", "chosen wins"), Column("interval", "Wilson 95%"), pct("tie_share", "ties"),
             pct("rejected_share", "rejected wins")], rows, name="validity"))
     if report.suspicious:
         rows = [{**s, "pair": str(s["pair_id"])[:8], "where": f"{s['lang']} {s['direction'].split('_')[0]}",
-                 "why": "; ".join(s["reasons"]), "chosen": _clip(s["chosen_text"], 64),
-                 "rejected": _clip(s["rejected_text"], 64)} for s in report.suspicious[:TERMINAL_TOP]]
+                 "why": "; ".join(s["reasons"]), "chosen": clipped_text(s["chosen_text"], 64),
+                 "rejected": clipped_text(s["rejected_text"], 64)} for s in report.suspicious[:TERMINAL_SUSPICIOUS]]
         tables.append(TableData(f"Most suspicious pairs (top {len(rows)})", [
             Column("pair"), Column("where", "lang"), Column("why"), Column("chosen"), Column("rejected")], rows,
             name="suspicious"))

@@ -96,7 +96,7 @@ def deep_version(tmp_path_factory) -> Path:
 
 
 def test_versions_and_inspect_piped_and_as_data(deep_version: Path, capsys):
-    from lidr_data.inspect import _q3, build_report
+    from lidr_data.inspect import build_report, quantiles_text
 
     manifest = json.loads((deep_version / "manifest.json").read_text())
     assert main(["versions", str(deep_version.parent)]) == 0
@@ -110,7 +110,7 @@ def test_versions_and_inspect_piped_and_as_data(deep_version: Path, capsys):
     assert main(["inspect", str(deep_version)]) == 0
     out = capsys.readouterr().out
     for r in report.lengths:
-        assert _q3(r["ratio_q"], 2) in out and _q3(r["chosen_q"]) in out
+        assert quantiles_text(r["ratio_q"], 2) in out and quantiles_text(r["chosen_q"]) in out
     assert main(["inspect", str(deep_version), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["pairs"] == report.pairs and data["lengths"][0]["ratio_q"] == pytest.approx(report.lengths[0]["ratio_q"])

@@ -265,7 +265,7 @@ def test_sql_view_and_inspect_section(version: Path, capsys):
         {(r["lang"], r["direction"], r["chosen_wins"]) for r in result.summary.to_dicts()}
     assert main(["inspect", str(version)]) == 0
     assert "Pair validity" in capsys.readouterr().out
-    from lidr_data.inspect import render_html
+    from lidr_data.inspect_page import render_html
 
     page = render_html(report)
     assert "Pair validity (judge audits)" in page and "length-4-0" in page
