@@ -5,18 +5,28 @@ Run it as `lidr train ...`, `python -m lidr_data.train ...` or `accelerate launc
 (`torchrun -m lidr_data.train ...` too). `TrlParser` reads (`TrainArguments`, `DPOConfig`, `ModelConfig`), so
 `--config train.yaml` and command-line overrides of any `DPOConfig` or `ModelConfig` field work (`--max_steps 5`,
 `--learning_rate 5e-7`, `--use_peft`, `--precompute_ref_log_probs`); the first bare argument is the dataset
-reference. Every check on the input runs before the first training step and before anything is written.
+reference. `run` is four steps: `check` (the arguments and the output folder), `load` (the version, the tokenizer,
+the pairs' template and lengths), `train`, `save` (the model folder, its manifest and card, moved into place).
+Every check on the input runs before the first training step and before anything is written.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from lidr_data.dataset.card import check_license
+from lidr_data.dataset.layout import check_name
+from lidr_data.dataset.load import OpenedVersion, load_opened, open_version
 from lidr_data.errors import LidrError
+from lidr_data.files import portable, swap_into_place
+from lidr_data.readers import read_yaml
+from lidr_data.train import output as out
+from lidr_data.train.data import LengthReport, check_columns, check_template_and_lengths, split_by_prompt
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
@@ -80,8 +90,6 @@ def parse_args(argv: list[str] | None = None):
     configs = [argv[i + 1] for i, w in enumerate(argv[:-1]) if w == "--config"]
     configs += [w.removeprefix("--config=") for w in argv if w.startswith("--config=")]
     if configs:
-        from lidr_data.readers import read_yaml
-
         for config in configs:
             try:
                 read_yaml(config)
@@ -135,18 +143,52 @@ def _check_model(margs, bf16: bool) -> tuple[object, dict]:
     return tokenizer, init
 
 
+@dataclass
+class TrainJob:
+    """What `check` accepted: the three argument groups, the output folder and the processes' shared state."""
+
+    targs: TrainArguments
+    args: Any  # trl.DPOConfig
+    margs: Any  # trl.ModelConfig
+    output: Path
+    state: Any  # accelerate.PartialState
+
+
+@dataclass
+class TrainData:
+    """What `load` read and checked: the version, its pairs split for training, and the model's tokenizer."""
+
+    opened: OpenedVersion
+    report: LengthReport
+    train: Any  # datasets.Dataset
+    eval: Any  # datasets.Dataset | None
+    langs: list[str]
+    tokenizer: Any
+    model_init: dict
+
+
+@dataclass
+class Trained:
+    """What `train` did: the trainer (its state and model), the final metrics, the checkpoint resumed from."""
+
+    trainer: Any  # LidrDPOTrainer
+    metrics: dict
+    resumed_from: str | None
+
+
 def run(targs: TrainArguments, args, margs) -> Path:
     """Train and return the output folder. Raises LidrError (before any step, writing nothing) on bad input."""
+    job = check(targs, args, margs)
+    data = load(job)
+    trained = train(job, data)
+    save(job, data, trained)
+    return job.output
+
+
+def check(targs: TrainArguments, args, margs) -> TrainJob:
+    """The checks that need no data and no model: arguments, the Hub names, the license id, the output folder."""
     from accelerate import PartialState
-    from trl import get_peft_config
 
-    from lidr_data.commands.build import quiet_transformers
-    from lidr_data.dataset.load import load_opened, open_version
-    from lidr_data.files import portable
-    from lidr_data.train import output as out
-    from lidr_data.train.data import check_columns, check_template_and_lengths, split_by_prompt
-
-    quiet_transformers()
     for name in ("dataset", "model", "output"):
         if not getattr(targs, name):
             raise LidrError(f"lidr train: missing {'the dataset reference (REF)' if name == 'dataset' else '--' + name}")
@@ -158,22 +200,28 @@ def run(targs: TrainArguments, args, margs) -> Path:
     if targs.nll_weight < 0:
         raise LidrError(f"--nll-weight must be >= 0, got {targs.nll_weight}")
     if targs.push_to:  # checked now: a typo must not surface only after the training
-        from lidr_data.dataset.layout import check_name
-
         org, _, name = targs.push_to.partition("/")
         if not name or "/" in name:
             raise LidrError(f"--push-to {targs.push_to!r}: name a Hub model repository as org/name")
         check_name(org, "Hub namespace")
         check_name(name, "model repository name")
     if targs.license is not None:
-        from lidr_data.dataset.card import check_license
-
         check_license(targs.license)
     margs.model_name_or_path = targs.model
     output = Path(targs.output).expanduser()
     state = PartialState(cpu=args.use_cpu)
-
     out.check_output(output, targs.overwrite, targs.resume)
+    return TrainJob(targs, args, margs, output, state)
+
+
+def load(job: TrainJob) -> TrainData:
+    """Open and verify the version, load the subset, load the tokenizer (and check the model loads), check the
+    chat template and the lengths, split off the held-out pairs; say what will be trained. Every rank passes
+    every check before this returns."""
+    from lidr_data.commands.build import quiet_transformers
+
+    targs, args, margs, state = job.targs, job.args, job.margs, job.state
+    quiet_transformers()
     opened = open_version(targs.dataset)
     what = f"{targs.dataset} [{targs.subset}]"
     dataset = load_opened(opened, targs.subset)
@@ -198,22 +246,26 @@ def run(targs: TrainArguments, args, margs) -> Path:
          f"objective: DPO sigmoid beta={args.beta} + {targs.nll_weight} x NLL ({targs.nll_normalization}); "
          f"bf16={args.bf16}, checkpointing={args.gradient_checkpointing}, lora={margs.use_peft}")
     state.wait_for_everyone()  # every rank has passed every check before anything is written
+    return TrainData(opened, report, train_ds, eval_ds, langs, tokenizer, model_init)
 
-    stage = out.staging_dir(output)
-    if state.is_main_process and targs.overwrite and not targs.resume:
-        import shutil
 
-        shutil.rmtree(stage, ignore_errors=True)
-    resume_from = out.last_checkpoint(output) if targs.resume else None
-    state.wait_for_everyone()
-    args.output_dir = str(stage / "checkpoints")
-    args.model_init_kwargs = {**model_init, **(args.model_init_kwargs or {})}
+def train(job: TrainJob, data: TrainData) -> Trained:
+    """Train in the staging folder (from its last checkpoint with --resume); the metrics of the run."""
+    from trl import get_peft_config
 
     from lidr_data.train.loss import LidrDPOTrainer
 
+    targs, args, margs, state = job.targs, job.args, job.margs, job.state
+    stage = out.staging_dir(job.output)
+    if state.is_main_process and targs.overwrite and not targs.resume:
+        shutil.rmtree(stage, ignore_errors=True)
+    resume_from = out.last_checkpoint(job.output) if targs.resume else None
+    state.wait_for_everyone()
+    args.output_dir = str(stage / "checkpoints")
+    args.model_init_kwargs = {**data.model_init, **(args.model_init_kwargs or {})}
     trainer = LidrDPOTrainer(
-        model=margs.model_name_or_path, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-        processing_class=tokenizer, peft_config=get_peft_config(margs),
+        model=margs.model_name_or_path, args=args, train_dataset=data.train, eval_dataset=data.eval,
+        processing_class=data.tokenizer, peft_config=get_peft_config(margs),
         nll_weight=targs.nll_weight, nll_normalization=targs.nll_normalization,
     )
     result = trainer.train(resume_from_checkpoint=resume_from)
@@ -221,11 +273,18 @@ def run(targs: TrainArguments, args, margs) -> Path:
     logged = [h for h in trainer.state.log_history if "loss" in h]
     if logged:
         metrics.update({f"last_logged/{k}": v for k, v in logged[-1].items() if k not in ("epoch", "step")})
-    if eval_ds is not None:
+    if data.eval is not None:
         metrics.update(trainer.evaluate())
+    return Trained(trainer, metrics, resume_from)
 
+
+def save(job: TrainJob, data: TrainData, trained: Trained) -> None:
+    """Write the model, tokenizer, train_manifest.json and card into the staging folder, with no local path in
+    them, then move the folder to --output in one step (and push it with --push-to)."""
+    targs, output, state, trainer = job.targs, job.output, job.state, trained.trainer
+    stage = out.staging_dir(output)
     model_dir = stage / "model"
-    lora = bool(margs.use_peft)
+    lora = bool(job.margs.use_peft)
     if lora:
         trainer.save_model(str(model_dir / "adapter"))  # the adapter, kept beside the merged model
     else:
@@ -234,47 +293,58 @@ def run(targs: TrainArguments, args, margs) -> Path:
         if lora:
             merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
             merged.save_pretrained(str(model_dir))
-        tokenizer.save_pretrained(str(model_dir))  # with the chat template (chat_template.jinja)
-        base_local = Path(targs.model).exists()
+        data.tokenizer.save_pretrained(str(model_dir))  # with the chat template (chat_template.jinja)
         # What is written here is pushed (--push-to): local paths are named relative to the work folder (the
         # current directory) when inside it, else by their last parts; the content id identifies the version.
         workdir = Path.cwd()
-        lineage = opened.lineage(workdir)
+        lineage = data.opened.lineage(workdir)
+        base_local = Path(targs.model).exists()
         base_name = str(portable(targs.model, workdir)) if base_local else targs.model
         names = out.local_names(workdir, {
-            str(opened.folder): lineage["path"] or lineage["reference"], targs.dataset: lineage["reference"],
+            str(data.opened.folder): lineage["path"] or lineage["reference"], targs.dataset: lineage["reference"],
             targs.model: base_name, str(output): str(portable(str(output.resolve()), workdir)),
             str(stage): str(portable(str(stage.resolve()), workdir))})
         out.scrub_folder(model_dir, names)
-        manifest = out.train_manifest(
-            dataset={**lineage, "subset": targs.subset},
-            base_model={"name_or_path": targs.model, "hub_id": None if base_local else targs.model,
-                        "path": base_name if base_local else None,
-                        "revision": model_init["revision"], **out.base_lineage(Path(targs.model)),
-                        "license": out.base_license(targs.model, model_init["revision"])},
-            objective={"loss": "dpo_sigmoid+nll", "beta": args.beta, "nll_weight": targs.nll_weight,
-                       "nll_normalization": targs.nll_normalization, "reference_model": "the starting model"},
-            settings={"lidr": asdict(targs), "dpo": args.to_dict(), "model": asdict(margs)},
-            data={"subset": targs.subset, "pairs": report.pairs, "train_pairs": train_ds.num_rows,
-                  "eval_pairs": eval_ds.num_rows if eval_ds is not None else 0, "max_length": args.max_length,
-                  "dropped_prompt_too_long": report.dropped_prompt_too_long, "truncated": report.truncated,
-                  "languages": langs, "world_size": state.num_processes,
-                  "global_step": trainer.state.global_step, "resumed_from": resume_from},
-            metrics=metrics, lora=lora,
-        )
+        manifest = _manifest(job, data, trained, lineage, base_local, base_name)
         manifest = out.portable_manifest(manifest, workdir, names)
         out.write_train_manifest(model_dir, manifest)
-        (model_dir / out.CARD).write_text(out.model_card(manifest, langs), encoding="utf-8")
-        out.move_into_place(model_dir, output)
+        (model_dir / out.CARD).write_text(out.model_card(manifest, data.langs), encoding="utf-8")
+        swap_into_place(model_dir, output)  # an old model (--overwrite) is swapped out in one step
+        shutil.rmtree(stage, ignore_errors=True)  # the checkpoints of the finished run
         _say(state, f"model written to {output}")
         if targs.push_to:
+            opened = data.opened
             commit = out.push_folder(output, targs.push_to, f"lidr train: {opened.manifest['name']} "
                                      f"{opened.manifest['version']} ({opened.content_id[:12]})")
             _say(state, f"pushed to {targs.push_to} (commit {commit})")
     state.wait_for_everyone()
     if hasattr(trainer, "end"):  # transformers >= 5.18; without it a multi-process run hangs at exit
         trainer.end()  # finish the trackers, destroy the process group
-    return output
+
+
+def _manifest(job: TrainJob, data: TrainData, trained: Trained, lineage: dict, base_local: bool,
+              base_name: str) -> dict:
+    """train_manifest.json before its local paths are renamed: the dataset version, the base model (a Hub id,
+    or a local folder by its published name), the objective, every setting, the data and the metrics."""
+    targs, args, margs = job.targs, job.args, job.margs
+    revision = data.model_init["revision"]
+    report = data.report
+    return out.train_manifest(
+        dataset={**lineage, "subset": targs.subset},
+        base_model={"name_or_path": targs.model, "hub_id": None if base_local else targs.model,
+                    "path": base_name if base_local else None, "revision": revision,
+                    **out.base_lineage(Path(targs.model)),
+                    "license": out.base_license(targs.model, revision)},
+        objective={"loss": "dpo_sigmoid+nll", "beta": args.beta, "nll_weight": targs.nll_weight,
+                   "nll_normalization": targs.nll_normalization, "reference_model": "the starting model"},
+        settings={"lidr": asdict(targs), "dpo": args.to_dict(), "model": asdict(margs)},
+        data={"subset": targs.subset, "pairs": report.pairs, "train_pairs": data.train.num_rows,
+              "eval_pairs": data.eval.num_rows if data.eval is not None else 0, "max_length": args.max_length,
+              "dropped_prompt_too_long": report.dropped_prompt_too_long, "truncated": report.truncated,
+              "languages": data.langs, "world_size": job.state.num_processes,
+              "global_step": trained.trainer.state.global_step, "resumed_from": trained.resumed_from},
+        metrics=trained.metrics, lora=bool(margs.use_peft),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

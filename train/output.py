@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import platform
 import re
-import shutil
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from lidr_data.dataset.hub import _hub_error, with_retries
 from lidr_data.errors import LidrError
+from lidr_data.files import portable, sha256_file
 
 TRAIN_MANIFEST = "train_manifest.json"
 CARD = "README.md"
@@ -63,26 +64,11 @@ def last_checkpoint(output: Path) -> str | None:
     return None
 
 
-def move_into_place(model_dir: Path, output: Path) -> None:
-    """Rename the finished model folder to `output` (swapping out an old one when --overwrite allowed it)."""
-    if output.exists():
-        old = output.parent / f".{output.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        output.rename(old)
-        model_dir.rename(output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        model_dir.rename(output)
-    shutil.rmtree(staging_dir(output), ignore_errors=True)
-
-
 def base_lineage(model: Path) -> dict:
     """When the base model was itself made by `lidr train` (iteration t > 1): which run, on which version."""
     path = model / TRAIN_MANIFEST
     if not path.is_file():
         return {}
-    from lidr_data.files import sha256_file
-
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
         dataset = previous.get("dataset", {})
@@ -175,7 +161,6 @@ def local_names(workdir: Path, paths: dict[str, str]) -> dict[str, str]:
 def portable_manifest(manifest: dict, workdir: Path, names: dict[str, str]) -> dict:
     """`manifest` as it may be published: a path in `names` becomes its name there, any other absolute path is
     named relative to the work folder when inside it, else by its last part (`lineage.portable`)."""
-    from lidr_data.files import portable
 
     def walk(obj: object) -> object:
         if isinstance(obj, dict):
@@ -289,8 +274,6 @@ library versions.
 def push_folder(folder: Path, repo_id: str, message: str) -> str:
     """Upload the finished model folder to the Hub as one commit; return the commit id."""
     from huggingface_hub import CommitOperationAdd, HfApi
-
-    from lidr_data.dataset.hub import _hub_error, with_retries
 
     api = HfApi()
     ops = [CommitOperationAdd(p.relative_to(folder).as_posix(), str(p))

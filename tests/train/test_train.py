@@ -253,6 +253,30 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, synthetic_version
     assert not out.exists() and not staging_dir(out).exists()
 
 
+# Refused by `check` or by `load` before the model's tokenizer and config are read (`_check_model`).
+BEFORE_THE_MODEL = ["unresolvable reference", "version failing verify", "dropped subset", "unknown subset",
+                    "subset with 0 pairs", "another loss type", "bad --push-to name", "a license that is no id"]
+
+
+@pytest.mark.parametrize("case", BEFORE_THE_MODEL)
+def test_bad_input_is_refused_before_any_model_load(case, synthetic_version, tiny_model_dir, tmp_path, capsys,
+                                                     monkeypatch):
+    from lidr_data.train import dpo
+
+    def loaded(*args, **kwargs):
+        raise AssertionError(f"{case}: the model was loaded before the bad input was refused")
+
+    monkeypatch.setattr(dpo, "_check_model", loaded)
+    make, expected = BAD[case]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    words, _ = make(synthetic_version, tiny_model_dir, scratch)
+    out = tmp_path / "out"
+    assert main(["train", *words, "--model", str(tiny_model_dir), "--output", str(out), "--max_steps", "1"]) == 2
+    assert expected in " ".join(capsys.readouterr().err.split())
+    assert not out.exists() and not staging_dir(out).exists()
+
+
 @pytest.mark.slow
 def test_an_output_that_holds_a_model_is_refused_unless_overwrite(synthetic_version, tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "existing"
