@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from lidr_data.dataset.layout import read_manifest, row_counts
 from lidr_data.dataset.store import Reference
@@ -111,8 +112,6 @@ def _build(con, tables, names: list[str], top: int, manifest: dict | None) -> Re
                  + greatest(0, {LOW_SCORE} - least(coalesce(chosen_lang_score, 0), coalesce(rejected_lang_score, 0))) * 2)"""
     # Top-k by position (file, row) on the numeric columns only, then the texts of just those rows: DuckDB
     # prunes row groups by file_row_number, so the text of a million pairs is never scanned for a dozen.
-    import pyarrow.parquet as pq
-
     files = "[" + ", ".join(sql_literal(f.resolve()) for f in tables.views["pairs"]) + "]"
     worst = con.sql(f"""
         SELECT filename, file_row_number, {score} AS score
