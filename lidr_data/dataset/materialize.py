@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lidr_data import __version__, locks
+from lidr_data import locks
 from lidr_data.dataset.card import check_license, render_card
 from lidr_data.dataset.layout import (
     ALL,
@@ -54,6 +54,7 @@ from lidr_data.progress import Progress, no_progress
 from lidr_data.recipe import TINY_MODEL, Recipe
 from lidr_data.run_folder import RunPaths
 from lidr_data.stages.schema import PAIR_COLUMNS, TAG_COLUMNS
+from lidr_data.version import __version__
 
 SHARD_ROWS = 250_000  # rows per Parquet shard (a few hundred MB of text at most)
 ROW_GROUP_ROWS = 10_000
