@@ -35,7 +35,7 @@ from lidr_data.progress import Progress
 from lidr_data.recipe import TINY_MODEL, Recipe, ResponsesImport, TranslationsImport, with_overrides
 from lidr_data.run_folder import DROPPED_DIR, RunPaths
 from lidr_data.run_folder import run_dir as _run_dir
-from lidr_data.stages.schema import STAGE_FILES, STAGES, StageFiles, StageStats
+from lidr_data.stages.base import STAGE_FILES, STAGES, StageFiles, StageStats
 from lidr_data.stages.tables import write_parquet_atomic
 
 # Views of STAGE_FILES by name (what each stage writes; whose kept rows are exactly its rows in).

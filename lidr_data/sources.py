@@ -24,7 +24,8 @@ from lidr_data.errors import LidrError
 from lidr_data.langid import UNKNOWN
 from lidr_data.readers import SUFFIXES, iter_records
 from lidr_data.redact import redact_text
-from lidr_data.stages.schema import PROMPTS, StageStats
+from lidr_data.schema import PROMPTS
+from lidr_data.stages.base import StageStats
 from lidr_data.stages.tables import drop_table
 
 

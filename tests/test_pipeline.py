@@ -13,7 +13,8 @@ import lidr_data.generation as generation
 from lidr_data.errors import LidrError
 from lidr_data.pipeline import FEEDS, OUTPUTS, build, read_stats
 from lidr_data.recipe import TranslationsImport, load_recipe
-from lidr_data.stages.schema import PAIR_COLUMNS, STAGES, TAG_COLUMNS
+from lidr_data.schema import PAIR_COLUMNS, TAG_COLUMNS
+from lidr_data.stages.base import STAGES
 
 pytestmark = pytest.mark.slow  # builds on the tiny model: about 45 s for the module on 2 busy cores
 

@@ -10,7 +10,7 @@ import yaml
 
 from lidr_data.errors import LidrError
 from lidr_data.run_folder import RunPaths
-from lidr_data.stages.schema import STAGE_FILES, STAGES
+from lidr_data.stages.base import STAGE_FILES, STAGES
 
 
 def test_stage_files_are_one_consistent_list():

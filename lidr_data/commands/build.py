@@ -20,7 +20,7 @@ from lidr_data.commands.render import (
     progress_bar,
     warn,
 )
-from lidr_data.stages.schema import StageStats
+from lidr_data.stages.base import StageStats
 
 if TYPE_CHECKING:
     from lidr_data.pipeline import BuildEvents

@@ -53,7 +53,7 @@ from lidr_data.files import (
 from lidr_data.progress import Progress, no_progress
 from lidr_data.recipe import TINY_MODEL, Recipe
 from lidr_data.run_folder import RunPaths
-from lidr_data.stages.schema import PAIR_COLUMNS, TAG_COLUMNS
+from lidr_data.schema import PAIR_COLUMNS, TAG_COLUMNS
 from lidr_data.version import __version__
 
 SHARD_ROWS = 250_000  # rows per Parquet shard (a few hundred MB of text at most)

@@ -1,2 +1,2 @@
-"""Pipeline stages, each a function from tables to tables with the column contract of `schema.py`:
+"""Pipeline stages, each a function from tables to tables with the column contract of `lidr_data/schema.py`:
 respond, translate, pairs (generation side) and tag, filter, dedup (post-processing, streamed in batches)."""

@@ -32,8 +32,9 @@ import pyarrow.parquet as pq
 from lidr_data.config import option
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_paths
+from lidr_data.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS
+from lidr_data.stages.base import StageStats
 from lidr_data.stages.filter import FILTERED, count_reasons, with_drop_columns, with_tags
-from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
 from lidr_data.stages.tables import WriteBehind, open_table, parquet_writer, read_ahead
 from lidr_data.stages.tag import load_tags, tags_of
 

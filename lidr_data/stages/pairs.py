@@ -21,7 +21,8 @@ import duckdb
 import pyarrow as pa
 
 from lidr_data.files import portable
-from lidr_data.stages.schema import FLAT_TEXT, PAIR_COLUMNS, StageStats
+from lidr_data.schema import FLAT_TEXT, PAIR_COLUMNS
+from lidr_data.stages.base import StageStats
 from lidr_data.stages.tables import drop_table
 
 STAGE = "pairs"

@@ -20,7 +20,8 @@ from lidr_data.generation.runner import run_requests
 from lidr_data.languages import check_language
 from lidr_data.progress import Progress
 from lidr_data.readers import read_located
-from lidr_data.stages.schema import PROMPTS, RESPONSES, StageStats
+from lidr_data.schema import PROMPTS, RESPONSES
+from lidr_data.stages.base import StageStats
 from lidr_data.stages.tables import drop_table
 
 STAGE = "respond"

@@ -33,7 +33,8 @@ from lidr_data.langid import (
     disagrees,
     read_further,
 )
-from lidr_data.stages.schema import FLAT_TEXT, TAG_COLUMNS, StageStats
+from lidr_data.schema import FLAT_TEXT, TAG_COLUMNS
+from lidr_data.stages.base import StageStats
 from lidr_data.stages.tables import open_table, parquet_writer
 
 SEP = "\x1f"  # unit separator: joins the three texts for the content hash

@@ -25,7 +25,8 @@ from lidr_data.generation.runner import run_requests
 from lidr_data.languages import check_language, language_name
 from lidr_data.progress import Progress
 from lidr_data.readers import read_located
-from lidr_data.stages.schema import TRANSLATIONS, StageStats
+from lidr_data.schema import TRANSLATIONS
+from lidr_data.stages.base import StageStats
 from lidr_data.stages.tables import drop_table
 
 STAGE = "translate"
