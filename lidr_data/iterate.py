@@ -33,11 +33,11 @@ import polars as pl
 import yaml
 
 from lidr_data import locks
+from lidr_data.build.recipe import TINY_MODEL, Recipe
+from lidr_data.build.run_folder import RunPaths
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path, sql_literal, write_json_atomic, write_text_atomic
-from lidr_data.recipe import TINY_MODEL, Recipe
 from lidr_data.redact import secret_name, secret_paths
-from lidr_data.run_folder import RunPaths
 
 STATE, LOG, SUMMARY = "iterate.json", "iterate.log", "summary.parquet"
 EVALUATIONS = ("mgsm", "winrate", "refnll")

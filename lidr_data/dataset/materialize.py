@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lidr_data import locks
+from lidr_data.build.recipe import TINY_MODEL, Recipe
+from lidr_data.build.run_folder import RunPaths
 from lidr_data.dataset.card import check_license, render_card
 from lidr_data.dataset.layout import (
     ALL,
@@ -51,8 +53,6 @@ from lidr_data.files import (
     temp_dir_name,
 )
 from lidr_data.progress import Progress, no_progress
-from lidr_data.recipe import TINY_MODEL, Recipe
-from lidr_data.run_folder import RunPaths
 from lidr_data.schema import PAIR_COLUMNS, TAG_COLUMNS
 from lidr_data.version import __version__
 
@@ -62,7 +62,7 @@ ROW_GROUP_ROWS = 10_000
 def _redact(obj):
     """Recipe values under secret-looking keys never reach a manifest or card (env var *names* are fine); run
     folders written before recipe.yaml was redacted at the source go through the same rule."""
-    from lidr_data.recipe import redact_secrets
+    from lidr_data.build.recipe import redact_secrets
 
     return redact_secrets(obj)
 
@@ -111,7 +111,7 @@ class _ShardWriter:
 
 @dataclass
 class RunFolder:
-    """What materialize reads from a run folder (its layout: `lidr_data.run_folder`)."""
+    """What materialize reads from a run folder (its layout: `lidr_data.build.run_folder`)."""
 
     path: Path
     pairs: Path

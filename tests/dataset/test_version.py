@@ -257,7 +257,7 @@ def test_allow_empty_version_loads_every_config_its_card_lists(run_dir: Path, st
 
 def test_empty_dropped_config_is_not_listed_and_every_listed_config_loads(run_dir: Path, store: Path,
                                                                           tmp_path: Path, capsys):
-    from lidr_data.pipeline import merge_drops
+    from lidr_data.build.pipeline import merge_drops
 
     (run_dir / "dropped.parquet").unlink()
     merge_drops([], run_dir / "dropped.parquet")  # what a build that dropped nothing writes

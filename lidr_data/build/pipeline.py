@@ -32,9 +32,9 @@ from lidr_data.files import atomic_path, remove_stale_temps, sql_literal, write_
 from lidr_data.generation.base import Generator
 from lidr_data.generation.cache import RequestCache
 from lidr_data.progress import Progress
-from lidr_data.recipe import TINY_MODEL, Recipe, ResponsesImport, TranslationsImport, with_overrides
-from lidr_data.run_folder import DROPPED_DIR, RunPaths
-from lidr_data.run_folder import run_dir as _run_dir
+from lidr_data.build.recipe import TINY_MODEL, Recipe, ResponsesImport, TranslationsImport, with_overrides
+from lidr_data.build.run_folder import DROPPED_DIR, RunPaths
+from lidr_data.build.run_folder import run_dir as _run_dir
 from lidr_data.stages.base import STAGE_FILES, STAGES, StageFiles, StageStats
 from lidr_data.stages.tables import write_parquet_atomic
 
@@ -301,7 +301,7 @@ def _build(recipe: Recipe, progress: Progress | None, events: BuildEvents | None
 # -- the stages: each reads its inputs from the run folder and writes its outputs there (atomically)
 
 def _prompts(run: Build) -> StageStats:
-    from lidr_data.sources import load_prompts
+    from lidr_data.stages.prompts import load_prompts
 
     recipe = run.recipe
     prompts, drops, stats = load_prompts(recipe.prompts, recipe.all_languages,

@@ -1,4 +1,4 @@
-"""The run folder has one definition (`lidr_data.run_folder`), and materialize reads its recipe through the
+"""The run folder has one definition (`lidr_data.build.run_folder`), and materialize reads its recipe through the
 Recipe type: a bad field is a one-line error naming the file and the field, never a traceback."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from lidr_data.errors import LidrError
-from lidr_data.run_folder import RunPaths
+from lidr_data.build.run_folder import RunPaths
 from lidr_data.stages.base import STAGE_FILES, STAGES
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lidr_data.errors import LidrError
 from lidr_data.readers import read_yaml
-from lidr_data.recipe import Recipe, parse_recipe
+from lidr_data.build.recipe import Recipe, parse_recipe
 from lidr_data.stages.base import STAGE_FILES, STAGES, StageStats
 
 STAGE_NAMES = STAGES
