@@ -181,7 +181,7 @@ def report(run_dir: Path, console: Console, fmt: str = "table", out: Console | N
 def materialize_and_report(run_dir: Path, args: argparse.Namespace, console: Console) -> Path | None:
     """End of a build: the run becomes an immutable version in WORKDIR/store/ (unless --no-materialize), or the
     version made from the very same pairs is reported as up to date."""
-    from lidr_data.dataset.materialize import materialize_run
+    from lidr_data.build.materialize import materialize_run
 
     if args.no_materialize:
         return None

@@ -32,7 +32,7 @@ def test_stage_files_are_one_consistent_list():
 def test_materialize_reads_the_recipe_through_its_type(tmp_path: Path, field, value, message):
     from synthetic import make_run
 
-    from lidr_data.dataset.materialize import materialize
+    from lidr_data.build.materialize import materialize
 
     run = make_run(tmp_path / "runs" / "x" / "iter-1", n_prompts=3, name="x")
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())

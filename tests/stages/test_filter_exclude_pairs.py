@@ -19,11 +19,11 @@ from counting import CountingGenerator
 from postprocess_rows import make_pair, write_pairs
 
 import lidr_data.generation as generation
+from lidr_data.build.materialize import materialize_run
 from lidr_data.build.pipeline import build, read_stats
 from lidr_data.build.recipe import load_recipe
 from lidr_data.cli import main
 from lidr_data.dataset.layout import content_id, read_manifest, verify
-from lidr_data.dataset.materialize import materialize_run
 from lidr_data.errors import LidrError
 from lidr_data.files import sha256_file
 from lidr_data.stages.filter import FilterConfig, filter_pairs, read_pair_filter
