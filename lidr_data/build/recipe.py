@@ -31,9 +31,9 @@ from lidr_data.generation import BACKENDS, check_backend_options
 from lidr_data.languages import check_language
 from lidr_data.readers import MAX_TEXT_CHARS, parse_yaml, read_yaml
 from lidr_data.redact import REDACTED, redact_secrets  # noqa: F401 (re-exported: recipes are what gets redacted)
-from lidr_data.stages.prompts import PromptsConfig
 from lidr_data.stages.dedup import DedupConfig
 from lidr_data.stages.filter import FilterConfig
+from lidr_data.stages.prompts import PromptsConfig
 from lidr_data.stages.respond import GenerationConfig, ResponsesImport
 from lidr_data.stages.tag import TagConfig
 from lidr_data.stages.translate import TranslationConfig, TranslationsImport

@@ -25,7 +25,7 @@ from lidr_data.langid import UNKNOWN
 from lidr_data.readers import SUFFIXES, iter_records
 from lidr_data.redact import redact_text
 from lidr_data.schema import PROMPTS
-from lidr_data.stages.base import StageStats
+from lidr_data.stages.base import RunningBuild, Stage, StageStats, section
 from lidr_data.stages.tables import drop_table
 
 
@@ -294,3 +294,22 @@ def _check_languages(cfg: PromptsConfig, languages: list[str], per_lang: dict[st
         detected = ", ".join(f"{code} {k}" for code, k in codes.most_common())
         notes(f"{per_lang[lang].label}: {n} of {total} item(s) ({100 * n / total:.1f}%) are not in {lang!r} "
               f"(detected: {detected}); dropped as prompt_wrong_language (prompts.check_language)")
+
+
+# -- this stage in the build (the list: order.py)
+
+def _run(run: RunningBuild) -> StageStats:
+    recipe = run.recipe
+    prompts, drops, stats = load_prompts(recipe.prompts, recipe.all_languages,
+                                         warn=lambda m: run.events.warn(f"prompts: {m}"))
+    if stats.kept == 0:
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items(), key=lambda kv: -kv[1]))
+        raise LidrError(f"{recipe.prompts.source}: no complete prompt item in {', '.join(recipe.all_languages)}"
+                        + (f" (dropped: {reasons})" if reasons else ""))
+    for reason, n in stats.dropped.items():
+        run.events.warn(f"prompts: {n} row(s) dropped: {reason}")
+    return run.save(STAGE, prompts, drops, stats)
+
+
+ENTRY = Stage(name=STAGE, output="prompts.parquet",
+              settings=lambda r: [section(r, "prompts"), r.dominant_lang, r.languages], run=_run)

@@ -10,11 +10,11 @@ import pytest
 from counting import CountingGenerator
 
 import lidr_data.generation as generation
-from lidr_data.errors import LidrError
 from lidr_data.build.pipeline import FEEDS, OUTPUTS, build, read_stats
 from lidr_data.build.recipe import TranslationsImport, load_recipe
+from lidr_data.errors import LidrError
 from lidr_data.schema import PAIR_COLUMNS, TAG_COLUMNS
-from lidr_data.stages.base import STAGES
+from lidr_data.stages.order import STAGE_NAMES as STAGES
 
 pytestmark = pytest.mark.slow  # builds on the tiny model: about 45 s for the module on 2 busy cores
 

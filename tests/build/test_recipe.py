@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lidr_data.errors import LidrError
 from lidr_data.build.recipe import ASSETS, load_recipe, parse_recipe, with_overrides
+from lidr_data.errors import LidrError
 from lidr_data.stages.filter import FilterConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -303,9 +303,9 @@ def test_every_yaml_reader_applies_the_same_checks(tmp_path):
     """Recipes, imports files, run folders' recipe.yaml, training configs, iterate's train: file and option values
     all go through readers.parse_yaml: a duplicate key is refused with the file and line everywhere."""
     from lidr_data.build.recipe import import_specs, read_imports_file
+    from lidr_data.build.run_folder import RunPaths
     from lidr_data.commands.generate import parse_options
     from lidr_data.commands.iterate import check_train
-    from lidr_data.build.run_folder import RunPaths
     from lidr_data.train.dpo import parse_args
 
     bad = tmp_path / "bad.yaml"

@@ -8,19 +8,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lidr_data.errors import LidrError
 from lidr_data.build.run_folder import RunPaths
-from lidr_data.stages.base import STAGE_FILES, STAGES
+from lidr_data.errors import LidrError
+from lidr_data.stages.order import STAGE_NAMES, STAGES
 
 
 def test_stage_files_are_one_consistent_list():
-    assert STAGES == ("prompts", "respond", "translate", "pairs", "tag", "filter", "dedup")
+    assert STAGE_NAMES == ("prompts", "respond", "translate", "pairs", "tag", "filter", "dedup")
     seen: list[str] = []
-    for stage in STAGE_FILES:
+    for stage in STAGES:
         assert set(stage.inputs) <= set(seen), stage  # a stage reads only what ran before it
         assert stage.rows_from is None or stage.rows_from in stage.inputs
         seen.append(stage.name)
-    assert len({s.output for s in STAGE_FILES}) == len(STAGE_FILES)
+    assert len({s.output for s in STAGES}) == len(STAGES)
     assert RunPaths(Path("r")).pairs == Path("r") / "pairs.parquet"
 
 
