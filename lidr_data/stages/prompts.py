@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from lidr_data.config import option, require, resolve_path
 from lidr_data.errors import LidrError
-from lidr_data.langid import UNKNOWN
+from lidr_data.langid import UNKNOWN, detect_languages
 from lidr_data.readers import SUFFIXES, iter_records
 from lidr_data.redact import redact_text
 from lidr_data.schema import PROMPTS
@@ -268,8 +268,6 @@ def _check_languages(cfg: PromptsConfig, languages: list[str], per_lang: dict[st
                      notes: Callable[[str], None]) -> None:
     """Mark rows whose text is confidently another of `languages` as `prompt_wrong_language`, and say per file
     which share of its items that was (a `de.jsonl` holding English shows up as one line, not as bad pairs)."""
-    from lidr_data.langid import detect_languages
-
     keys = [(pid, lang) for lang in languages for pid in selected
             if pid in per_lang[lang].texts and (pid, lang) not in status
             and len(per_lang[lang].texts[pid].strip()) >= cfg.language_min_chars]
