@@ -121,7 +121,7 @@ def main() -> None:
 def audit_bench(base_url: str, args: argparse.Namespace) -> None:
     from synthetic import make_run
 
-    from lidr_data.dataset.materialize import materialize
+    from lidr_data.build.materialize import materialize
     from lidr_data.eval.audit import AuditConfig, run_audit
 
     with tempfile.TemporaryDirectory() as tmp:

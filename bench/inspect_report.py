@@ -59,7 +59,7 @@ def real_texts() -> dict:
 def build(workdir: Path, pairs: int) -> Path:
     from synthetic import make_run
 
-    from lidr_data.dataset.materialize import materialize
+    from lidr_data.build.materialize import materialize
 
     version = workdir / "store" / f"bench-{pairs}" / "iter-1"
     if (version / "manifest.json").is_file():

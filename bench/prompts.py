@@ -1,4 +1,4 @@
-"""Benchmark: loading prompt files (lidr_data.sources.load_prompts), the `prompts` stage of a build.
+"""Benchmark: loading prompt files (lidr_data.stages.prompts.load_prompts), the `prompts` stage of a build.
 
 Two questions, each answered with figures and a ratio against a baseline measured in the same run:
 
@@ -34,8 +34,8 @@ def peak_rss_mb() -> float:
 
 
 def language_check(prompts_dir: Path) -> None:
-    from lidr_data.recipe import PromptsConfig
-    from lidr_data.sources import load_prompts
+    from lidr_data.build.recipe import PromptsConfig
+    from lidr_data.stages.prompts import load_prompts
 
     def timed(check: bool, langs: list[str]) -> tuple[float, object]:
         start = time.perf_counter()
@@ -62,8 +62,8 @@ def make_files(prompts_dir: Path, folder: Path, lines: int) -> None:
 
 
 def limit_variant(folder: Path, variant: str) -> dict:
-    from lidr_data.recipe import PromptsConfig
-    from lidr_data.sources import load_prompts
+    from lidr_data.build.recipe import PromptsConfig
+    from lidr_data.stages.prompts import load_prompts
 
     start = time.perf_counter()
     if variant == "old":

@@ -112,7 +112,7 @@ def run_worker(kind: str, version: Path, model: Path, out: Path, settings: list[
 def make_version(folder: Path, n_prompts: int) -> tuple[Path, str]:
     from synthetic import make_run
 
-    from lidr_data.dataset.materialize import materialize
+    from lidr_data.build.materialize import materialize
 
     texts, what = None, f"synthetic pairs ({n_prompts} prompts x 3 languages, both directions)"
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "generations" / "llama-3-8b-instruct-M0"

@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from lidr_data import __version__, locks
+from lidr_data import locks
 from lidr_data.dataset import audits
 from lidr_data.dataset.layout import ALL, content_id, read_manifest, verify
 from lidr_data.dataset.store import Reference, parse_reference, resolve
@@ -39,6 +39,7 @@ from lidr_data.eval.results import write_json, write_table
 from lidr_data.eval.stats import cohen_kappa, wilson_interval
 from lidr_data.files import cleanup_stale_temps, sql_literal, sql_literal_list, swap_into_place, temp_dir_name
 from lidr_data.progress import Progress
+from lidr_data.version import __version__
 
 OUTCOMES = ("chosen", "tie", "rejected")
 NO_REFERENCE = "no_reference"  # the chrf judge had no gold answer for the pair's prompt: not judged, not failed

@@ -1,6 +1,6 @@
 """lidr-data: Language Imbalance Driven Rewarding as versioned preference datasets."""
 
-__version__ = "0.1.0"
+from lidr_data.version import __version__
 
 __all__ = ["__version__", "load_version"]
 

@@ -33,11 +33,13 @@ import polars as pl
 import yaml
 
 from lidr_data import locks
+from lidr_data.build.recipe import TINY_MODEL, Recipe
+from lidr_data.build.run_folder import RunPaths
+from lidr_data.dataset.layout import content_id, read_manifest
 from lidr_data.errors import LidrError
-from lidr_data.files import atomic_path, sql_literal, write_json_atomic, write_text_atomic
-from lidr_data.recipe import TINY_MODEL, Recipe
+from lidr_data.files import atomic_path, sha256_file, sql_literal, write_json_atomic, write_text_atomic
 from lidr_data.redact import secret_name, secret_paths
-from lidr_data.run_folder import RunPaths
+from lidr_data.train.output import last_checkpoint, staging_dir
 
 STATE, LOG, SUMMARY = "iterate.json", "iterate.log", "summary.parquet"
 EVALUATIONS = ("mgsm", "winrate", "refnll")
@@ -179,8 +181,6 @@ def plan_steps(plan: IteratePlan) -> list[Step]:
 def _train_resume_words(output: Path, changed: bool = False) -> list[str]:
     """A training killed earlier continues from its last complete checkpoint, unless its inputs changed since
     (its checkpoints then come from another version or base model); anything else left is replaced."""
-    from lidr_data.train.output import last_checkpoint, staging_dir
-
     if last_checkpoint(output) and not changed:
         return ["--resume"]
     if output.exists() or staging_dir(output).exists():
@@ -336,9 +336,6 @@ def output_identity(plan: IteratePlan, step: Step) -> str | None:
     """What a finished step's outputs are, as the steps consuming them see them: a version's content id, the
     sha256 of a model's train_manifest.json (it pins the dataset, base model and settings, and changes with every
     training), of a run's pairs and lineage, of an evaluation's summary. None when they are missing."""
-    from lidr_data.dataset.layout import content_id, read_manifest
-    from lidr_data.files import sha256_file
-
     t = step.iteration
     try:
         if step.kind == "build":
@@ -379,8 +376,6 @@ def summarize(plan: IteratePlan) -> pl.DataFrame:
             if not manifest_path.is_file():
                 break
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            from lidr_data.dataset.layout import content_id
-
             row.update(version=f"iter-{t}", content_id=content_id(manifest), pairs_kept=pair_count(run))
             row.update({f"dropped_{reason}": n for reason, n in drop_reasons(run).items()})
             row.update(_agreement(version))

@@ -18,8 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lidr_data.recipe import Recipe, from_dict
-from lidr_data.stages.schema import DROP_COLUMNS, PAIR_COLUMNS, TAG_COLUMNS
+from lidr_data.build.recipe import Recipe, from_dict
+from lidr_data.schema import DROP_COLUMNS, PAIR_COLUMNS, TAG_COLUMNS
 
 PAIRS_SCHEMA = pa.schema(list(PAIR_COLUMNS) + list(TAG_COLUMNS))
 DROPPED_SCHEMA = pa.schema(list(PAIRS_SCHEMA) + list(DROP_COLUMNS))

@@ -16,7 +16,7 @@ import pytest
 from servers.openai_server import OpenAIServer
 from synthetic import make_run
 
-from lidr_data.dataset.materialize import materialize
+from lidr_data.build.materialize import materialize
 from lidr_data.errors import LidrError
 from lidr_data.extras import EXTRA_OF, require
 

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from synthetic import make_run
 
+from lidr_data.build.materialize import materialize
 from lidr_data.cli import main
-from lidr_data.dataset.materialize import materialize
 from lidr_data.inspect import build_report
 from lidr_data.inspect_page import render_html
 

@@ -15,9 +15,9 @@ import pytest
 from synthetic import make_run
 from tamper import overwrite, writable
 
+from lidr_data.build.materialize import materialize
 from lidr_data.cli import main
 from lidr_data.dataset.layout import verify
-from lidr_data.dataset.materialize import materialize
 from lidr_data.errors import LidrError
 from lidr_data.sql import connect, default_memory_limit, query, tables_for
 

@@ -8,8 +8,7 @@ import os
 import pytest
 
 from lidr_data.cli import main
-from lidr_data.pipeline import ensure_tiny_model
-from lidr_data.tiny_model import is_complete
+from lidr_data.tiny_model import ensure_tiny_model, is_complete
 
 
 def _loads(folder) -> None:

@@ -20,10 +20,10 @@ from lidr_data.commands.render import (
     progress_bar,
     warn,
 )
-from lidr_data.stages.schema import StageStats
+from lidr_data.stages.base import StageStats
 
 if TYPE_CHECKING:
-    from lidr_data.pipeline import BuildEvents
+    from lidr_data.build.pipeline import BuildEvents
 
 
 def _langs(text: str) -> list[str]:
@@ -137,54 +137,10 @@ def quiet_transformers(all_bars: bool = False) -> None:
         set_hook(lambda factory, args, kwargs: hf_logging.EmptyTqdm(*args, **kwargs))
 
 
-def import_specs(kind: str, groups: list[list[str]]) -> list:
-    """`--responses FILE KEY=VALUE ...` -> ResponsesImport (and the same for translations), validated like the
-    recipe's `imports:` entries."""
-    from lidr_data.errors import LidrError
-    from lidr_data.readers import parse_yaml
-    from lidr_data.recipe import ResponsesImport, TranslationsImport, from_dict
-
-    cls = ResponsesImport if kind == "responses" else TranslationsImport
-    specs = []
-    for path, *settings in groups:
-        data: dict = {"path": path}
-        for item in settings:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise LidrError(f"--{kind} {path}: {item!r} is not KEY=VALUE (put the recipe before --{kind})")
-            key = key.replace("-", "_")
-            if key == "failure_markers":  # a YAML list ('[a, b]'), or one marker taken literally
-                data[key] = (parse_yaml(value, f"--{kind} {path}: {key}") if value.lstrip().startswith("[")
-                             else [value])
-            else:  # every other setting is text, kept literally (YAML would read lang=no as false)
-                data[key] = value
-        specs.append(from_dict(cls, data, f"--{kind} {path}"))
-    return specs
-
-
-def read_imports_file(path: Path):
-    """An imports YAML (`responses:`/`translations:` lists, optionally under `imports:`) -> ImportsConfig."""
-    from lidr_data.config import resolve_path
-    from lidr_data.errors import LidrError
-    from lidr_data.readers import read_yaml
-    from lidr_data.recipe import ImportsConfig, from_dict
-
-    path = resolve_path(path)
-    if not path.is_file():
-        raise LidrError(f"--imports {path}: file not found")
-    data = read_yaml(path) or {}
-    if isinstance(data, dict) and set(data) == {"imports"}:
-        data = data["imports"]
-    try:
-        return from_dict(ImportsConfig, data, "imports")
-    except LidrError as e:
-        raise LidrError(f"{path}: {e}") from None
-
-
 def build_events(console: Console) -> BuildEvents:
     """The build's reports as lines on `console`: a line per stage (dim when done earlier), notices, warnings in
     yellow, and a spinner while a stage without a progress bar runs."""
-    from lidr_data.pipeline import BuildEvents
+    from lidr_data.build.pipeline import BuildEvents
 
     def stage_done(stats: StageStats, seconds: float | None) -> None:
         if seconds is None:
@@ -215,7 +171,7 @@ def stats_table(stats: list[StageStats], title: str) -> TableData:
 
 def report(run_dir: Path, console: Console, fmt: str = "table", out: Console | None = None) -> None:
     """The per-stage table (on `out`, default `console`, in `fmt`) and where the tables are (on `console`)."""
-    from lidr_data.pipeline import read_stats
+    from lidr_data.build.pipeline import read_stats
 
     print_tables([stats_table(read_stats(run_dir), f"lidr build: {run_dir}")], fmt, out or console)
     console.print(f"pairs: [bold]{run_dir / 'pairs.parquet'}[/] · every drop with its stage and reason: "
@@ -225,7 +181,7 @@ def report(run_dir: Path, console: Console, fmt: str = "table", out: Console | N
 def materialize_and_report(run_dir: Path, args: argparse.Namespace, console: Console) -> Path | None:
     """End of a build: the run becomes an immutable version in WORKDIR/store/ (unless --no-materialize), or the
     version made from the very same pairs is reported as up to date."""
-    from lidr_data.dataset.materialize import materialize_run
+    from lidr_data.build.materialize import materialize_run
 
     if args.no_materialize:
         return None
@@ -242,8 +198,8 @@ def materialize_and_report(run_dir: Path, args: argparse.Namespace, console: Con
 
 def run(args: argparse.Namespace) -> int:
     from lidr_data import locks
-    from lidr_data.pipeline import build, run_folder
-    from lidr_data.recipe import load_recipe, with_overrides
+    from lidr_data.build.pipeline import build, run_folder
+    from lidr_data.build.recipe import import_specs, load_recipe, read_imports_file, with_overrides
 
     out, console = output_consoles(args.format)
     recipe = load_recipe(args.recipe)

@@ -88,8 +88,8 @@ def content_id_arg(text: str) -> str:
 
 
 def run_materialize(args: argparse.Namespace) -> int:
+    from lidr_data.build.materialize import materialize
     from lidr_data.dataset.layout import content_id, read_manifest
-    from lidr_data.dataset.materialize import materialize
     from lidr_data.dataset.store import default_store
 
     store = args.store or default_store(args.workdir)

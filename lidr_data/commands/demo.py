@@ -147,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo never needs the Hub; say so to the Hub client
-    from lidr_data.pipeline import build
-    from lidr_data.recipe import load_recipe
+    from lidr_data.build.pipeline import build
+    from lidr_data.build.recipe import load_recipe
 
     quiet_transformers()  # the model loads fast; its bars would only clutter the demo's output
     out, console = output_consoles(args.format)

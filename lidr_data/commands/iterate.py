@@ -163,8 +163,8 @@ def check_train(section: Any, where: str) -> dict[str, Any]:
 def make_plan(args: argparse.Namespace):
     import dataclasses
 
+    from lidr_data.build.recipe import load_recipe, with_overrides
     from lidr_data.iterate import IteratePlan
-    from lidr_data.recipe import load_recipe, with_overrides
 
     recipe = load_recipe(args.recipe)
     where = str(args.recipe)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lidr_data.dataset.hub import published_content_id
 from lidr_data.dataset.layout import MANIFEST, content_id, read_manifest, verify
 from lidr_data.dataset.store import parse_reference, resolve_version
 from lidr_data.errors import LidrError
@@ -39,8 +40,6 @@ def parent_record(ref: str, workdir: str | Path) -> dict:
         folder = resolve_version(reference)
         expected = None
         if reference.is_hub:  # the id its publishing commit recorded (a local version: the store's index)
-            from lidr_data.dataset.hub import published_content_id
-
             expected = published_content_id(reference.repo_id, reference.revision)
         result = verify(folder, expected_content_id=expected)
         if not result.ok:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lidr_data.dataset.layout import content_id, read_manifest
+from lidr_data.dataset.layout import content_id, read_manifest, verify
+from lidr_data.dataset.lineage import portable_version
 from lidr_data.dataset.store import Reference, parse_reference, resolve_version
 from lidr_data.errors import LidrError
 
@@ -46,8 +47,6 @@ class OpenedVersion:
         """What a consumer records about the version it used (train_manifest.json, model cards), which it may
         publish: a local version is named relative to `workdir` (default: the current directory) when inside
         it, else `dataset/version`, never by an absolute path of this machine; its content id identifies it."""
-        from lidr_data.dataset.lineage import portable_version
-
         ref = self.reference
         local = None if ref.is_hub else portable_version(self.folder, Path.cwd() if workdir is None else workdir)
         typed_path = not ref.is_hub and ref.text.startswith(("/", "~"))
@@ -66,8 +65,6 @@ class OpenedVersion:
 
 def open_version(ref: str | Reference) -> OpenedVersion:
     """Resolve a reference to one version and verify every file hash and count; a failing version is refused."""
-    from lidr_data.dataset.layout import verify
-
     reference = parse_reference(ref) if isinstance(ref, str) else ref
     folder = resolve_version(reference)
     result = verify(folder)

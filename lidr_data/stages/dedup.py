@@ -32,8 +32,9 @@ import pyarrow.parquet as pq
 from lidr_data.config import option
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_paths
+from lidr_data.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS
+from lidr_data.stages.base import RunningBuild, Stage, StageStats, section
 from lidr_data.stages.filter import FILTERED, count_reasons, with_drop_columns, with_tags
-from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
 from lidr_data.stages.tables import WriteBehind, open_table, parquet_writer, read_ahead
 from lidr_data.stages.tag import load_tags, tags_of
 
@@ -367,3 +368,14 @@ def dedup_pairs(raw: Path, tagged: Path, filtered: Path, kept_dst: Path, dropped
                 writes.write(dropped_w, with_drop_columns(table.filter(pa.array(drop)), "dedup", reasons, dup_of))
                 count_reasons(stats, reasons)
     return stats.check()
+
+
+# -- this stage in the build (the list: order.py); it streams file to file and writes its outputs atomically
+
+def _run(run: RunningBuild) -> StageStats:
+    return dedup_pairs(run.out("pairs"), run.out("tag"), run.out("filter"), run.out("dedup"), run.drops("dedup"),
+                       run.recipe.dedup)
+
+
+ENTRY = Stage(name="dedup", output="pairs.parquet", inputs=("pairs", "tag", "filter"), rows_from="filter",
+              settings=lambda r: [section(r, "dedup")], run=_run)

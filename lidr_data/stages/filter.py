@@ -24,6 +24,7 @@ pairs_raw (the dedup stage writes the published table from pairs_raw); dropped r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -38,8 +39,9 @@ import pyarrow.compute as pc
 
 from lidr_data.config import option
 from lidr_data.errors import LidrError
-from lidr_data.files import atomic_paths, sha256_file, sql_literal
-from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
+from lidr_data.files import atomic_paths, sha256_file, sql_literal, write_json_atomic
+from lidr_data.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS
+from lidr_data.stages.base import RunningBuild, Stage, StageStats, section
 from lidr_data.stages.tables import open_table, parquet_writer, read_ahead
 from lidr_data.stages.tag import load_tags, tags_of
 
@@ -311,3 +313,42 @@ def filter_pairs(raw: Path, tagged: Path, kept_dst: Path, dropped_dst: Path, con
     finally:
         con.close()
     return stats.check()
+
+
+# -- this stage in the build (the list: order.py); it streams file to file and writes its outputs atomically
+
+def _pair_filters(recipe) -> list[PairFilter]:
+    """The recipe's pair-filter files, read and checked (`filters.exclude_pairs`)."""
+    out = []
+    for i, path in enumerate(recipe.filters.exclude_pairs):
+        try:
+            out.append(read_pair_filter(path))
+        except LidrError as e:
+            raise LidrError(f"filters.exclude_pairs[{i}]: {e}") from None
+    return out
+
+
+def _settings(recipe) -> list:
+    settings = section(recipe, "filters")
+    if not recipe.filters.exclude_pairs:  # run folders from before pair-filter files keep their fingerprint
+        settings.pop("exclude_pairs")
+        return [settings]
+    # The content of every pair-filter file is a setting of the filter stage: a changed file reruns it (and a
+    # bad one fails when the build computes its fingerprints, before any generation).
+    return [settings, [f.sha256 for f in _pair_filters(recipe)]]
+
+
+def _run(run: RunningBuild) -> StageStats:
+    recipe = run.recipe
+    # A side equal to any import's failure marker is a failed generation, whichever file it came from.
+    filters = dataclasses.replace(recipe.filters, failure_markers=list(dict.fromkeys(
+        [*recipe.filters.failure_markers, *recipe.imports.failure_markers])))
+    exclusions = _pair_filters(recipe)
+    stats = filter_pairs(run.out("pairs"), run.out("tag"), run.out("filter"), run.drops("filter"), filters,
+                         recipe.dominant_lang, exclusions)
+    write_json_atomic(run.paths.exclusions, exclusion_report(exclusions, run.drops("filter")))
+    return stats
+
+
+ENTRY = Stage(name="filter", output="pairs_filtered.parquet", inputs=("pairs", "tag"), rows_from="tag",
+              settings=_settings, run=_run)

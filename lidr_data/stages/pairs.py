@@ -21,7 +21,8 @@ import duckdb
 import pyarrow as pa
 
 from lidr_data.files import portable
-from lidr_data.stages.schema import FLAT_TEXT, PAIR_COLUMNS, StageStats
+from lidr_data.schema import FLAT_TEXT, PAIR_COLUMNS
+from lidr_data.stages.base import RunningBuild, Stage, StageStats
 from lidr_data.stages.tables import drop_table
 
 STAGE = "pairs"
@@ -125,3 +126,16 @@ def build_pairs(prompts: pa.Table, responses: pa.Table, translations: pa.Table, 
     for reason in reasons:
         stats.dropped[reason] = stats.dropped.get(reason, 0) + 1
     return pairs_raw, drops, stats.check()
+
+
+# -- this stage in the build (the list: order.py)
+
+def _run(run: RunningBuild) -> StageStats:
+    r = run.recipe
+    return run.save(STAGE, *build_pairs(run.table("prompts"), run.table("respond"), run.table("translate"),
+                                          r.dominant_lang, r.languages, r.iteration, r.generation.system_prompt,
+                                          r.model, r.revision, workdir=Path(r.workdir).expanduser()))
+
+
+ENTRY = Stage(name=STAGE, output="pairs_raw.parquet", inputs=("prompts", "respond", "translate"),
+              settings=lambda r: [r.iteration], run=_run)

@@ -7,6 +7,7 @@ is done. Answers made elsewhere (imports) are used as they are and not generated
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,7 +21,8 @@ from lidr_data.generation.runner import run_requests
 from lidr_data.languages import check_language
 from lidr_data.progress import Progress
 from lidr_data.readers import read_located
-from lidr_data.stages.schema import PROMPTS, RESPONSES, StageStats
+from lidr_data.schema import PROMPTS, RESPONSES
+from lidr_data.stages.base import RunningBuild, Stage, StageStats, section
 from lidr_data.stages.tables import drop_table
 
 STAGE = "respond"
@@ -152,3 +154,17 @@ def respond(prompts: pa.Table, get_generator: Callable[[], Generator], cache: Re
     if dropped:
         stats.dropped["generation_error"] = len(dropped)
     return responses, drops, stats.check()
+
+
+# -- this stage in the build (the list: order.py)
+
+def _run(run: RunningBuild) -> StageStats:
+    recipe = run.recipe
+    imported = read_imported_responses(recipe.imports.responses)
+    return run.save(STAGE, *respond(run.table("prompts"), run.generator, run.cache, recipe.generation.sampling(),
+                                        recipe.generation.system_prompt, imported, run.progress))
+
+
+ENTRY = Stage(name=STAGE, output="responses.parquet", inputs=("prompts",), rows_from="prompts", generates=True,
+              settings=lambda r: [r.model, r.revision, r.backend, section(r, "generation"),
+                                  [dataclasses.asdict(i) for i in r.imports.responses]], run=_run)

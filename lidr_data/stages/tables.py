@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path
-from lidr_data.stages.schema import DROP_COLUMNS
+from lidr_data.schema import DROP_COLUMNS
 
 # Dictionary-encode only the short categorical columns: on unique texts a dictionary is pure cost.
 _DICT_COLUMNS = ("lang", "direction", "pivot_lang", "generator_model", "generator_revision", "chosen_finish_reason",

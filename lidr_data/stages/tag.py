@@ -33,7 +33,8 @@ from lidr_data.langid import (
     disagrees,
     read_further,
 )
-from lidr_data.stages.schema import FLAT_TEXT, TAG_COLUMNS, StageStats
+from lidr_data.schema import FLAT_TEXT, TAG_COLUMNS
+from lidr_data.stages.base import RunningBuild, Stage, StageStats, section
 from lidr_data.stages.tables import open_table, parquet_writer
 
 SEP = "\x1f"  # unit separator: joins the three texts for the content hash
@@ -203,3 +204,13 @@ def tags_of(tags: pa.Table, start: int, batch: pa.RecordBatch) -> pa.Table:
         raise LidrError(f"pairs_tagged rows {start}..{start + batch.num_rows - 1} do not match pairs_raw by pair_id; "
                         "the tags were made from another pairs table (rerun the tag stage)")
     return part
+
+
+# -- this stage in the build (the list: order.py); it streams file to file and writes its output atomically
+
+def _run(run: RunningBuild) -> StageStats:
+    return tag_pairs(run.out("pairs"), run.out("tag"), run.recipe.tag, run.recipe.all_languages)
+
+
+ENTRY = Stage(name="tag", output="pairs_tagged.parquet", inputs=("pairs",), rows_from="pairs", drops=False,
+              settings=lambda r: [section(r, "tag")], run=_run)

@@ -11,6 +11,7 @@ stage uses their untranslated answers.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from lidr_data.generation.runner import run_requests
 from lidr_data.languages import check_language, language_name
 from lidr_data.progress import Progress
 from lidr_data.readers import read_located
-from lidr_data.stages.schema import TRANSLATIONS, StageStats
+from lidr_data.schema import TRANSLATIONS
+from lidr_data.stages.base import RunningBuild, Stage, StageStats, section
 from lidr_data.stages.tables import drop_table
 
 STAGE = "translate"
@@ -233,3 +235,24 @@ def translate(jobs: list[dict], get_generator: Callable[[], Generator], cache: R
     if dropped:
         stats.dropped["generation_error"] = len(dropped)
     return translations, drops, stats.check()
+
+
+# -- this stage in the build (the list: order.py)
+
+def _run(run: RunningBuild) -> StageStats:
+    recipe = run.recipe
+    jobs = translation_jobs(run.table("prompts"), run.table("respond"), recipe.dominant_lang, recipe.languages)
+    imported = read_imported_translations(recipe.imports.translations)
+    sampling = recipe.generation.sampling(max_new_tokens=recipe.translation.max_new_tokens)
+    kept, drops, stats = translate(jobs, run.generator, run.cache, recipe.translation, sampling,
+                                   recipe.generation.system_prompt, imported, run.progress)
+    failed = kept.num_rows - sum(kept.column("ok").to_pylist())
+    if failed:
+        run.events.warn(f"translate: {failed} of {kept.num_rows} translation(s) could not be extracted "
+                        f"(no </{recipe.translation.tag}>): kept with ok = false for the filter")
+    return run.save(STAGE, kept, drops, stats)
+
+
+ENTRY = Stage(name=STAGE, output="translations.parquet", inputs=("prompts", "respond"), generates=True,
+              settings=lambda r: [section(r, "translation"), [dataclasses.asdict(i) for i in r.imports.translations]],
+              run=_run)

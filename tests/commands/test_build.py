@@ -133,8 +133,8 @@ def test_run_folder_recipe_has_no_secret_values(tmp_path):
     # holding one: the first is redacted in the run folder's recipe.yaml, the second (not a secret) is kept.
     import yaml
 
-    from lidr_data.pipeline import build
-    from lidr_data.recipe import load_recipe
+    from lidr_data.build.pipeline import build
+    from lidr_data.build.recipe import load_recipe
 
     prompts = tmp_path / "p"
     shutil.copytree(ROOT / "lidr_data" / "assets" / "demo-prompts", prompts)
@@ -494,7 +494,7 @@ def test_bad_import_flags_are_one_line_errors(tmp_path, capsys, monkeypatch, ext
 
 
 def test_import_flag_values_are_read_like_the_recipe():
-    from lidr_data.commands.build import import_specs
+    from lidr_data.build.recipe import import_specs
 
     (spec,) = import_specs("translations", [["t.jsonl", "src_lang=no", "tgt_lang=en", "text-field=out",
                                              "failure_markers=[Translation Error, '<none>']"]])

@@ -13,9 +13,9 @@ from rich.console import Console
 from shared_data import require_shared_data
 from synthetic import make_run
 
+from lidr_data.build.materialize import materialize
 from lidr_data.cli import main
 from lidr_data.commands.render import Column, TableData, make_console, output_consoles, print_tables
-from lidr_data.dataset.materialize import materialize
 
 VALUES = [92.123456 + 7.5 * i for i in range(14)]
 

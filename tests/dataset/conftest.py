@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from synthetic import make_run
 
-from lidr_data.dataset.materialize import materialize
+from lidr_data.build.materialize import materialize
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from synthetic import make_run
 
+from lidr_data.build.materialize import materialize
 from lidr_data.dataset.layout import read_manifest
-from lidr_data.dataset.materialize import materialize
 
 
 def _blocks(card: str, lang: str) -> list[str]:

@@ -24,8 +24,8 @@ import pytest
 from servers.hub_server import HubServer
 from synthetic import make_run
 
+from lidr_data.build.materialize import materialize
 from lidr_data.dataset.layout import content_id, read_manifest
-from lidr_data.dataset.materialize import materialize
 from lidr_data.dataset.publish import check_operations, stale_files
 from lidr_data.errors import LidrError
 

@@ -22,8 +22,8 @@ from servers.hub_server import HubServer
 from servers.olah_server import OlahServer, git_mirror, olah_python
 from synthetic import make_run
 
+from lidr_data.build.materialize import materialize
 from lidr_data.dataset.layout import read_manifest
-from lidr_data.dataset.materialize import materialize
 
 pytestmark = pytest.mark.slow
 TOKEN = "hf_TestTokenDoNotLeak0123456789"

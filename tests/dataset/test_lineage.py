@@ -18,15 +18,15 @@ from synthetic import make_run
 from tamper import flip_byte
 
 import lidr_data.generation as generation
+from lidr_data.build.materialize import materialize, materialize_run
+from lidr_data.build.pipeline import build
+from lidr_data.build.recipe import load_recipe
 from lidr_data.cli import main
 from lidr_data.dataset.layout import content_id, read_manifest
 from lidr_data.dataset.lineage import TRAIN_MANIFEST, model_record, parent_record
 from lidr_data.dataset.load import open_version
-from lidr_data.dataset.materialize import materialize, materialize_run
 from lidr_data.errors import LidrError
 from lidr_data.files import sha256_file
-from lidr_data.pipeline import build
-from lidr_data.recipe import load_recipe
 
 pytestmark = pytest.mark.slow  # tiny-model builds
 

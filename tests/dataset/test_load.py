@@ -17,8 +17,8 @@ import pytest
 from synthetic import make_run
 
 import lidr_data
+from lidr_data.build.materialize import materialize
 from lidr_data.dataset.layout import content_id, read_manifest
-from lidr_data.dataset.materialize import materialize
 from lidr_data.errors import LidrError
 
 

@@ -13,9 +13,9 @@ from lidr_data.cli import main
 
 @pytest.mark.slow
 def test_build_materialize_verify(tmp_path: Path, capsys):
+    from lidr_data.build.pipeline import build
+    from lidr_data.build.recipe import load_recipe
     from lidr_data.commands.demo import DEMO_RECIPE
-    from lidr_data.pipeline import build
-    from lidr_data.recipe import load_recipe
 
     run_dir = build(load_recipe(DEMO_RECIPE), workdir=tmp_path, limit=4, progress=False)
     store = tmp_path / "store"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from synthetic import make_run
 
+from lidr_data.build.materialize import materialize
 from lidr_data.cli import main
-from lidr_data.dataset.materialize import materialize
 from lidr_data.dataset.store import parse_reference, resolve_version
 from lidr_data.errors import LidrError
 

@@ -17,9 +17,9 @@ import yaml
 from synthetic import make_run
 from tamper import flip_byte, overwrite, writable
 
+from lidr_data.build.materialize import materialize
 from lidr_data.cli import main
 from lidr_data.dataset.layout import content_id, read_manifest, recorded_content_id, verify
-from lidr_data.dataset.materialize import materialize
 from lidr_data.errors import LidrError
 from lidr_data.files import sha256_file
 
@@ -186,7 +186,7 @@ def test_bad_run_folders(tmp_path: Path, store: Path, run_dir: Path):
 def test_killed_materialize_leaves_no_version(tmp_path: Path, store: Path):
     """SIGKILL while the data is being written: no version appears; the next materialize cleans up and succeeds."""
     run = make_run(tmp_path / "runs" / "big" / "iter-1", n_prompts=15_000, name="big")
-    script = ("import sys; from lidr_data.dataset.materialize import materialize; "
+    script = ("import sys; from lidr_data.build.materialize import materialize; "
               "materialize(sys.argv[1], sys.argv[2], shard_rows=5000, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", script, str(run), str(store)])
     dataset_dir = store / "big"
@@ -257,7 +257,7 @@ def test_allow_empty_version_loads_every_config_its_card_lists(run_dir: Path, st
 
 def test_empty_dropped_config_is_not_listed_and_every_listed_config_loads(run_dir: Path, store: Path,
                                                                           tmp_path: Path, capsys):
-    from lidr_data.pipeline import merge_drops
+    from lidr_data.build.pipeline import merge_drops
 
     (run_dir / "dropped.parquet").unlink()
     merge_drops([], run_dir / "dropped.parquet")  # what a build that dropped nothing writes
@@ -417,7 +417,7 @@ def test_materialize_run_reuses_the_version_of_the_same_pairs_and_refuses_other_
     whose pairs changed needs --force (or another version name). Progress and notices go to the callbacks."""
     from contextlib import contextmanager
 
-    from lidr_data.dataset.materialize import materialize_run
+    from lidr_data.build.materialize import materialize_run
 
     advanced: list[int] = []
 

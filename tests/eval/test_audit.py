@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from synthetic import make_run
 
+from lidr_data.build.materialize import materialize
 from lidr_data.cli import main
 from lidr_data.dataset.layout import content_id, read_manifest
-from lidr_data.dataset.materialize import materialize
 from lidr_data.dataset.store import parse_reference
 from lidr_data.errors import LidrError
 from lidr_data.eval.audit import AuditConfig, compare_audits, outcome, run_audit

@@ -17,9 +17,9 @@ import sacrebleu
 from shared_data import require_shared_data
 from synthetic import make_run
 
+from lidr_data.build.materialize import materialize
 from lidr_data.cli import main
 from lidr_data.dataset.layout import read_manifest
-from lidr_data.dataset.materialize import materialize
 from lidr_data.errors import LidrError
 from lidr_data.eval.audit import AuditConfig, compare_audits, run_audit
 from lidr_data.eval.judges import CHRF_TIE, ChrfJudge, Pair, load_judge

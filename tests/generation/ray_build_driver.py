@@ -6,9 +6,9 @@ from pathlib import Path
 
 from ray_logging import logging_loader
 
+from lidr_data.build.pipeline import build
+from lidr_data.build.recipe import load_recipe
 from lidr_data.generation.ray_executor import RayConfig, ray_loader
-from lidr_data.pipeline import build
-from lidr_data.recipe import load_recipe
 
 if __name__ == "__main__":
     recipe, workdir, model, address, log, delay = sys.argv[1:]

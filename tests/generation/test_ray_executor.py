@@ -23,6 +23,8 @@ if importlib.util.find_spec("ray") is None:
 from ray_cluster import RayCluster  # noqa: E402
 from ray_logging import logged, logging_loader, other_files_loader  # noqa: E402
 
+from lidr_data.build.pipeline import build  # noqa: E402
+from lidr_data.build.recipe import load_recipe  # noqa: E402
 from lidr_data.cli import main  # noqa: E402
 from lidr_data.errors import LidrError  # noqa: E402
 from lidr_data.generation.base import Completion, Request, SamplingParams, TokenLogprob  # noqa: E402
@@ -34,8 +36,6 @@ from lidr_data.generation.ray_executor import (  # noqa: E402
     request_from_json,
     request_to_json,
 )
-from lidr_data.pipeline import build  # noqa: E402
-from lidr_data.recipe import load_recipe  # noqa: E402
 
 pytestmark = pytest.mark.slow  # about a minute and a half for the module on 2 busy cores
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lidr_data.stages.schema import FLAT_TEXT, PAIR_COLUMNS
+from lidr_data.schema import FLAT_TEXT, PAIR_COLUMNS
 
 RAW_SCHEMA = pa.schema([*PAIR_COLUMNS, *FLAT_TEXT])
 

@@ -8,9 +8,9 @@ import pytest
 from postprocess_rows import make_pair, write_pairs
 
 from lidr_data.errors import LidrError
+from lidr_data.schema import DROP_COLUMNS, PAIR_COLUMNS, TAG_COLUMNS
 from lidr_data.stages.dedup import DedupConfig, dedup_pairs, optimal_bands, shingle_hashes
 from lidr_data.stages.filter import FILTERED
-from lidr_data.stages.schema import DROP_COLUMNS, PAIR_COLUMNS, TAG_COLUMNS
 from lidr_data.stages.tag import TagConfig, tag_pairs
 
 EN = ("Photosynthesis is the process by which green plants, algae and some bacteria turn light energy into "

@@ -9,8 +9,8 @@ import pytest
 from postprocess_rows import make_pair, write_pairs
 
 from lidr_data.errors import LidrError
+from lidr_data.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS
 from lidr_data.stages.filter import FILTERED, RULES, FilterConfig, filter_pairs
-from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS
 from lidr_data.stages.tag import TagConfig, tag_pairs
 
 EN = "The river flows through the old town, past the market and the cathedral, before it reaches the sea."

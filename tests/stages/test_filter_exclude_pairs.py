@@ -19,13 +19,13 @@ from counting import CountingGenerator
 from postprocess_rows import make_pair, write_pairs
 
 import lidr_data.generation as generation
+from lidr_data.build.materialize import materialize_run
+from lidr_data.build.pipeline import build, read_stats
+from lidr_data.build.recipe import load_recipe
 from lidr_data.cli import main
 from lidr_data.dataset.layout import content_id, read_manifest, verify
-from lidr_data.dataset.materialize import materialize_run
 from lidr_data.errors import LidrError
 from lidr_data.files import sha256_file
-from lidr_data.pipeline import build, read_stats
-from lidr_data.recipe import load_recipe
 from lidr_data.stages.filter import FilterConfig, filter_pairs, read_pair_filter
 from lidr_data.stages.tag import TagConfig, tag_pairs
 
@@ -159,7 +159,7 @@ def test_build_drops_exactly_the_listed_pairs_and_records_the_audit(demo_version
     # A changed file reruns filter and dedup only; the same file again reruns nothing.
     write_filter(work / "judge_reversed.json", chosen[:1])
     events: list = []
-    from lidr_data.pipeline import BuildEvents
+    from lidr_data.build.pipeline import BuildEvents
     build(recipe, workdir=work, limit=3, langs=["es", "de"], progress=False, load_generator=loads,
           exclude_pairs=[work / "judge_reversed.json"], events=BuildEvents(stage_done=lambda s, t: events.append(
               (s.stage, t is None))))

@@ -2,8 +2,8 @@
 
 import pyarrow as pa
 
+from lidr_data.schema import FLAT_TEXT, PAIR_COLUMNS, PROMPTS, RESPONSES, TRANSLATIONS
 from lidr_data.stages.pairs import RAW_SCHEMA, build_pairs
-from lidr_data.stages.schema import FLAT_TEXT, PAIR_COLUMNS, PROMPTS, RESPONSES, TRANSLATIONS
 
 LANGS = ["es", "de"]
 

@@ -17,12 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 from shared_data import require_shared_data
 
+from lidr_data.build.recipe import TranslationConfig, TranslationsImport
 from lidr_data.generation.base import SamplingParams
-from lidr_data.recipe import TranslationConfig, TranslationsImport
+from lidr_data.schema import PROMPTS, RESPONSES
 from lidr_data.stages.dedup import DedupConfig, dedup_pairs
 from lidr_data.stages.filter import FilterConfig, filter_pairs
 from lidr_data.stages.pairs import build_pairs
-from lidr_data.stages.schema import PROMPTS, RESPONSES
 from lidr_data.stages.tag import TagConfig, tag_pairs
 from lidr_data.stages.translate import read_imported_translations, translate, translation_jobs
 

@@ -5,13 +5,13 @@ import pyarrow as pa
 import pytest
 from counting import CountingGenerator
 
+from lidr_data.build.recipe import ResponsesImport
 from lidr_data.errors import LidrError
 from lidr_data.generation.base import SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.transformers_backend import TransformersGenerator
-from lidr_data.recipe import ResponsesImport
+from lidr_data.schema import PROMPTS, RESPONSES
 from lidr_data.stages.respond import read_imported_responses, respond
-from lidr_data.stages.schema import PROMPTS, RESPONSES
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from postprocess_rows import make_pair, write_pairs
 
 from lidr_data.errors import LidrError
-from lidr_data.stages.schema import TAG_COLUMNS
+from lidr_data.schema import TAG_COLUMNS
 from lidr_data.stages.tag import TagConfig, tag_pairs
 
 EN = "The river flows through the old town, past the market and the cathedral, before it reaches the sea."

@@ -6,13 +6,13 @@ import pyarrow as pa
 import pytest
 from shared_data import require_shared_data
 
+from lidr_data.build.recipe import ResponsesImport, TranslationConfig, TranslationsImport
 from lidr_data.errors import LidrError
 from lidr_data.generation.base import Completion, Generator, SamplingParams
 from lidr_data.generation.cache import RequestCache
 from lidr_data.generation.transformers_backend import TransformersGenerator
-from lidr_data.recipe import ResponsesImport, TranslationConfig, TranslationsImport
+from lidr_data.schema import PROMPTS, RESPONSES, TRANSLATIONS
 from lidr_data.stages.respond import read_imported_responses
-from lidr_data.stages.schema import PROMPTS, RESPONSES, TRANSLATIONS
 from lidr_data.stages.translate import (
     extract_translation,
     read_imported_translations,

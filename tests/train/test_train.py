@@ -19,9 +19,9 @@ from synthetic import make_run
 from train_helpers import mean_margin
 
 import lidr_data
+from lidr_data.build.materialize import materialize
 from lidr_data.cli import main
 from lidr_data.dataset.layout import content_id, read_manifest
-from lidr_data.dataset.materialize import materialize
 from lidr_data.errors import LidrError
 from lidr_data.train.data import check_columns, check_template_and_lengths, split_by_prompt
 from lidr_data.train.dpo import parse_args

@@ -1,6 +1,6 @@
 """The run folder: one definition of what a build writes, read by the pipeline and by materialize.
 
-`WORKDIR/runs/<recipe name>/iter-<N>/` holds every stage's table (`STAGE_FILES`), `dropped/<stage>.parquet`
+`WORKDIR/runs/<recipe name>/iter-<N>/` holds every stage's table (`stages.order.STAGES`), `dropped/<stage>.parquet`
 (merged into `dropped.parquet`), the request cache `cache/requests.sqlite`, `stats.json` (StageStats per
 stage), `recipe.yaml` (the resolved recipe, secrets redacted), `state.json` (a fingerprint per finished
 stage), `lineage.json` (the parent version and the generator model, resolved when the build started) and
@@ -14,13 +14,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from lidr_data.build.recipe import Recipe, parse_recipe
 from lidr_data.errors import LidrError
 from lidr_data.readers import read_yaml
-from lidr_data.recipe import Recipe, parse_recipe
-from lidr_data.stages.schema import STAGE_FILES, STAGES, StageStats
-
-STAGE_NAMES = STAGES
-BY_NAME = {s.name: s for s in STAGE_FILES}
+from lidr_data.stages.base import StageStats
+from lidr_data.stages.order import BY_NAME, STAGE_NAMES
 
 RECIPE, STATS, STATE, DROPPED, DROPPED_DIR, CACHE, LINEAGE, EXCLUSIONS = (
     "recipe.yaml", "stats.json", "state.json", "dropped.parquet", "dropped", "cache/requests.sqlite", "lineage.json",

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lidr_data.build.recipe import ASSETS, load_recipe, parse_recipe, with_overrides
 from lidr_data.errors import LidrError
-from lidr_data.recipe import ASSETS, load_recipe, parse_recipe, with_overrides
 from lidr_data.stages.filter import FilterConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Build recipes; `train-*.yaml` are `lidr train --config` files (tested in tests/train/).
 SHIPPED = sorted(p for p in (ROOT / "recipes").glob("*.yaml") if not p.name.startswith("train-"))
 
@@ -141,7 +141,7 @@ def test_translation_template_fills_names_and_leaves_other_braces():
 
 
 def test_redact_secrets_by_name_parts_and_in_urls():
-    from lidr_data.recipe import redact_secrets
+    from lidr_data.build.recipe import redact_secrets
 
     got = redact_secrets({
         "api_key": "sk-1", "apiKey": "sk-2", "hf_token": "hf_3", "password": "p", "client_secret": "s",
@@ -167,14 +167,14 @@ HARMLESS_NAMES = ["max_tokens", "max_new_tokens", "top_logprobs", "tokenizer", "
 
 @pytest.mark.parametrize("name", SECRET_NAMES)
 def test_secret_names_are_redacted_however_written(name):
-    from lidr_data.recipe import redact_secrets
+    from lidr_data.build.recipe import redact_secrets
 
     assert redact_secrets({"train": {name: "plain-value-1"}}) == {"train": {name: "<redacted>"}}
 
 
 @pytest.mark.parametrize("name", HARMLESS_NAMES)
 def test_harmless_names_are_kept(name):
-    from lidr_data.recipe import redact_secrets
+    from lidr_data.build.recipe import redact_secrets
 
     assert redact_secrets({"train": {name: "plain-value-1"}}) == {"train": {name: "plain-value-1"}}
 
@@ -198,7 +198,7 @@ SECRET_VALUES = [
 
 @pytest.mark.parametrize(("value", "shown"), SECRET_VALUES)
 def test_secret_values_are_redacted_by_shape_in_every_section(value, shown):
-    from lidr_data.recipe import redact_secrets
+    from lidr_data.build.recipe import redact_secrets
     from lidr_data.redact import redact_text
 
     for section in ("train", "eval", "generation", "backend_options", "prompts", "imports"):
@@ -302,10 +302,10 @@ def test_recipe_name_follows_the_dataset_name_rule(tmp_path, name):
 def test_every_yaml_reader_applies_the_same_checks(tmp_path):
     """Recipes, imports files, run folders' recipe.yaml, training configs, iterate's train: file and option values
     all go through readers.parse_yaml: a duplicate key is refused with the file and line everywhere."""
-    from lidr_data.commands.build import import_specs, read_imports_file
+    from lidr_data.build.recipe import import_specs, read_imports_file
+    from lidr_data.build.run_folder import RunPaths
     from lidr_data.commands.generate import parse_options
     from lidr_data.commands.iterate import check_train
-    from lidr_data.run_folder import RunPaths
     from lidr_data.train.dpo import parse_args
 
     bad = tmp_path / "bad.yaml"
@@ -335,7 +335,7 @@ def test_no_yaml_is_read_around_the_one_loader():
 
 
 def test_recipe_file_encoding_errors_name_line_and_byte_and_bom_crlf_load(tmp_path):
-    from lidr_data.recipe import load_recipe
+    from lidr_data.build.recipe import load_recipe
 
     path = tmp_path / "r.yaml"
     path.write_bytes(b"name: x\nmodel: m\nlanguages: [es]\nprompts: {source: caf\xe9}\n")
@@ -360,21 +360,23 @@ def test_license_is_a_recipe_field(tmp_path):
 
 
 def test_stages_own_their_settings_and_do_not_import_the_recipe():
-    """The recipe composes the stage configs; a stage (or the prompt source, or the shared helpers) never
-    imports the recipe or the pipeline, and every section's dataclass is defined beside its stage."""
+    """The recipe composes the stage configs; a stage (the prompts stage included) or a shared helper never
+    imports the build (recipe, pipeline, run folder: it sits above the stages), and every section's dataclass is
+    defined beside its stage."""
     import ast
 
     import lidr_data
-    from lidr_data import recipe
+    from lidr_data.build import recipe
     from lidr_data.stages import dedup, filter, respond, tag, translate
 
     root = Path(lidr_data.__file__).parent
-    below = [*sorted((root / "stages").glob("*.py")), root / "sources.py", root / "config.py", root / "files.py"]
+    below = [*sorted((root / "stages").glob("*.py")), root / "config.py", root / "files.py"]
     for path in below:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            assert not [n for n in names if n in ("lidr_data.recipe", "lidr_data.pipeline")], path
+            assert not [n for n in names if n == "lidr_data.build" or n.startswith("lidr_data.build.")], path
+    assert root / "stages" / "prompts.py" in below
     owners = {"generation": respond, "translation": translate, "tag": tag, "filters": filter, "dedup": dedup}
     hints = typing.get_type_hints(recipe.Recipe)
     for section, module in owners.items():

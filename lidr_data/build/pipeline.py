@@ -1,8 +1,8 @@
 """The LIDR build: prompts -> respond -> translate -> pairs -> tag -> filter -> dedup, in a run folder.
 
-Each stage is described once (`PIPELINE`: its files from `stages.schema.STAGE_FILES`, the settings its output
-depends on, the function that runs it) and the build walks that list; the run folder's layout is
-`run_folder.RunPaths`.
+Running, resuming and fingerprinting only: each stage declares its own entry (its files, the settings its output
+depends on, the function that runs it) at the end of its module, the build walks `stages.order.STAGES`, and the
+run folder's layout is `run_folder.RunPaths`.
 
 Resuming: every table is written atomically (temporary file + rename) and a stage counts as finished only
 when its outputs exist and `state.json` holds the fingerprint of the settings it ran with. A fingerprint
@@ -27,20 +27,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lidr_data import locks
-from lidr_data.errors import LidrError
+from lidr_data.build.recipe import TINY_MODEL, Recipe, ResponsesImport, TranslationsImport, with_overrides
+from lidr_data.build.run_folder import DROPPED_DIR, RunPaths
+from lidr_data.build.run_folder import run_dir as _run_dir
+from lidr_data.dataset.lineage import model_record, parent_record
 from lidr_data.files import atomic_path, remove_stale_temps, sql_literal, write_json_atomic, write_text_atomic
+from lidr_data.generation import load_generator as default_load_generator
 from lidr_data.generation.base import Generator
 from lidr_data.generation.cache import RequestCache
 from lidr_data.progress import Progress
-from lidr_data.recipe import TINY_MODEL, Recipe, ResponsesImport, TranslationsImport, with_overrides
-from lidr_data.run_folder import DROPPED_DIR, RunPaths
-from lidr_data.run_folder import run_dir as _run_dir
-from lidr_data.stages.schema import STAGE_FILES, STAGES, StageFiles, StageStats
+from lidr_data.stages.base import Stage, StageStats
+from lidr_data.stages.order import BY_NAME, STAGE_NAMES, STAGES
 from lidr_data.stages.tables import write_parquet_atomic
+from lidr_data.tiny_model import ensure_tiny_model
 
-# Views of STAGE_FILES by name (what each stage writes; whose kept rows are exactly its rows in).
-OUTPUTS = {s.name: s.output for s in STAGE_FILES}
-FEEDS = {s.name: s.rows_from for s in STAGE_FILES if s.rows_from}
+# Views of STAGES by name (what each stage writes; whose kept rows are exactly its rows in).
+OUTPUTS = {s.name: s.output for s in STAGES}
+FEEDS = {s.name: s.rows_from for s in STAGES if s.rows_from}
 
 
 def run_folder(recipe: Recipe) -> Path:
@@ -54,7 +57,7 @@ def _hash(obj: object) -> str:
 
 def stage_settings(recipe: Recipe) -> dict[str, object]:
     """The recipe settings each stage's output depends on (operational knobs such as batch size excluded)."""
-    return {stage.files.name: stage.settings(recipe) for stage in PIPELINE}
+    return {stage.name: stage.settings(recipe) for stage in STAGES}
 
 
 def read_stats(run_dir: str | Path) -> list[StageStats]:
@@ -138,9 +141,7 @@ class Build:
 
     def generator(self) -> Generator:
         if self._generator is None:
-            from lidr_data.generation import load_generator
-
-            load = load_generator if self.load_generator is None else self.load_generator
+            load = default_load_generator if self.load_generator is None else self.load_generator
             model = self.recipe.model
             if model == TINY_MODEL:
                 model = str(ensure_tiny_model(Path(self.recipe.workdir).expanduser() / "tiny-model"))
@@ -159,7 +160,7 @@ class Build:
 
     # -- stages
     def finished(self, stage: str, fingerprint: str) -> bool:
-        files = [self.out(stage)] + ([self.drops(stage)] if BY_FILES[stage].drops else [])
+        files = [self.out(stage)] + ([self.drops(stage)] if BY_NAME[stage].drops else [])
         done = self.state.get(stage) == fingerprint and stage in self.stats and all(p.is_file() for p in files)
         failed = self.stats[stage].dropped.get("generation_error", 0) if stage in self.stats else 0
         if done and failed:
@@ -177,7 +178,7 @@ class Build:
                                  f"stats say {stats.kept} and {stats.dropped}")
         self.stats[stats.stage] = stats
         self.state[stats.stage] = fingerprint
-        write_json_atomic(self.paths.stats, [dataclasses.asdict(self.stats[s]) for s in STAGES if s in self.stats])
+        write_json_atomic(self.paths.stats, [dataclasses.asdict(self.stats[s]) for s in STAGE_NAMES if s in self.stats])
         write_json_atomic(self.paths.state, self.state)
 
     def run(self, pipeline: Sequence[Stage]) -> None:
@@ -185,7 +186,7 @@ class Build:
         for folder in (self.dir, self.dir / DROPPED_DIR):  # temporary tables of a killed run (its pid is gone)
             remove_stale_temps(folder)
         for step in pipeline:
-            stage = step.files.name
+            stage = step.name
             fingerprint = _hash([fingerprint, step.settings(self.recipe)])
             if not rerun and self.finished(stage, fingerprint):
                 self.events.stage_done(self.stats[stage], None)
@@ -193,25 +194,18 @@ class Build:
             rerun = True
             self.state.pop(stage, None)
             start = time.perf_counter()
-            if step.files.generates:  # these report through `progress`
+            if step.generates:  # these report through `progress`
                 stats = step.run(self)
             else:
                 with self.events.status(stage):
                     stats = step.run(self)
-            before = step.files.rows_from
+            before = step.rows_from
             if before and stats.rows_in != self.stats[before].kept:
                 raise AssertionError(f"stage {stage}: {stats.rows_in} rows in, but {before} kept "
                                      f"{self.stats[before].kept}")
             self.record(stats, fingerprint)
             self.events.stage_done(stats, time.perf_counter() - start)
-        merge_drops([self.drops(s.files.name) for s in pipeline], self.paths.dropped)
-
-
-def ensure_tiny_model(folder: Path) -> Path:
-    """The random tiny test model (`model: lidr:tiny-model`), built once per work folder (a half one rebuilt)."""
-    from lidr_data.tiny_model import ensure_tiny_model as ensure
-
-    return ensure(folder)
+        merge_drops([self.drops(s.name) for s in pipeline], self.paths.dropped)
 
 
 def merge_drops(parts: Sequence[Path], dst: Path) -> Path:
@@ -276,7 +270,6 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
 def build_lineage(recipe: Recipe) -> dict:
     """{"parent": the parent version's record or None, "generator": the generator model's record}: resolved
     before the first stage, so a bad parent reference fails before any generation."""
-    from lidr_data.dataset.lineage import model_record, parent_record
 
     workdir = Path(recipe.workdir).expanduser()
     tiny = workdir / "tiny-model" if recipe.model == TINY_MODEL else None
@@ -287,147 +280,14 @@ def build_lineage(recipe: Recipe) -> dict:
 def _build(recipe: Recipe, progress: Progress | None, events: BuildEvents | None,
            load_generator: Callable[..., Generator] | None) -> Path:
     lineage = build_lineage(recipe)
-    _pair_filters(recipe)  # a bad pair-filter file fails here, before any generation
+    # Every stage's settings are read before the first stage runs: a bad one (an unreadable pair-filter file)
+    # fails here, before any generation.
+    stage_settings(recipe)
     run = Build(recipe, progress=progress, events=events, load_generator=load_generator)
     write_text_atomic(run.paths.recipe, recipe.to_yaml())
     write_json_atomic(run.paths.lineage, lineage)
     try:
-        run.run(PIPELINE)
+        run.run(STAGES)
     finally:
         run.close()
     return run.dir
-
-
-# -- the stages: each reads its inputs from the run folder and writes its outputs there (atomically)
-
-def _prompts(run: Build) -> StageStats:
-    from lidr_data.sources import load_prompts
-
-    recipe = run.recipe
-    prompts, drops, stats = load_prompts(recipe.prompts, recipe.all_languages,
-                                         warn=lambda m: run.events.warn(f"prompts: {m}"))
-    if stats.kept == 0:
-        reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items(), key=lambda kv: -kv[1]))
-        raise LidrError(f"{recipe.prompts.source}: no complete prompt item in {', '.join(recipe.all_languages)}"
-                        + (f" (dropped: {reasons})" if reasons else ""))
-    for reason, n in stats.dropped.items():
-        run.events.warn(f"prompts: {n} row(s) dropped: {reason}")
-    return run.save("prompts", prompts, drops, stats)
-
-
-def _respond(run: Build) -> StageStats:
-    from lidr_data.stages.respond import read_imported_responses, respond
-
-    recipe = run.recipe
-    imported = read_imported_responses(recipe.imports.responses)
-    return run.save("respond", *respond(run.table("prompts"), run.generator, run.cache, recipe.generation.sampling(),
-                                        recipe.generation.system_prompt, imported, run.progress))
-
-
-def _translate(run: Build) -> StageStats:
-    from lidr_data.stages.translate import read_imported_translations, translate, translation_jobs
-
-    recipe = run.recipe
-    jobs = translation_jobs(run.table("prompts"), run.table("respond"), recipe.dominant_lang, recipe.languages)
-    imported = read_imported_translations(recipe.imports.translations)
-    sampling = recipe.generation.sampling(max_new_tokens=recipe.translation.max_new_tokens)
-    kept, drops, stats = translate(jobs, run.generator, run.cache, recipe.translation, sampling,
-                                   recipe.generation.system_prompt, imported, run.progress)
-    failed = kept.num_rows - sum(kept.column("ok").to_pylist())
-    if failed:
-        run.events.warn(f"translate: {failed} of {kept.num_rows} translation(s) could not be extracted "
-                        f"(no </{recipe.translation.tag}>): kept with ok = false for the filter")
-    return run.save("translate", kept, drops, stats)
-
-
-def _pairs(run: Build) -> StageStats:
-    from lidr_data.stages.pairs import build_pairs
-
-    r = run.recipe
-    return run.save("pairs", *build_pairs(run.table("prompts"), run.table("respond"), run.table("translate"),
-                                          r.dominant_lang, r.languages, r.iteration, r.generation.system_prompt,
-                                          r.model, r.revision, workdir=Path(r.workdir).expanduser()))
-
-
-# tag, filter and dedup stream file to file and write their outputs atomically themselves.
-def _tag(run: Build) -> StageStats:
-    from lidr_data.stages.tag import tag_pairs
-
-    return tag_pairs(run.out("pairs"), run.out("tag"), run.recipe.tag, run.recipe.all_languages)
-
-
-def _pair_filters(recipe: Recipe) -> list:
-    """The recipe's pair-filter files, read and checked (`filters.exclude_pairs`)."""
-    from lidr_data.stages.filter import read_pair_filter
-
-    out = []
-    for i, path in enumerate(recipe.filters.exclude_pairs):
-        try:
-            out.append(read_pair_filter(path))
-        except LidrError as e:
-            raise LidrError(f"filters.exclude_pairs[{i}]: {e}") from None
-    return out
-
-
-def _pair_filter_hashes(recipe: Recipe) -> list[str]:
-    """The content of every pair-filter file is a setting of the filter stage: a changed file reruns it."""
-    return [f.sha256 for f in _pair_filters(recipe)] if recipe.filters.exclude_pairs else []
-
-
-def _filter_settings(recipe: Recipe) -> list:
-    settings = _section(recipe, "filters")
-    if not recipe.filters.exclude_pairs:  # run folders from before pair-filter files keep their fingerprint
-        settings.pop("exclude_pairs")
-        return [settings]
-    return [settings, _pair_filter_hashes(recipe)]
-
-
-def _filter(run: Build) -> StageStats:
-    from lidr_data.stages.filter import exclusion_report, filter_pairs
-
-    recipe = run.recipe
-    # A side equal to any import's failure marker is a failed generation, whichever file it came from.
-    filters = dataclasses.replace(recipe.filters, failure_markers=list(dict.fromkeys(
-        [*recipe.filters.failure_markers, *recipe.imports.failure_markers])))
-    exclusions = _pair_filters(recipe)
-    stats = filter_pairs(run.out("pairs"), run.out("tag"), run.out("filter"), run.drops("filter"), filters,
-                         recipe.dominant_lang, exclusions)
-    write_json_atomic(run.paths.exclusions, exclusion_report(exclusions, run.drops("filter")))
-    return stats
-
-
-def _dedup(run: Build) -> StageStats:
-    from lidr_data.stages.dedup import dedup_pairs
-
-    return dedup_pairs(run.out("pairs"), run.out("tag"), run.out("filter"), run.out("dedup"), run.drops("dedup"),
-                       run.recipe.dedup)
-
-
-@dataclasses.dataclass(frozen=True)
-class Stage:
-    """One stage of the build: its files, the recipe settings its output depends on (a change reruns it and
-    everything after it), and the function that runs it."""
-
-    files: StageFiles
-    settings: Callable[[Recipe], object]
-    run: Callable[[Build], StageStats]
-
-
-def _section(recipe: Recipe, name: str) -> object:
-    return dataclasses.asdict(getattr(recipe, name))
-
-
-BY_FILES = {s.name: s for s in STAGE_FILES}
-_STEPS: dict[str, tuple[Callable[[Recipe], object], Callable[[Build], StageStats]]] = {
-    "prompts": (lambda r: [_section(r, "prompts"), r.dominant_lang, r.languages], _prompts),
-    "respond": (lambda r: [r.model, r.revision, r.backend, _section(r, "generation"),
-                           [dataclasses.asdict(i) for i in r.imports.responses]], _respond),
-    "translate": (lambda r: [_section(r, "translation"), [dataclasses.asdict(i) for i in r.imports.translations]],
-                  _translate),
-    "pairs": (lambda r: [r.iteration], _pairs),
-    "tag": (lambda r: [_section(r, "tag")], _tag),
-    "filter": (lambda r: _filter_settings(r), _filter),
-    "dedup": (lambda r: [_section(r, "dedup")], _dedup),
-}
-# In STAGE_FILES order: a stage added there without its function here fails at import, not mid-build.
-PIPELINE: tuple[Stage, ...] = tuple(Stage(files, *_STEPS[files.name]) for files in STAGE_FILES)

@@ -1,4 +1,4 @@
-"""The run folder has one definition (`lidr_data.run_folder`), and materialize reads its recipe through the
+"""The run folder has one definition (`lidr_data.build.run_folder`), and materialize reads its recipe through the
 Recipe type: a bad field is a one-line error naming the file and the field, never a traceback."""
 
 from __future__ import annotations
@@ -8,19 +8,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lidr_data.build.run_folder import RunPaths
 from lidr_data.errors import LidrError
-from lidr_data.run_folder import RunPaths
-from lidr_data.stages.schema import STAGE_FILES, STAGES
+from lidr_data.stages.order import STAGE_NAMES, STAGES
 
 
 def test_stage_files_are_one_consistent_list():
-    assert STAGES == ("prompts", "respond", "translate", "pairs", "tag", "filter", "dedup")
+    assert STAGE_NAMES == ("prompts", "respond", "translate", "pairs", "tag", "filter", "dedup")
     seen: list[str] = []
-    for stage in STAGE_FILES:
+    for stage in STAGES:
         assert set(stage.inputs) <= set(seen), stage  # a stage reads only what ran before it
         assert stage.rows_from is None or stage.rows_from in stage.inputs
         seen.append(stage.name)
-    assert len({s.output for s in STAGE_FILES}) == len(STAGE_FILES)
+    assert len({s.output for s in STAGES}) == len(STAGES)
     assert RunPaths(Path("r")).pairs == Path("r") / "pairs.parquet"
 
 
@@ -32,7 +32,7 @@ def test_stage_files_are_one_consistent_list():
 def test_materialize_reads_the_recipe_through_its_type(tmp_path: Path, field, value, message):
     from synthetic import make_run
 
-    from lidr_data.dataset.materialize import materialize
+    from lidr_data.build.materialize import materialize
 
     run = make_run(tmp_path / "runs" / "x" / "iter-1", n_prompts=3, name="x")
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())

@@ -25,14 +25,15 @@ from typing import Any, Literal, Union
 import yaml
 
 from lidr_data.config import ASSETS, option, require, resolve_path  # noqa: F401 (ASSETS, resolve_path: re-exported)
+from lidr_data.dataset.layout import check_name
 from lidr_data.errors import LidrError
 from lidr_data.generation import BACKENDS, check_backend_options
 from lidr_data.languages import check_language
-from lidr_data.readers import MAX_TEXT_CHARS, read_yaml
+from lidr_data.readers import MAX_TEXT_CHARS, parse_yaml, read_yaml
 from lidr_data.redact import REDACTED, redact_secrets  # noqa: F401 (re-exported: recipes are what gets redacted)
-from lidr_data.sources import PromptsConfig
 from lidr_data.stages.dedup import DedupConfig
 from lidr_data.stages.filter import FilterConfig
+from lidr_data.stages.prompts import PromptsConfig
 from lidr_data.stages.respond import GenerationConfig, ResponsesImport
 from lidr_data.stages.tag import TagConfig
 from lidr_data.stages.translate import TranslationConfig, TranslationsImport
@@ -128,8 +129,6 @@ class Recipe:
 def _valid_name(name: str) -> bool:
     """The rule materialize applies to the dataset name (`layout.check_name`), checked when the recipe loads
     rather than after the whole build."""
-    from lidr_data.dataset.layout import check_name  # here: the dataset layer imports this module
-
     try:
         check_name(name, "name")
     except LidrError:
@@ -272,3 +271,38 @@ def with_overrides(recipe: Recipe, *, model: str | None = None, iteration: int |
         return dataclasses.replace(recipe, **changes)
     except LidrError as e:
         raise LidrError(f"command-line override: {e}") from None
+
+
+def import_specs(kind: str, groups: list[list[str]]) -> list[ResponsesImport] | list[TranslationsImport]:
+    """`--responses FILE KEY=VALUE ...` -> ResponsesImport (and the same for translations), validated like the
+    recipe's `imports:` entries."""
+    cls = ResponsesImport if kind == "responses" else TranslationsImport
+    specs = []
+    for path, *settings in groups:
+        data: dict = {"path": path}
+        for item in settings:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise LidrError(f"--{kind} {path}: {item!r} is not KEY=VALUE (put the recipe before --{kind})")
+            key = key.replace("-", "_")
+            if key == "failure_markers":  # a YAML list ('[a, b]'), or one marker taken literally
+                data[key] = (parse_yaml(value, f"--{kind} {path}: {key}") if value.lstrip().startswith("[")
+                             else [value])
+            else:  # every other setting is text, kept literally (YAML would read lang=no as false)
+                data[key] = value
+        specs.append(from_dict(cls, data, f"--{kind} {path}"))
+    return specs
+
+
+def read_imports_file(path: str | Path) -> ImportsConfig:
+    """An imports YAML (`responses:`/`translations:` lists, optionally under `imports:`) -> ImportsConfig."""
+    path = resolve_path(path)
+    if not path.is_file():
+        raise LidrError(f"--imports {path}: file not found")
+    data = read_yaml(path) or {}
+    if isinstance(data, dict) and set(data) == {"imports"}:
+        data = data["imports"]
+    try:
+        return from_dict(ImportsConfig, data, "imports")
+    except LidrError as e:
+        raise LidrError(f"{path}: {e}") from None

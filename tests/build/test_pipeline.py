@@ -10,10 +10,11 @@ import pytest
 from counting import CountingGenerator
 
 import lidr_data.generation as generation
+from lidr_data.build.pipeline import FEEDS, OUTPUTS, build, read_stats
+from lidr_data.build.recipe import TranslationsImport, load_recipe
 from lidr_data.errors import LidrError
-from lidr_data.pipeline import FEEDS, OUTPUTS, build, read_stats
-from lidr_data.recipe import TranslationsImport, load_recipe
-from lidr_data.stages.schema import PAIR_COLUMNS, STAGES, TAG_COLUMNS
+from lidr_data.schema import PAIR_COLUMNS, TAG_COLUMNS
+from lidr_data.stages.order import STAGE_NAMES as STAGES
 
 pytestmark = pytest.mark.slow  # builds on the tiny model: about 45 s for the module on 2 busy cores
 
@@ -212,7 +213,7 @@ def test_build_reports_through_its_callbacks_and_prints_nothing(tiny_model_dir, 
 
     from transformers.utils import logging as hf_logging
 
-    from lidr_data.pipeline import BuildEvents
+    from lidr_data.build.pipeline import BuildEvents
 
     seen: list[tuple] = []
 

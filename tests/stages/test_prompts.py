@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 from shared_data import require_shared_data
 
+from lidr_data.build.recipe import PromptsConfig
 from lidr_data.errors import LidrError
-from lidr_data.recipe import PromptsConfig
-from lidr_data.sources import load_prompts
+from lidr_data.stages.prompts import load_prompts
 
 
 def write_jsonl(path, rows):

@@ -21,10 +21,11 @@ import pyarrow as pa
 
 from lidr_data.config import option, require, resolve_path
 from lidr_data.errors import LidrError
-from lidr_data.langid import UNKNOWN
+from lidr_data.langid import UNKNOWN, detect_languages
 from lidr_data.readers import SUFFIXES, iter_records
 from lidr_data.redact import redact_text
-from lidr_data.stages.schema import PROMPTS, StageStats
+from lidr_data.schema import PROMPTS
+from lidr_data.stages.base import RunningBuild, Stage, StageStats, section
 from lidr_data.stages.tables import drop_table
 
 
@@ -267,8 +268,6 @@ def _check_languages(cfg: PromptsConfig, languages: list[str], per_lang: dict[st
                      notes: Callable[[str], None]) -> None:
     """Mark rows whose text is confidently another of `languages` as `prompt_wrong_language`, and say per file
     which share of its items that was (a `de.jsonl` holding English shows up as one line, not as bad pairs)."""
-    from lidr_data.langid import detect_languages
-
     keys = [(pid, lang) for lang in languages for pid in selected
             if pid in per_lang[lang].texts and (pid, lang) not in status
             and len(per_lang[lang].texts[pid].strip()) >= cfg.language_min_chars]
@@ -293,3 +292,22 @@ def _check_languages(cfg: PromptsConfig, languages: list[str], per_lang: dict[st
         detected = ", ".join(f"{code} {k}" for code, k in codes.most_common())
         notes(f"{per_lang[lang].label}: {n} of {total} item(s) ({100 * n / total:.1f}%) are not in {lang!r} "
               f"(detected: {detected}); dropped as prompt_wrong_language (prompts.check_language)")
+
+
+# -- this stage in the build (the list: order.py)
+
+def _run(run: RunningBuild) -> StageStats:
+    recipe = run.recipe
+    prompts, drops, stats = load_prompts(recipe.prompts, recipe.all_languages,
+                                         warn=lambda m: run.events.warn(f"prompts: {m}"))
+    if stats.kept == 0:
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items(), key=lambda kv: -kv[1]))
+        raise LidrError(f"{recipe.prompts.source}: no complete prompt item in {', '.join(recipe.all_languages)}"
+                        + (f" (dropped: {reasons})" if reasons else ""))
+    for reason, n in stats.dropped.items():
+        run.events.warn(f"prompts: {n} row(s) dropped: {reason}")
+    return run.save(STAGE, prompts, drops, stats)
+
+
+ENTRY = Stage(name=STAGE, output="prompts.parquet",
+              settings=lambda r: [section(r, "prompts"), r.dominant_lang, r.languages], run=_run)
