@@ -24,7 +24,7 @@ from lidr_data.build.recipe import TINY_MODEL, Recipe
 from lidr_data.build.run_folder import RunPaths
 from lidr_data.dataset.layout import check_name, content_id, read_manifest
 from lidr_data.dataset.lineage import model_record, parent_record
-from lidr_data.dataset.materialize import SHARD_ROWS, check_schema, write_version
+from lidr_data.dataset.materialize import SHARD_ROWS, check_schema, refuse_existing, write_version
 from lidr_data.dataset.store import default_store
 from lidr_data.errors import LidrError
 from lidr_data.files import portable as _portable
@@ -218,6 +218,7 @@ def _materialize(run: RunFolder, store: str | Path, version: str | None, force: 
         raise LidrError(f"{run.path}: no pairs to materialize ({_drop_summary(run)}); fix the cause, or pass "
                         "--allow-empty to write an empty version")
     final = version_path(run.path, store, version)
+    refuse_existing(final, force)  # before reading anything more of the run
     # Recipe values under secret-looking keys never reach a manifest or card (env var *names* are fine); run
     # folders written before recipe.yaml was redacted at the source go through the same rule.
     recipe, run_label = portable_paths(redact_secrets(run.recipe), run.path)

@@ -108,6 +108,12 @@ def check_schema(pairs: Path) -> pa.Schema:
     return schema
 
 
+def refuse_existing(final: Path, force: bool) -> None:
+    """Versions are immutable: an existing one is replaced only with `force`."""
+    if final.exists() and not force:
+        raise LidrError(f"version {final} already exists (versions are immutable; pass --force to replace it)")
+
+
 def write_version(final: Path, pairs: Path, record: dict, dropped: Path | None = None, force: bool = False,
                   shard_rows: int = SHARD_ROWS, progress: Progress = no_progress,
                   notify: Callable[[str], None] | None = None) -> Path:
@@ -125,8 +131,7 @@ def write_version(final: Path, pairs: Path, record: dict, dropped: Path | None =
     schema = check_schema(pairs)
     name = record["name"]
     dataset_dir, version = final.parent, final.name
-    if final.exists() and not force:  # checked again, under the dataset's lock, before the final rename
-        raise LidrError(f"version {final} already exists (versions are immutable; pass --force to replace it)")
+    refuse_existing(final, force)  # checked again, under the dataset's lock, before the final rename
     dataset_dir.mkdir(parents=True, exist_ok=True)
     cleanup_stale_temps(dataset_dir)
     tmp = dataset_dir / temp_dir_name(version)
