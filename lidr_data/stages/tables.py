@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path
-from lidr_data.stages.schema import DROP_COLUMNS
+from lidr_data.stages.schema import DROP_COLUMNS, StageStats
 
 # Dictionary-encode only the short categorical columns: on unique texts a dictionary is pure cost.
 _DICT_COLUMNS = ("lang", "direction", "pivot_lang", "generator_model", "generator_revision", "chosen_finish_reason",
@@ -64,6 +64,25 @@ def drop_table(rows: pa.Table, stage: str, reasons: Sequence[str]) -> pa.Table:
     return (rows.append_column(pa.field("stage", pa.string()), pa.array([stage] * n, pa.string()))
             .append_column(pa.field("reason", pa.string()), pa.array(list(reasons), pa.string()))
             .append_column(DROP_COLUMNS.field("duplicate_of"), pa.nulls(n, pa.string())))
+
+
+def split_generation_errors(stage: str, results: Sequence[dict], schema: pa.Schema, drop_schema: pa.Schema,
+                            inputs: Sequence[dict] | None = None) -> tuple[pa.Table, pa.Table, StageStats]:
+    """(kept, dropped, stats) of a generating stage: a result whose finish_reason is `error` (the backend could
+    not run the request) is dropped as `generation_error`, recorded as its input row (`inputs[i]`; default: the
+    result itself) with the result's finish_reason, request_key and error; the other results are kept."""
+    kept, dropped = [], []
+    for i, r in enumerate(results):
+        if r["finish_reason"] == "error":
+            dropped.append({**(r if inputs is None else inputs[i]), "finish_reason": r["finish_reason"],
+                            "request_key": r["request_key"], "error": r.get("error") or "generation failed"})
+        else:
+            kept.append(r)
+    drops = drop_table(pa.Table.from_pylist(dropped, schema=drop_schema), stage, ["generation_error"] * len(dropped))
+    stats = StageStats(stage, rows_in=len(results), kept=len(kept))
+    if dropped:
+        stats.dropped["generation_error"] = len(dropped)
+    return pa.Table.from_pylist(kept, schema=schema), drops, stats.check()
 
 
 def read_ahead(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:

@@ -26,7 +26,7 @@ from lidr_data.languages import check_language, language_name
 from lidr_data.progress import Progress
 from lidr_data.readers import read_located
 from lidr_data.stages.schema import TRANSLATIONS, StageStats
-from lidr_data.stages.tables import drop_table
+from lidr_data.stages.tables import split_generation_errors
 
 STAGE = "translate"
 DROP_SCHEMA = pa.schema([*TRANSLATIONS, ("error", pa.string())])
@@ -224,12 +224,4 @@ def translate(jobs: list[dict], get_generator: Callable[[], Generator], cache: R
                     finish = "stop"
             results[i] = {**jobs[i], "text": text, "ok": text is not None, "finish_reason": finish,
                           "request_key": key, "error": c.error}
-    kept = [r for r in results if r["finish_reason"] != "error"]
-    dropped = [{**r, "error": r.get("error") or "generation failed"} for r in results
-               if r["finish_reason"] == "error"]
-    translations = pa.Table.from_pylist(kept, schema=TRANSLATIONS)
-    drops = drop_table(pa.Table.from_pylist(dropped, schema=DROP_SCHEMA), STAGE, ["generation_error"] * len(dropped))
-    stats = StageStats(STAGE, rows_in=len(jobs), kept=len(kept))
-    if dropped:
-        stats.dropped["generation_error"] = len(dropped)
-    return translations, drops, stats.check()
+    return split_generation_errors(STAGE, results, TRANSLATIONS, DROP_SCHEMA)
