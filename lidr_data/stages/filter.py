@@ -40,7 +40,14 @@ from lidr_data.config import option
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_paths, sha256_file, sql_literal
 from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
-from lidr_data.stages.tables import open_table, parquet_writer, read_ahead
+from lidr_data.stages.tables import (
+    count_reasons,
+    open_table,
+    parquet_writer,
+    read_ahead,
+    with_drop_columns,
+    with_tags,
+)
 from lidr_data.stages.tag import load_tags, tags_of
 
 BATCH_ROWS = 10_000  # rows per streamed batch: bounds memory whatever the table size
@@ -243,29 +250,6 @@ def reason_sql(config: FilterConfig, dominant_lang: str, table: str = "batch",
 _RULE_COLUMNS = ("pair_id", "translation_ok", "direction", "lang", "is_translation_task", "chosen_finish_reason",
                  "rejected_finish_reason", "chosen_text", "rejected_text", "chosen_lang", "chosen_lang_score",
                  "rejected_lang", "rejected_lang_score", "chosen_chars", "rejected_chars")
-
-
-def with_drop_columns(batch: pa.RecordBatch | pa.Table, stage: str, reasons: pa.Array,
-                      duplicate_of: pa.Array | None = None) -> pa.Table:
-    n = len(reasons)
-    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-    return (table.append_column(DROP_COLUMNS.field("stage"), pa.array([stage] * n, pa.string()))
-            .append_column(DROP_COLUMNS.field("reason"), reasons.cast(pa.string()))
-            .append_column(DROP_COLUMNS.field("duplicate_of"),
-                           duplicate_of if duplicate_of is not None else pa.nulls(n, pa.string())))
-
-
-def count_reasons(stats: StageStats, reasons: pa.Array) -> None:
-    for item in pc.value_counts(reasons).to_pylist():
-        stats.dropped[item["values"]] = stats.dropped.get(item["values"], 0) + item["counts"]
-
-
-def with_tags(batch: pa.RecordBatch, tags: pa.Table) -> pa.Table:
-    """A batch of pairs_raw with its tag columns appended."""
-    table = pa.Table.from_batches([batch])
-    for f in TAG_COLUMNS:
-        table = table.append_column(f, tags.column(f.name))
-    return table
 
 
 def filter_pairs(raw: Path, tagged: Path, kept_dst: Path, dropped_dst: Path, config: FilterConfig,
