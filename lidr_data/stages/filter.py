@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lidr_data.config import option
+from lidr_data.config import option, require
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_paths, sha256_file, sql_literal
 from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
@@ -83,30 +83,29 @@ class FilterConfig:
         "sha256, its audit, and how many ids it listed and dropped.", factory=list)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.failure_markers, (list, tuple)) or not all(
-                isinstance(m, str) and m.strip() for m in self.failure_markers):
-            raise LidrError(f"filters.failure_markers must be a list of non-empty texts, got {self.failure_markers!r}")
-        self.failure_markers = list(dict.fromkeys(m.strip() for m in self.failure_markers))
+        def check(ok: bool, name: str, message: str) -> None:  # this section's messages read "filters.x must ..."
+            require(ok, f"filters.{name}", message, sep=" ")
+
+        markers = self.failure_markers
+        check(isinstance(markers, (list, tuple)) and all(isinstance(m, str) and m.strip() for m in markers),
+              "failure_markers", f"must be a list of non-empty texts, got {markers!r}")
+        self.failure_markers = list(dict.fromkeys(m.strip() for m in markers))
         for name in RULES + ("exempt_translation_tasks",):
-            if not isinstance(getattr(self, name), bool):
-                raise LidrError(f"filters.{name} must be true or false, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            check(isinstance(value, bool), name, f"must be true or false, got {value!r}")
         for name in ("min_length_ratio", "max_length_ratio", "min_language_score"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise LidrError(f"filters.{name} must be a number, got {value!r}")
-        if self.min_length_ratio <= 0:
-            raise LidrError(f"filters.min_length_ratio must be > 0, got {self.min_length_ratio}")
-        if self.max_length_ratio <= self.min_length_ratio:
-            raise LidrError(f"filters.max_length_ratio must be > filters.min_length_ratio "
-                            f"(got {self.max_length_ratio} <= {self.min_length_ratio})")
-        if not 0.0 <= self.min_language_score <= 1.0:
-            raise LidrError(f"filters.min_language_score must be between 0 and 1, got {self.min_language_score}")
-        if self.unknown_language not in ("keep", "drop"):
-            raise LidrError(f"filters.unknown_language must be 'keep' or 'drop', got {self.unknown_language!r}")
-        if not isinstance(self.exclude_pairs, list) or not all(isinstance(p, str) and p.strip()
-                                                               for p in self.exclude_pairs):
-            raise LidrError(f"filters.exclude_pairs must be a list of file paths, got {self.exclude_pairs!r}")
-
+            check(isinstance(value, (int, float)) and not isinstance(value, bool), name,
+                  f"must be a number, got {value!r}")
+        check(self.min_length_ratio > 0, "min_length_ratio", f"must be > 0, got {self.min_length_ratio}")
+        check(self.max_length_ratio > self.min_length_ratio, "max_length_ratio",
+              f"must be > filters.min_length_ratio (got {self.max_length_ratio} <= {self.min_length_ratio})")
+        check(0.0 <= self.min_language_score <= 1.0, "min_language_score",
+              f"must be between 0 and 1, got {self.min_language_score}")
+        check(self.unknown_language in ("keep", "drop"), "unknown_language",
+              f"must be 'keep' or 'drop', got {self.unknown_language!r}")
+        check(isinstance(self.exclude_pairs, list) and all(isinstance(p, str) and p.strip() for p in self.exclude_pairs),
+              "exclude_pairs", f"must be a list of file paths, got {self.exclude_pairs!r}")
 
 PAIR_FILTER_KIND = "lidr-pair-filter"
 _REASON = re.compile(r"[a-z][a-z0-9_]*")
