@@ -35,6 +35,7 @@ import yaml
 from lidr_data import locks
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path, sql_literal, write_json_atomic, write_text_atomic
+from lidr_data.readers import read_json
 from lidr_data.recipe import TINY_MODEL, Recipe
 from lidr_data.redact import secret_name, secret_paths
 from lidr_data.run_folder import RunPaths
@@ -193,9 +194,9 @@ def read_state(workdir: Path) -> dict:
     if not path.is_file():
         return {"steps": {}}
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LidrError(f"{path}: unreadable ({e}); remove it to start the loop over") from None
+        state = read_json(path)
+    except LidrError as e:
+        raise LidrError(f"{e}; remove it to start the loop over") from None
     if not isinstance(state, dict) or not isinstance(state.get("steps"), dict):
         raise LidrError(f"{path}: not an iterate state file (no `steps` mapping)")
     return state

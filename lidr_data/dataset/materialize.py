@@ -51,6 +51,7 @@ from lidr_data.files import (
     temp_dir_name,
 )
 from lidr_data.progress import Progress, no_progress
+from lidr_data.readers import read_json
 from lidr_data.recipe import TINY_MODEL, Recipe
 from lidr_data.run_folder import RunPaths
 from lidr_data.stages.schema import PAIR_COLUMNS, TAG_COLUMNS
@@ -191,15 +192,10 @@ def _lineage(run: RunFolder, parent: str | None) -> tuple[dict | None, dict]:
 
 def _exclusions(run: RunFolder) -> list[dict]:
     """What the filter stage's pair-filter files dropped (exclude_pairs.json), with portable paths."""
-    import json
-
     path = RunPaths(run.path).exclusions
     if not path.is_file():
         return []
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LidrError(f"{path}: malformed JSON ({e})") from None
+    records = read_json(path)
     workdir = _run_workdir(run.path)
     out = []
     for rec in records:

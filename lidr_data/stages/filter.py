@@ -24,7 +24,6 @@ pairs_raw (the dedup stage writes the published table from pairs_raw); dropped r
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import pyarrow.compute as pc
 from lidr_data.config import option, require
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_paths, sha256_file, sql_literal
+from lidr_data.readers import read_json
 from lidr_data.stages.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS, StageStats
 from lidr_data.stages.tables import (
     count_reasons,
@@ -127,12 +127,7 @@ def read_pair_filter(path: str | Path) -> PairFilter:
     path = Path(path).expanduser()
     if not path.is_file():
         raise LidrError(f"{path}: pair filter file not found")
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise LidrError(f"{path}: not UTF-8 (byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise LidrError(f"{path}: malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise LidrError(f"{path}: expected a JSON object with kind, reason and pair_ids, got {type(data).__name__}")
     if data.get("kind") != PAIR_FILTER_KIND:
