@@ -104,8 +104,10 @@ class FilterConfig:
               f"must be between 0 and 1, got {self.min_language_score}")
         check(self.unknown_language in ("keep", "drop"), "unknown_language",
               f"must be 'keep' or 'drop', got {self.unknown_language!r}")
-        check(isinstance(self.exclude_pairs, list) and all(isinstance(p, str) and p.strip() for p in self.exclude_pairs),
-              "exclude_pairs", f"must be a list of file paths, got {self.exclude_pairs!r}")
+        pairs = self.exclude_pairs
+        check(isinstance(pairs, list) and all(isinstance(p, str) and p.strip() for p in pairs), "exclude_pairs",
+              f"must be a list of file paths, got {pairs!r}")
+
 
 PAIR_FILTER_KIND = "lidr-pair-filter"
 _REASON = re.compile(r"[a-z][a-z0-9_]*")
