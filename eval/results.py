@@ -10,6 +10,7 @@ import polars as pl
 
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path, write_text_atomic
+from lidr_data.readers import read_json
 
 
 def slug(text: str) -> str:
@@ -39,8 +40,5 @@ def read_run(folder: str | Path) -> tuple[dict, pl.DataFrame]:
     summary, meta = folder / "summary.parquet", folder / "run.json"
     if not summary.is_file() or not meta.is_file():
         raise LidrError(f"{folder}: not an eval results folder (needs summary.parquet and run.json)")
-    try:
-        info = json.loads(meta.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise LidrError(f"{meta}:{e.lineno}: malformed JSON ({e.msg})") from e
+    info = read_json(meta)
     return info, pl.read_parquet(summary)

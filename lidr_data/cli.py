@@ -14,11 +14,11 @@ import sys
 
 from rich.markup import escape
 
-from lidr_data import __version__
 from lidr_data.commands.render import make_console
 from lidr_data.errors import LidrError
 from lidr_data.files import disk_full, no_space_error
 from lidr_data.safe_text import printable
+from lidr_data.version import __version__
 
 # Order here is the order in `lidr --help`.
 COMMAND_MODULES = ("tiny_model", "model", "generate", "build", "demo", "train", "eval", "audit", "iterate", "dataset", "sql", "inspect")

@@ -25,10 +25,10 @@ def option(default: Any = MISSING, help: str = "", factory: Any = MISSING) -> An
     return field(default=default, metadata={"help": help})
 
 
-def require(ok: bool, name: str, message: str) -> None:
-    """A value check: a LidrError "NAME: MESSAGE" unless `ok`."""
+def require(ok: bool, name: str, message: str, sep: str = ": ") -> None:
+    """A value check: a LidrError "NAME: MESSAGE" unless `ok` (`sep`: what stands between them)."""
     if not ok:
-        raise LidrError(f"{name}: {message}")
+        raise LidrError(f"{name}{sep}{message}")
 
 
 def check_markers(markers: list[str], name: str = "failure_markers") -> None:

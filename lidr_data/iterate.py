@@ -38,6 +38,7 @@ from lidr_data.build.run_folder import RunPaths
 from lidr_data.dataset.layout import content_id, read_manifest
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path, sha256_file, sql_literal, write_json_atomic, write_text_atomic
+from lidr_data.readers import read_json
 from lidr_data.redact import secret_name, secret_paths
 from lidr_data.train.output import last_checkpoint, staging_dir
 
@@ -193,9 +194,9 @@ def read_state(workdir: Path) -> dict:
     if not path.is_file():
         return {"steps": {}}
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LidrError(f"{path}: unreadable ({e}); remove it to start the loop over") from None
+        state = read_json(path)
+    except LidrError as e:
+        raise LidrError(f"{e}; remove it to start the loop over") from None
     if not isinstance(state, dict) or not isinstance(state.get("steps"), dict):
         raise LidrError(f"{path}: not an iterate state file (no `steps` mapping)")
     return state

@@ -1,4 +1,5 @@
-"""Read user tables (JSONL, JSON list, Parquet) and YAML files with errors that name the file, line and field.
+"""Read user tables (JSONL, JSON list, Parquet), JSON files and YAML files with errors that name the file, line
+and field.
 
 Text files are UTF-8; a byte-order mark and CRLF line ends (both common in files made on Windows) are accepted,
 and bytes that are not UTF-8 are an error naming the line, column and byte (not a decoder traceback).
@@ -103,6 +104,20 @@ def iter_records(path: str | Path, columns: Sequence[str] | None = None) -> Iter
             yield f"{path}: row {i}", row
         return
     raise LidrError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
+
+
+def read_json(path: str | Path, what: str = "JSON") -> Any:
+    """A JSON file (UTF-8; the files lidr writes: manifests, run and state files, pair filters; as strict as
+    `json.loads`, so a byte-order mark is refused) -> Python data. Errors are one line starting with the path: 'PATH: file not found', 'PATH:LINE: not valid UTF-8 (...)',
+    'PATH: malformed WHAT (line L, column C: what the parser says)'."""
+    path = Path(path)
+    if not path.is_file():
+        raise LidrError(f"{path}: file not found")
+    text = decode_utf8(path.read_bytes(), str(path))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LidrError(f"{path}: malformed {what} (line {e.lineno}, column {e.colno}: {e.msg})") from None
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -244,10 +259,11 @@ def parse_yaml(text: str, where: str) -> Any:
         loader.dispose()
 
 
-def read_yaml(path: str | Path) -> Any:
-    """A YAML file (UTF-8, a byte-order mark accepted) through `parse_yaml`; errors start with the path."""
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """A YAML file (UTF-8, a byte-order mark accepted) through `parse_yaml`; errors start with the path (a missing
+    one: 'PATH: WHAT not found')."""
     path = Path(path)
     if not path.is_file():
-        raise LidrError(f"{path}: file not found")
+        raise LidrError(f"{path}: {what} not found")
     raw = path.read_bytes()
     return parse_yaml(decode_utf8(raw[len(BOM):] if raw.startswith(BOM) else raw, str(path)), str(path))

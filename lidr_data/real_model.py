@@ -35,6 +35,7 @@ from lidr_data.errors import LidrError
 from lidr_data.extras import require
 from lidr_data.files import remove_tree, swap_into_place, temp_dir_name
 from lidr_data.progress import Progress, no_progress
+from lidr_data.version import __version__
 
 DTYPES = ("float32", "bfloat16")
 PROVENANCE = "lidr_model.json"
@@ -255,8 +256,6 @@ def write_model(spec: GgufModel, out: Path, *, dtype: str = "float32", force: bo
                 source: Path | None = None, download: bool = True, progress: Progress = no_progress) -> dict:
     """Get, check, convert and write the model to `out` (atomically: a temporary folder beside it, renamed into
     place when complete). Returns the provenance record (also written as `out/lidr_model.json`)."""
-    from lidr_data import __version__
-
     if dtype not in DTYPES:
         raise LidrError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     out = out.expanduser()

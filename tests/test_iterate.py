@@ -24,7 +24,9 @@ import pytest
 import yaml
 
 from lidr_data.cli import main
+from lidr_data.errors import LidrError
 from lidr_data.files import sha256_file
+from lidr_data.iterate import STATE, read_state
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "recipes" / "demo.yaml"
@@ -349,3 +351,11 @@ def test_publish_every_version_to_the_hub(tmp_path):
     assert token not in out.stdout + out.stderr
     assert not any(token in p.read_text(errors="ignore") for p in workdir.rglob("*") if p.is_file()
                    and p.suffix in (".json", ".yaml", ".log", ".md"))
+
+
+def test_a_malformed_state_file_is_a_one_line_error(tmp_path):
+    (tmp_path / STATE).write_text('{"steps": {,}}')
+    with pytest.raises(LidrError) as err:
+        read_state(tmp_path)
+    assert str(err.value) == (f"{tmp_path / STATE}: malformed JSON (line 1, column 12: Expecting property name "
+                              "enclosed in double quotes); remove it to start the loop over")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,33 @@ def test_every_data_folder_with_a_python_name_is_a_listed_package():
         if folder.is_dir() and folder.name.isidentifier() and folder.name != "__pycache__":
             assert f"lidr_data.{folder.name}" in packages, folder
     assert data["lidr_data.assets"] == ["**/*"]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_every_module_level_third_party_import_is_a_declared_dependency():
+    """Issue 21: numpy was imported by the core (stages/filter.py, stages/dedup.py) but not declared, so it came
+    only by chance with another package. A module-level import must be a core dependency (train/ may use its
+    extras: it runs only with `lidr-data[train]` installed)."""
+    data = project()["project"]
+    core = {_name(r) for r in data["dependencies"]}
+    extras = core | {_name(r) for reqs in data["optional-dependencies"].values() for r in reqs}
+    dists = packages_distributions()
+    missing = []
+    for folder in ("lidr_data", "train", "eval", "datacards"):
+        allowed = extras if folder == "train" else core
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:
+                if isinstance(node, ast.Import):
+                    modules = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    modules = [node.module]
+                else:
+                    continue
+                for top in {m.split(".")[0] for m in modules} - set(sys.stdlib_module_names) - {"lidr_data"}:
+                    names = {_name(d) for d in dists.get(top, [top])}
+                    if not names & allowed:
+                        missing.append(f"{path.relative_to(ROOT)}: {top}")
+    assert not missing, missing

@@ -9,7 +9,6 @@ already exists. Nothing here prints: progress and notices go to the callbacks th
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from lidr_data.errors import LidrError
 from lidr_data.files import portable as _portable
 from lidr_data.files import sha256_file, sql_literal, sql_literal_list
 from lidr_data.progress import Progress, no_progress
+from lidr_data.readers import read_json
 from lidr_data.redact import redact_secrets
 
 
@@ -113,10 +113,7 @@ def _exclusions(run: RunFolder) -> list[dict]:
     path = RunPaths(run.path).exclusions
     if not path.is_file():
         return []
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LidrError(f"{path}: malformed JSON ({e})") from None
+    records = read_json(path)
     workdir = _run_workdir(run.path)
     out = []
     for rec in records:

@@ -244,10 +244,7 @@ def parse_recipe(data: Any, where: str = "recipe") -> Recipe:
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe YAML file (`lidr:assets/demo.yaml` names the packaged demo recipe)."""
     path = resolve_path(path)
-    if not path.is_file():
-        raise LidrError(f"{path}: recipe file not found")
-    data = read_yaml(path)
-    return parse_recipe(data, str(path))
+    return parse_recipe(read_yaml(path, "recipe file"), str(path))
 
 
 def with_overrides(recipe: Recipe, *, model: str | None = None, iteration: int | None = None,

@@ -10,13 +10,12 @@ published table is the last stage's output, `pairs.parquet`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from lidr_data.build.recipe import Recipe, parse_recipe
 from lidr_data.errors import LidrError
-from lidr_data.readers import read_yaml
+from lidr_data.readers import read_json, read_yaml
 from lidr_data.stages.base import StageStats
 from lidr_data.stages.order import BY_NAME, STAGE_NAMES
 
@@ -78,10 +77,7 @@ class RunPaths:
         """lineage.json ({"parent": ..., "generator": ...}) as the build wrote it; None when absent."""
         if not self.lineage.is_file():
             return None
-        try:
-            data = json.loads(self.lineage.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise LidrError(f"{self.lineage}: malformed JSON ({e})") from None
+        data = read_json(self.lineage)
         if not isinstance(data, dict):
             raise LidrError(f"{self.lineage}: expected a JSON object")
         return data
@@ -103,7 +99,8 @@ class RunPaths:
     def read_stats(self) -> list[StageStats]:
         if not self.stats.is_file():
             return []
+        data = read_json(self.stats, "stage statistics")
         try:
-            return [StageStats(**s) for s in json.loads(self.stats.read_text(encoding="utf-8"))]
-        except (json.JSONDecodeError, TypeError) as e:
+            return [StageStats(**s) for s in data]
+        except TypeError as e:
             raise LidrError(f"{self.stats}: malformed stage statistics ({e})") from None

@@ -14,12 +14,12 @@ This module only locates and reads; it imports nothing of `eval` (the core insta
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lidr_data.dataset.layout import AUDITS
 from lidr_data.dataset.store import Reference, default_store
 from lidr_data.errors import LidrError
+from lidr_data.readers import read_json
 
 AUDIT_JSON = "audit.json"
 PAIRS, SUMMARY = "pairs.parquet", "summary.parquet"
@@ -51,10 +51,7 @@ def read_audit(folder: str | Path) -> dict:
     path = folder / AUDIT_JSON
     if not path.is_file() or not (folder / PAIRS).is_file():
         raise LidrError(f"{folder}: not an audit folder (needs {AUDIT_JSON} and {PAIRS}; made by `lidr audit`)")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LidrError(f"{path}: malformed JSON ({e})") from None
+    info = read_json(path)
     if not isinstance(info, dict) or not isinstance(info.get("content_id"), str):
         raise LidrError(f"{path}: malformed audit (field 'content_id' missing)")
     return info

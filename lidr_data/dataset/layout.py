@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from lidr_data.errors import LidrError
 from lidr_data.files import sha256_file, sql_literal_list
+from lidr_data.readers import read_json
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -68,10 +69,7 @@ def read_manifest(version_dir: Path) -> dict:
     path = Path(version_dir) / MANIFEST
     if not path.is_file():
         raise LidrError(f"{version_dir}: no {MANIFEST} (not a dataset version)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LidrError(f"{path}: malformed manifest ({e})") from None
+    manifest = read_json(path, "manifest")
     required = {"schema_version": int, "name": str, "version": str, "files": dict, "counts": dict, "configs": dict}
     if not isinstance(manifest, dict):
         raise LidrError(f"{path}: malformed manifest (expected a JSON object)")

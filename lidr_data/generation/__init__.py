@@ -15,6 +15,8 @@ __all__ = ["BACKENDS", "Completion", "Generator", "Request", "SamplingParams", "
 
 
 def _backend_class(backend: str) -> type[Generator]:
+    # Imported when chosen: the openai backend pulls in httpx (~0.1 s), and every module that reads a recipe
+    # imports this package.
     if backend == "transformers":
         from lidr_data.generation.transformers_backend import TransformersGenerator as cls
     elif backend == "openai":

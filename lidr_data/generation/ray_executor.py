@@ -26,7 +26,10 @@ from pathlib import Path
 
 from lidr_data.errors import LidrError
 from lidr_data.extras import require
+from lidr_data.generation import _backend_class, check_backend_options, load_generator
 from lidr_data.generation.base import Completion, Generator, Request, SamplingParams
+from lidr_data.generation.cache import _dump_logprobs, _load_logprobs
+from lidr_data.generation.transformers_backend import local_model_revision
 
 EXECUTORS = ("local", "ray")
 RAY_BACKENDS = ("transformers", "vllm")  # openai: the endpoint already scales; nothing to place on a cluster
@@ -72,17 +75,13 @@ class RayGenerator(Generator):
 
     def __init__(self, backend: str, model: str, options: dict, config: RayConfig,
                  load: Callable[..., Generator] | None = None):
-        from lidr_data.generation import _backend_class, check_backend_options
-
         if backend not in RAY_BACKENDS:
             raise LidrError(f"--executor ray runs the {' or '.join(RAY_BACKENDS)} backend, not {backend!r} "
                             "(an OpenAI-compatible endpoint scales on its own side)")
         check_backend_options(backend, options)
         require("ray", purpose="--executor ray")
         self.backend, self.model, self.options, self.config = backend, model, dict(options), config
-        if load is None:
-            from lidr_data.generation import load_generator as load
-        self._load = load
+        self._load = load_generator if load is None else load
         default_batch = inspect.signature(_backend_class(backend).__init__).parameters["batch_size"].default
         self.batch_size = int(options.get("batch_size", default_batch))
         # The key's model identity, computed here without loading weights; every actor checks it matches its own.
@@ -261,8 +260,6 @@ def model_identity(model: str, options: dict) -> tuple[str, str]:
     require("transformers", purpose="--executor ray (the driver computes request keys from the tokenizer)")
     from transformers import AutoConfig, AutoTokenizer
 
-    from lidr_data.generation.transformers_backend import local_model_revision
-
     revision = options.get("revision")
     trust = bool(options.get("trust_remote_code", False))
     path = Path(model).expanduser()
@@ -299,16 +296,12 @@ def request_from_json(blob: str) -> Request:
 
 
 def completion_to_json(c: Completion) -> str:
-    from lidr_data.generation.cache import _dump_logprobs
-
     return json.dumps({"text": c.text, "finish_reason": c.finish_reason, "n_tokens": c.n_tokens, "model": c.model,
                        "model_revision": c.model_revision, "error": c.error,
                        "logprobs": _dump_logprobs(c.logprobs)}, ensure_ascii=False)
 
 
 def completion_from_json(blob: str) -> Completion:
-    from lidr_data.generation.cache import _load_logprobs
-
     d = json.loads(blob)
     return Completion(d["text"], d["finish_reason"], d["n_tokens"], d["model"], d["model_revision"],
                       error=d["error"], logprobs=_load_logprobs(d["logprobs"]))

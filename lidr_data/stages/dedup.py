@@ -34,8 +34,16 @@ from lidr_data.errors import LidrError
 from lidr_data.files import atomic_paths
 from lidr_data.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS
 from lidr_data.stages.base import RunningBuild, Stage, StageStats, section
-from lidr_data.stages.filter import FILTERED, count_reasons, with_drop_columns, with_tags
-from lidr_data.stages.tables import WriteBehind, open_table, parquet_writer, read_ahead
+from lidr_data.stages.filter import FILTERED
+from lidr_data.stages.tables import (
+    WriteBehind,
+    count_reasons,
+    open_table,
+    parquet_writer,
+    read_ahead,
+    with_drop_columns,
+    with_tags,
+)
 from lidr_data.stages.tag import load_tags, tags_of
 
 # One token per character in scripts without spaces; otherwise a run of non-space, non-punctuation characters.

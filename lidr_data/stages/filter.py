@@ -25,7 +25,6 @@ pairs_raw (the dedup stage writes the published table from pairs_raw); dropped r
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,12 +36,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lidr_data.config import option
+from lidr_data.config import option, require
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_paths, sha256_file, sql_literal, write_json_atomic
+from lidr_data.readers import read_json
 from lidr_data.schema import DROP_COLUMNS, FLAT_TEXT, PAIR_COLUMNS, TAG_COLUMNS
 from lidr_data.stages.base import RunningBuild, Stage, StageStats, section
-from lidr_data.stages.tables import open_table, parquet_writer, read_ahead
+from lidr_data.stages.tables import (
+    count_reasons,
+    open_table,
+    parquet_writer,
+    read_ahead,
+    with_drop_columns,
+    with_tags,
+)
 from lidr_data.stages.tag import load_tags, tags_of
 
 BATCH_ROWS = 10_000  # rows per streamed batch: bounds memory whatever the table size
@@ -78,29 +85,30 @@ class FilterConfig:
         "sha256, its audit, and how many ids it listed and dropped.", factory=list)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.failure_markers, (list, tuple)) or not all(
-                isinstance(m, str) and m.strip() for m in self.failure_markers):
-            raise LidrError(f"filters.failure_markers must be a list of non-empty texts, got {self.failure_markers!r}")
-        self.failure_markers = list(dict.fromkeys(m.strip() for m in self.failure_markers))
+        def check(ok: bool, name: str, message: str) -> None:  # this section's messages read "filters.x must ..."
+            require(ok, f"filters.{name}", message, sep=" ")
+
+        markers = self.failure_markers
+        check(isinstance(markers, (list, tuple)) and all(isinstance(m, str) and m.strip() for m in markers),
+              "failure_markers", f"must be a list of non-empty texts, got {markers!r}")
+        self.failure_markers = list(dict.fromkeys(m.strip() for m in markers))
         for name in RULES + ("exempt_translation_tasks",):
-            if not isinstance(getattr(self, name), bool):
-                raise LidrError(f"filters.{name} must be true or false, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            check(isinstance(value, bool), name, f"must be true or false, got {value!r}")
         for name in ("min_length_ratio", "max_length_ratio", "min_language_score"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise LidrError(f"filters.{name} must be a number, got {value!r}")
-        if self.min_length_ratio <= 0:
-            raise LidrError(f"filters.min_length_ratio must be > 0, got {self.min_length_ratio}")
-        if self.max_length_ratio <= self.min_length_ratio:
-            raise LidrError(f"filters.max_length_ratio must be > filters.min_length_ratio "
-                            f"(got {self.max_length_ratio} <= {self.min_length_ratio})")
-        if not 0.0 <= self.min_language_score <= 1.0:
-            raise LidrError(f"filters.min_language_score must be between 0 and 1, got {self.min_language_score}")
-        if self.unknown_language not in ("keep", "drop"):
-            raise LidrError(f"filters.unknown_language must be 'keep' or 'drop', got {self.unknown_language!r}")
-        if not isinstance(self.exclude_pairs, list) or not all(isinstance(p, str) and p.strip()
-                                                               for p in self.exclude_pairs):
-            raise LidrError(f"filters.exclude_pairs must be a list of file paths, got {self.exclude_pairs!r}")
+            check(isinstance(value, (int, float)) and not isinstance(value, bool), name,
+                  f"must be a number, got {value!r}")
+        check(self.min_length_ratio > 0, "min_length_ratio", f"must be > 0, got {self.min_length_ratio}")
+        check(self.max_length_ratio > self.min_length_ratio, "max_length_ratio",
+              f"must be > filters.min_length_ratio (got {self.max_length_ratio} <= {self.min_length_ratio})")
+        check(0.0 <= self.min_language_score <= 1.0, "min_language_score",
+              f"must be between 0 and 1, got {self.min_language_score}")
+        check(self.unknown_language in ("keep", "drop"), "unknown_language",
+              f"must be 'keep' or 'drop', got {self.unknown_language!r}")
+        pairs = self.exclude_pairs
+        check(isinstance(pairs, list) and all(isinstance(p, str) and p.strip() for p in pairs), "exclude_pairs",
+              f"must be a list of file paths, got {pairs!r}")
 
 
 PAIR_FILTER_KIND = "lidr-pair-filter"
@@ -123,12 +131,7 @@ def read_pair_filter(path: str | Path) -> PairFilter:
     path = Path(path).expanduser()
     if not path.is_file():
         raise LidrError(f"{path}: pair filter file not found")
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise LidrError(f"{path}: not UTF-8 (byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise LidrError(f"{path}: malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise LidrError(f"{path}: expected a JSON object with kind, reason and pair_ids, got {type(data).__name__}")
     if data.get("kind") != PAIR_FILTER_KIND:
@@ -245,29 +248,6 @@ def reason_sql(config: FilterConfig, dominant_lang: str, table: str = "batch",
 _RULE_COLUMNS = ("pair_id", "translation_ok", "direction", "lang", "is_translation_task", "chosen_finish_reason",
                  "rejected_finish_reason", "chosen_text", "rejected_text", "chosen_lang", "chosen_lang_score",
                  "rejected_lang", "rejected_lang_score", "chosen_chars", "rejected_chars")
-
-
-def with_drop_columns(batch: pa.RecordBatch | pa.Table, stage: str, reasons: pa.Array,
-                      duplicate_of: pa.Array | None = None) -> pa.Table:
-    n = len(reasons)
-    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-    return (table.append_column(DROP_COLUMNS.field("stage"), pa.array([stage] * n, pa.string()))
-            .append_column(DROP_COLUMNS.field("reason"), reasons.cast(pa.string()))
-            .append_column(DROP_COLUMNS.field("duplicate_of"),
-                           duplicate_of if duplicate_of is not None else pa.nulls(n, pa.string())))
-
-
-def count_reasons(stats: StageStats, reasons: pa.Array) -> None:
-    for item in pc.value_counts(reasons).to_pylist():
-        stats.dropped[item["values"]] = stats.dropped.get(item["values"], 0) + item["counts"]
-
-
-def with_tags(batch: pa.RecordBatch, tags: pa.Table) -> pa.Table:
-    """A batch of pairs_raw with its tag columns appended."""
-    table = pa.Table.from_batches([batch])
-    for f in TAG_COLUMNS:
-        table = table.append_column(f, tags.column(f.name))
-    return table
 
 
 def filter_pairs(raw: Path, tagged: Path, kept_dst: Path, dropped_dst: Path, config: FilterConfig,

@@ -23,7 +23,7 @@ from lidr_data.progress import Progress
 from lidr_data.readers import read_located
 from lidr_data.schema import PROMPTS, RESPONSES
 from lidr_data.stages.base import RunningBuild, Stage, StageStats, section
-from lidr_data.stages.tables import drop_table
+from lidr_data.stages.tables import split_generation_errors
 
 STAGE = "respond"
 FINISH_REASONS = ("stop", "length", "error")
@@ -141,19 +141,7 @@ def respond(prompts: pa.Table, get_generator: Callable[[], Generator], cache: Re
                 "finish_reason": c.finish_reason, "model": c.model, "model_revision": c.model_revision,
                 "request_key": key, "n_tokens": c.n_tokens, "error": c.error,
             }
-    kept, dropped = [], []
-    for p, r in zip(rows, results):
-        if r["finish_reason"] == "error":
-            dropped.append({**p, "finish_reason": "error", "request_key": r["request_key"],
-                            "error": r.get("error") or "generation failed"})
-        else:
-            kept.append(r)
-    responses = pa.Table.from_pylist(kept, schema=RESPONSES)
-    drops = drop_table(pa.Table.from_pylist(dropped, schema=DROP_SCHEMA), STAGE, ["generation_error"] * len(dropped))
-    stats = StageStats(STAGE, rows_in=len(rows), kept=len(kept))
-    if dropped:
-        stats.dropped["generation_error"] = len(dropped)
-    return responses, drops, stats.check()
+    return split_generation_errors(STAGE, results, RESPONSES, DROP_SCHEMA, inputs=rows)
 
 
 # -- this stage in the build (the list: order.py)

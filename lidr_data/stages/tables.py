@@ -1,5 +1,5 @@
-"""Stage table I/O shared by the stages: opening and writing Parquet (atomically), drop tables, read-ahead
-and write-behind."""
+"""Stage table I/O shared by the stages: opening and writing Parquet (atomically), drop tables and their
+columns, read-ahead and write-behind."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path
-from lidr_data.schema import DROP_COLUMNS
+from lidr_data.schema import DROP_COLUMNS, TAG_COLUMNS
+from lidr_data.stages.base import StageStats
 
 # Dictionary-encode only the short categorical columns: on unique texts a dictionary is pure cost.
 _DICT_COLUMNS = ("lang", "direction", "pivot_lang", "generator_model", "generator_revision", "chosen_finish_reason",
@@ -64,6 +66,51 @@ def drop_table(rows: pa.Table, stage: str, reasons: Sequence[str]) -> pa.Table:
     return (rows.append_column(pa.field("stage", pa.string()), pa.array([stage] * n, pa.string()))
             .append_column(pa.field("reason", pa.string()), pa.array(list(reasons), pa.string()))
             .append_column(DROP_COLUMNS.field("duplicate_of"), pa.nulls(n, pa.string())))
+
+
+def with_drop_columns(batch: pa.RecordBatch | pa.Table, stage: str, reasons: pa.Array,
+                      duplicate_of: pa.Array | None = None) -> pa.Table:
+    """`batch` plus the drop columns, from Arrow arrays (the streamed filter and dedup stages): the stage, the
+    reasons and `duplicate_of` (null unless given)."""
+    n = len(reasons)
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    return (table.append_column(DROP_COLUMNS.field("stage"), pa.array([stage] * n, pa.string()))
+            .append_column(DROP_COLUMNS.field("reason"), reasons.cast(pa.string()))
+            .append_column(DROP_COLUMNS.field("duplicate_of"),
+                           duplicate_of if duplicate_of is not None else pa.nulls(n, pa.string())))
+
+
+def count_reasons(stats: StageStats, reasons: pa.Array) -> None:
+    """Add the dropped rows' reasons to `stats.dropped`."""
+    for item in pc.value_counts(reasons).to_pylist():
+        stats.dropped[item["values"]] = stats.dropped.get(item["values"], 0) + item["counts"]
+
+
+def with_tags(batch: pa.RecordBatch, tags: pa.Table) -> pa.Table:
+    """A batch of pairs_raw with its tag columns appended."""
+    table = pa.Table.from_batches([batch])
+    for f in TAG_COLUMNS:
+        table = table.append_column(f, tags.column(f.name))
+    return table
+
+
+def split_generation_errors(stage: str, results: Sequence[dict], schema: pa.Schema, drop_schema: pa.Schema,
+                            inputs: Sequence[dict] | None = None) -> tuple[pa.Table, pa.Table, StageStats]:
+    """(kept, dropped, stats) of a generating stage: a result whose finish_reason is `error` (the backend could
+    not run the request) is dropped as `generation_error`, recorded as its input row (`inputs[i]`; default: the
+    result itself) with the result's finish_reason, request_key and error; the other results are kept."""
+    kept, dropped = [], []
+    for i, r in enumerate(results):
+        if r["finish_reason"] == "error":
+            dropped.append({**(r if inputs is None else inputs[i]), "finish_reason": r["finish_reason"],
+                            "request_key": r["request_key"], "error": r.get("error") or "generation failed"})
+        else:
+            kept.append(r)
+    drops = drop_table(pa.Table.from_pylist(dropped, schema=drop_schema), stage, ["generation_error"] * len(dropped))
+    stats = StageStats(stage, rows_in=len(results), kept=len(kept))
+    if dropped:
+        stats.dropped["generation_error"] = len(dropped)
+    return pa.Table.from_pylist(kept, schema=schema), drops, stats.check()
 
 
 def read_ahead(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:

@@ -28,7 +28,7 @@ from lidr_data.progress import Progress
 from lidr_data.readers import read_located
 from lidr_data.schema import TRANSLATIONS
 from lidr_data.stages.base import RunningBuild, Stage, StageStats, section
-from lidr_data.stages.tables import drop_table
+from lidr_data.stages.tables import split_generation_errors
 
 STAGE = "translate"
 DROP_SCHEMA = pa.schema([*TRANSLATIONS, ("error", pa.string())])
@@ -226,15 +226,7 @@ def translate(jobs: list[dict], get_generator: Callable[[], Generator], cache: R
                     finish = "stop"
             results[i] = {**jobs[i], "text": text, "ok": text is not None, "finish_reason": finish,
                           "request_key": key, "error": c.error}
-    kept = [r for r in results if r["finish_reason"] != "error"]
-    dropped = [{**r, "error": r.get("error") or "generation failed"} for r in results
-               if r["finish_reason"] == "error"]
-    translations = pa.Table.from_pylist(kept, schema=TRANSLATIONS)
-    drops = drop_table(pa.Table.from_pylist(dropped, schema=DROP_SCHEMA), STAGE, ["generation_error"] * len(dropped))
-    stats = StageStats(STAGE, rows_in=len(jobs), kept=len(kept))
-    if dropped:
-        stats.dropped["generation_error"] = len(dropped)
-    return translations, drops, stats.check()
+    return split_generation_errors(STAGE, results, TRANSLATIONS, DROP_SCHEMA)
 
 
 # -- this stage in the build (the list: order.py)

@@ -13,6 +13,7 @@ from shared_data import require_shared_data
 
 from lidr_data.cli import main
 from lidr_data.errors import LidrError
+from lidr_data.eval.results import read_run
 from lidr_data.eval.stats import fit_l1_logistic, fit_l1_logistic_cv, length_controlled_win_rate, win_rate
 from lidr_data.eval.winrate import WinrateConfig, load_outputs, run_winrate
 
@@ -198,3 +199,11 @@ def test_outputs_folders_take_lidr_references():
     from lidr_data.eval.winrate import find_lang_file
 
     assert find_lang_file("lidr:assets/demo-prompts", "de", "prompts").name == "de.jsonl"
+
+
+def test_a_malformed_run_json_is_a_one_line_error(tmp_path):
+    pl.DataFrame({"lang": ["de"]}).write_parquet(tmp_path / "summary.parquet")
+    (tmp_path / "run.json").write_text('{"eval": "winrate",\n "judge": }')
+    with pytest.raises(LidrError) as err:
+        read_run(tmp_path)
+    assert str(err.value) == f"{tmp_path / 'run.json'}: malformed JSON (line 2, column 11: Expecting value)"

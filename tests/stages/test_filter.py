@@ -144,6 +144,28 @@ def test_config_validation_names_the_field(kwargs, message):
         FilterConfig(**kwargs)
 
 
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"failure_markers": ["ok", " "]}, "filters.failure_markers must be a list of non-empty texts, got ['ok', ' ']"),
+    ({"failure_markers": "Translation Error"},
+     "filters.failure_markers must be a list of non-empty texts, got 'Translation Error'"),
+    ({"identical_sides": 1}, "filters.identical_sides must be true or false, got 1"),
+    ({"exempt_translation_tasks": "no"}, "filters.exempt_translation_tasks must be true or false, got 'no'"),
+    ({"min_language_score": True}, "filters.min_language_score must be a number, got True"),
+    ({"min_length_ratio": -1}, "filters.min_length_ratio must be > 0, got -1"),
+    ({"min_length_ratio": 2.0, "max_length_ratio": 1.5},
+     "filters.max_length_ratio must be > filters.min_length_ratio (got 1.5 <= 2.0)"),
+    ({"min_language_score": 1.5}, "filters.min_language_score must be between 0 and 1, got 1.5"),
+    ({"unknown_language": "maybe"}, "filters.unknown_language must be 'keep' or 'drop', got 'maybe'"),
+    ({"exclude_pairs": ["a.json", ""]}, "filters.exclude_pairs must be a list of file paths, got ['a.json', '']"),
+    ({"exclude_pairs": "a.json"}, "filters.exclude_pairs must be a list of file paths, got 'a.json'"),
+])
+def test_config_validation_messages_are_exact(kwargs, message):
+    """Each check's whole message (recipes show it after the file name: `recipe.yaml: filters.x must ...`)."""
+    with pytest.raises(LidrError) as e:
+        FilterConfig(**kwargs)
+    assert str(e.value) == message
+
+
 def test_tags_of_another_pairs_table_are_a_clear_error(tmp_path):
     rows = [good(prompt_id=f"p{i}") for i in range(3)]
     run(tmp_path, rows)

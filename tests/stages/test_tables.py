@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lidr_data.stages.tables import WriteBehind, read_ahead
+from lidr_data.stages.tables import WriteBehind, read_ahead, split_generation_errors
 
 
 def _batches(n: int):
@@ -50,3 +50,27 @@ def test_write_behind_raises_a_failed_write(tmp_path):
     with pytest.raises(ValueError, match="schema"), pq.ParquetWriter(tmp_path / "a.parquet", schema) as w, \
             WriteBehind() as writes:
         writes.write(w, pa.table({"other": ["x"]}))
+
+
+def test_split_generation_errors_drops_failed_requests_as_their_input_rows():
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("finish_reason", pa.string()),
+                        ("request_key", pa.string())])
+    drop_schema = pa.schema([("id", pa.string()), ("finish_reason", pa.string()), ("request_key", pa.string()),
+                             ("error", pa.string())])
+    results = [{"id": "a", "text": "ok", "finish_reason": "stop", "request_key": "k0"},
+               {"id": "b", "text": None, "finish_reason": "error", "request_key": "k1", "error": "too long"},
+               {"id": "c", "text": None, "finish_reason": "error", "request_key": "k2", "error": None}]
+    kept, dropped, stats = split_generation_errors("respond", results, schema, drop_schema,
+                                                   inputs=[{"id": "A"}, {"id": "B"}, {"id": "C"}])
+    assert kept.column("id").to_pylist() == ["a"]
+    assert dropped.select(["id", "finish_reason", "request_key", "error", "stage", "reason"]).to_pylist() == [
+        {"id": "B", "finish_reason": "error", "request_key": "k1", "error": "too long", "stage": "respond",
+         "reason": "generation_error"},
+        {"id": "C", "finish_reason": "error", "request_key": "k2", "error": "generation failed", "stage": "respond",
+         "reason": "generation_error"}]
+    assert (stats.stage, stats.rows_in, stats.kept, stats.dropped) == ("respond", 3, 1, {"generation_error": 2})
+    # Without inputs a dropped row is the result itself; nothing failed: no drop reasons counted.
+    _, dropped, _ = split_generation_errors("translate", results[1:2], schema, drop_schema)
+    assert dropped.column("id").to_pylist() == ["b"]
+    _, dropped, stats = split_generation_errors("translate", results[:1], schema, drop_schema)
+    assert dropped.num_rows == 0 and stats.dropped == {}
