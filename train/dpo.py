@@ -140,8 +140,8 @@ def run(targs: TrainArguments, args, margs) -> Path:
     from accelerate import PartialState
     from trl import get_peft_config
 
-    from lidr_data.commands.build import quiet_transformers
     from lidr_data.dataset.load import load_opened, open_version
+    from lidr_data.extras import quiet_transformers
     from lidr_data.files import portable
     from lidr_data.train import output as out
     from lidr_data.train.data import check_columns, check_template_and_lengths, split_by_prompt

@@ -67,8 +67,8 @@ def run_audit_cmd(args: argparse.Namespace) -> int:
     if args.audits:
         raise LidrError(f"unexpected argument(s) {' '.join(args.audits)}: `lidr audit REF` takes one reference "
                         "(or `lidr audit compare A B`)")
-    from lidr_data.commands.build import quiet_transformers
     from lidr_data.eval.audit import AuditConfig, run_audit
+    from lidr_data.extras import quiet_transformers
 
     cfg = AuditConfig(ref=args.ref, judge=args.judge, judge_model=args.judge_model, judge_options=judge_options(args),
                       sample=args.sample, seed=args.seed, langs=args.langs, out=args.out, cache=args.cache,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lidr_data.commands.build import quiet_transformers
 from lidr_data.commands.render import (
     Column,
     TableData,
@@ -17,6 +16,7 @@ from lidr_data.commands.render import (
     output_consoles,
     print_tables,
 )
+from lidr_data.extras import quiet_transformers
 from lidr_data.generation import BACKENDS, SamplingParams
 
 

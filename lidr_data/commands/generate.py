@@ -72,8 +72,7 @@ def check_output_file(path: Path, option: str = "--output") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lidr_data.commands.build import quiet_transformers
-    from lidr_data.extras import require_generation
+    from lidr_data.extras import quiet_transformers, require_generation
     from lidr_data.generation import load_generator
     from lidr_data.generation.cache import RequestCache
     from lidr_data.generation.jobs import read_requests, write_completions

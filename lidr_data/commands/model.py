@@ -37,8 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lidr_data.commands.build import quiet_transformers
     from lidr_data.commands.render import progress_bar
+    from lidr_data.extras import quiet_transformers
     from lidr_data.progress import no_progress
     from lidr_data.real_model import MODELS, write_model
 

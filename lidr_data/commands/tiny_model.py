@@ -22,8 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lidr_data.commands.build import quiet_transformers
-    from lidr_data.extras import require
+    from lidr_data.extras import quiet_transformers, require
     from lidr_data.tiny_model import build_tiny_model
 
     require("torch", "tokenizers", "transformers", purpose="building the tiny model")
