@@ -1,7 +1,7 @@
 """One way for every command to print a table: rich on a terminal, never a cut number, or csv/json.
 
-A command describes its tables as plain data (`TableData`: columns and rows of raw values) and calls
-`print_tables`. In `table` format, labels wrap to fit a terminal and numbers are never wrapped or cut; when the
+A command describes its tables as plain data (`TableData`: columns and rows of raw values, from
+`lidr_data/table.py`, where the library describes the tables it reports) and calls `print_tables`. In `table` format, labels wrap to fit a terminal and numbers are never wrapped or cut; when the
 table cannot fit, or the output is not a terminal (piped, logged), it is printed at its natural width instead
 of the 80 columns rich assumes. `csv` and `json` print the raw values (full precision) for other programs.
 Every console a command prints on comes from `make_console`: off a terminal, no line is wrapped.
@@ -16,8 +16,7 @@ import io
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import IO, Any
 
 from rich.console import Console
@@ -26,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lidr_data.safe_text import json_safe, printable
+from lidr_data.table import Column, TableData  # noqa: F401 (Column: commands take both from here)
 
 FORMATS = ("table", "csv", "json")
 
@@ -52,32 +52,6 @@ def add_format_argument(p: argparse.ArgumentParser, choices: Sequence[str] = FOR
     p.add_argument("--format", choices=tuple(choices), default="table",
                    help=f"how to print the {what}: a table for people (numbers never cut; a plain wide layout "
                    "when not a terminal), or csv / json for programs")
-
-
-@dataclass
-class Column:
-    key: str  # the field in each row (and the csv/json name)
-    header: str | None = None  # the table header (default: key)
-    numeric: bool = False  # right-aligned; never wrapped or cut
-    fmt: Callable[[Any], str] | None = None  # value -> text in table format (default: str, "-" for None)
-
-    def text(self, value: Any) -> str:
-        if self.fmt is not None:
-            return self.fmt(value)
-        if value is None:
-            return "-"
-        if isinstance(value, int) and not isinstance(value, bool):
-            return f"{value:,}"
-        return str(value)
-
-
-@dataclass
-class TableData:
-    title: str
-    columns: list[Column]
-    rows: list[dict] = field(default_factory=list)
-    bold: Callable[[dict], bool] | None = None  # rows shown in bold (e.g. the average)
-    name: str | None = None  # key of this table in json output (several tables)
 
 
 def output_consoles(fmt: str) -> tuple[Console, Console]:
