@@ -4,7 +4,8 @@ A command describes its tables as plain data (`TableData`: columns and rows of r
 `lidr_data/table.py`, where the library describes the tables it reports) and calls `print_tables`. In `table` format, labels wrap to fit a terminal and numbers are never wrapped or cut; when the
 table cannot fit, or the output is not a terminal (piped, logged), it is printed at its natural width instead
 of the 80 columns rich assumes. `csv` and `json` print the raw values (full precision) for other programs.
-Every console a command prints on comes from `make_console`: off a terminal, no line is wrapped.
+Every console a command prints on comes from `make_console`: off a terminal, no line is wrapped. The build's
+report (its event lines, the per-stage table, the version line) is here too: `lidr build` and `lidr demo` show it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
@@ -24,7 +26,10 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from lidr_data.dataset.materialize import materialize_run
+from lidr_data.pipeline import BuildEvents, read_stats
 from lidr_data.safe_text import json_safe, printable
+from lidr_data.stages.schema import StageStats
 from lidr_data.table import Column, TableData  # noqa: F401 (Column: commands take both from here)
 
 FORMATS = ("table", "csv", "json")
@@ -190,3 +195,60 @@ def snippet(text: str | None, limit: int | None = None) -> str:
     if limit is not None and len(shown) > limit:
         shown = shown[: limit - 1].rstrip() + "…"
     return shown
+
+
+# The build's report, shared by `lidr build` and `lidr demo`.
+
+
+def build_events(console: Console) -> BuildEvents:
+    """The build's reports as lines on `console`: a line per stage (dim when done earlier), notices, warnings in
+    yellow, and a spinner while a stage without a progress bar runs."""
+
+    def stage_done(stats: StageStats, seconds: float | None) -> None:
+        if seconds is None:
+            console.print(f"✓ {stats.stage}: done earlier ({stats.kept} rows), skipped", style="dim", markup=False)
+            return
+        line = Text.assemble("✓ ", (stats.stage, "bold"), f": {stats.rows_in} in → {stats.kept} kept, "
+                             f"{sum(stats.dropped.values())} dropped ({seconds:.1f}s)")
+        console.print(line)
+
+    return BuildEvents(
+        notify=lambda message: console.print(message, markup=False),
+        # Text, not markup: a message may quote data such as "[Translation Error]".
+        warn=lambda message: console.print(message, style="yellow", markup=False, highlight=False),
+        stage_done=stage_done,
+        status=lambda stage: console.status(Text.assemble((stage, "bold"), " …")),
+    )
+
+
+def stats_table(stats: list[StageStats], title: str) -> TableData:
+    rows = []
+    for s in stats:
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(s.dropped.items(), key=lambda kv: -kv[1]) if n)
+        rows.append({"stage": s.stage, "rows_in": s.rows_in, "kept": s.kept, "dropped": sum(s.dropped.values()),
+                     "dropped_by_reason": reasons or "-"})
+    return TableData(title, [Column("stage"), Column("rows_in", "rows in", numeric=True), Column("kept", numeric=True),
+                             Column("dropped", numeric=True), Column("dropped_by_reason", "dropped by reason")], rows)
+
+
+def report(run_dir: Path, console: Console, fmt: str = "table", out: Console | None = None) -> None:
+    """The per-stage table (on `out`, default `console`, in `fmt`) and where the tables are (on `console`)."""
+    print_tables([stats_table(read_stats(run_dir), f"lidr build: {run_dir}")], fmt, out or console)
+    console.print(f"pairs: [bold]{run_dir / 'pairs.parquet'}[/] · every drop with its stage and reason: "
+                  f"[bold]{run_dir / 'dropped.parquet'}[/]", soft_wrap=True)
+
+
+def materialize_and_report(run_dir: Path, args: argparse.Namespace, console: Console) -> Path | None:
+    """End of a build: the run becomes an immutable version in WORKDIR/store/ (unless --no-materialize), or the
+    version made from the very same pairs is reported as up to date."""
+    if args.no_materialize:
+        return None
+    done = materialize_run(run_dir, version=args.version, force=args.force, allow_empty=args.allow_empty,
+                           progress=None if args.no_progress else progress_bar, notify=warn)
+    if done.up_to_date:
+        console.print(f"dataset version [bold]{done.path}[/] is up to date", soft_wrap=True)
+    else:
+        console.print(f"dataset version: [bold]{done.path}[/] (content id {done.content_id}; try `lidr inspect "
+                      f"{done.path}` or `lidr sql {done.path} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)",
+                      soft_wrap=True)
+    return done.path
