@@ -32,3 +32,13 @@ class TableData:
     rows: list[dict] = field(default_factory=list)
     bold: Callable[[dict], bool] | None = None  # rows shown in bold (e.g. the average)
     name: str | None = None  # key of this table in json output (several tables)
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    """A share as a percentage for a table cell (0.125 -> 12.5; "-" for none)."""
+    return "-" if value is None else f"{100 * value:.{digits}f}"
+
+
+def fixed(value: float | None, digits: int = 2) -> str:
+    """A number with `digits` decimals for a table cell ("-" for none)."""
+    return "-" if value is None else f"{value:.{digits}f}"

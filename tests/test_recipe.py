@@ -303,8 +303,8 @@ def test_every_yaml_reader_applies_the_same_checks(tmp_path):
     """Recipes, imports files, run folders' recipe.yaml, training configs, iterate's train: file and option values
     all go through readers.parse_yaml: a duplicate key is refused with the file and line everywhere."""
     from lidr_data.commands.build import import_specs, read_imports_file
-    from lidr_data.generation import parse_backend_options
     from lidr_data.commands.iterate import check_train
+    from lidr_data.generation import parse_backend_options
     from lidr_data.run_folder import RunPaths
     from lidr_data.train.dpo import parse_args
 
