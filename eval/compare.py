@@ -7,8 +7,8 @@ from pathlib import Path
 import duckdb
 
 from lidr_data.errors import LidrError
+from lidr_data.eval import registry
 from lidr_data.eval.evaluation import Evaluation
-from lidr_data.eval.registry import find
 from lidr_data.eval.results import read_run
 
 
@@ -37,7 +37,7 @@ def compare_runs(runs: list[Path], metric: str | None = None) -> list[tuple[str,
         raise LidrError(f"no column {metric!r} in the summaries; columns: {', '.join(rows.columns)}")
     out = []
     for task, indices in tasks.items():
-        evaluation = find(task)
+        evaluation = registry.find(task)
         langs: list[str] = []
         columns = []
         for i in indices:

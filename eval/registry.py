@@ -12,8 +12,13 @@ from __future__ import annotations
 from lidr_data.eval import mgsm, refnll, winrate
 from lidr_data.eval.evaluation import Evaluation
 
+# Read through this module (`registry.EVALUATIONS`, `names()`, `find()`), never copied: this tuple is the list.
 EVALUATIONS: tuple[Evaluation, ...] = (mgsm.EVALUATION, winrate.EVALUATION, refnll.EVALUATION)
-NAMES: tuple[str, ...] = tuple(e.name for e in EVALUATIONS)
+
+
+def names() -> tuple[str, ...]:
+    """The evaluations' names, in order."""
+    return tuple(e.name for e in EVALUATIONS)
 
 
 def find(name: str) -> Evaluation | None:

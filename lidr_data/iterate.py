@@ -34,7 +34,7 @@ import yaml
 
 from lidr_data import locks
 from lidr_data.errors import LidrError
-from lidr_data.eval.registry import NAMES, find
+from lidr_data.eval import registry
 from lidr_data.files import atomic_path, sql_literal, write_json_atomic, write_text_atomic
 from lidr_data.recipe import TINY_MODEL, Recipe
 from lidr_data.redact import secret_name, secret_paths
@@ -393,14 +393,14 @@ def summarize(plan: IteratePlan) -> pl.DataFrame:
             folder = eval_dir(plan, name, t)
             if not (folder / "summary.parquet").is_file():
                 continue
-            for lang, values in find(name).read_metrics(folder).items():
+            for lang, values in registry.find(name).read_metrics(folder).items():
                 for metric, value in values.items():
                     row[f"{name}_{metric}_{lang}"] = value
         rows.append(row)
     if not rows:
         return pl.DataFrame()
     df = pl.DataFrame(rows, infer_schema_length=None)
-    evals = [c for c in df.columns if c.startswith(tuple(f"{n}_" for n in NAMES))]
+    evals = [c for c in df.columns if c.startswith(tuple(f"{n}_" for n in registry.names()))]
     df = df.select([c for c in df.columns if c not in evals] + evals)  # data and training first, then evaluations
     df = df.with_columns([(pl.col(c) - pl.col(c).shift(1)).alias(f"{c}_change") for c in evals])
     with atomic_path(plan.workdir / SUMMARY) as tmp:

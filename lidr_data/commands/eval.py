@@ -21,9 +21,9 @@ from lidr_data.commands.render import (
     output_consoles,
     print_tables,
 )
+from lidr_data.eval import registry
 from lidr_data.eval.compare import compare_runs
 from lidr_data.eval.evaluation import EvalReport, is_average
-from lidr_data.eval.registry import EVALUATIONS, find
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate models. Each run writes a results folder of Parquet tables "
                        "(items, summary, ...) that `lidr sql` can query, plus run.json.")
     evsub = p.add_subparsers(dest="eval_command", metavar="EVAL", required=True)
-    for evaluation in EVALUATIONS:
+    for evaluation in registry.EVALUATIONS:
         e = evsub.add_parser(evaluation.name, help=evaluation.help, description=evaluation.description)
         evaluation.add_arguments(e)
         add_format_argument(e, what="results table (csv/json: on stdout, notes on stderr)")
@@ -65,7 +65,7 @@ def show_report(report: EvalReport, fmt: str, out: Console, console: Console) ->
 
 def run_evaluation(args: argparse.Namespace) -> int:
     """`lidr eval NAME` for any evaluation of the registry."""
-    evaluation = find(args.eval_command)
+    evaluation = registry.find(args.eval_command)
     out, console = output_consoles(args.format)
     with messages_to_stderr(args.format):  # progress bars
         report = evaluation.run(args, None if args.no_progress else generation_bar)

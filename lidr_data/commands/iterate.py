@@ -21,7 +21,7 @@ import yaml
 from lidr_data.commands.render import Column, TableData, add_format_argument, output_consoles, print_tables
 from lidr_data.config import resolve_path
 from lidr_data.errors import LidrError
-from lidr_data.eval.registry import NAMES, find
+from lidr_data.eval import registry
 from lidr_data.extras import require, require_generation
 from lidr_data.iterate import SUMMARY, IteratePlan, eval_folders, run_loop, summarize
 from lidr_data.readers import read_yaml
@@ -84,13 +84,13 @@ def check_eval(section: Any, where: str) -> dict[str, list[str]]:
     if section is None:
         return {}
     if not isinstance(section, dict):
-        raise LidrError(f"{where}: eval: expected a mapping of evaluations ({', '.join(NAMES)})")
+        raise LidrError(f"{where}: eval: expected a mapping of evaluations ({', '.join(registry.names())})")
     evals = {}
     for name, options in section.items():
         path = f"{where}: eval.{name}"
-        evaluation = find(name)
+        evaluation = registry.find(name)
         if evaluation is None:
-            raise LidrError(f"{where}: eval.{name}: unknown evaluation (known: {', '.join(NAMES)})")
+            raise LidrError(f"{where}: eval.{name}: unknown evaluation (known: {', '.join(registry.names())})")
         options = options or {}
         if not isinstance(options, dict):
             raise LidrError(f"{path}: expected a mapping of `lidr eval {name}` options")
@@ -108,7 +108,8 @@ def check_eval(section: Any, where: str) -> dict[str, list[str]]:
             raise LidrError(f"{path}: {message.replace('--', '').replace('-', '_')}")
 
         parser.error = fail  # argparse would print usage and exit
-        parser.parse_args([*words, "--model", "M"])  # the loop gives every evaluation its --model (M_t)
+        # with the options the loop gives every evaluation (lidr_data/iterate.py: plan_steps)
+        parser.parse_args([*words, "--model", "M", "--output", "O", "--label", "M0", "--no-progress"])
         problem = evaluation.iterate_check(options)
         if problem:
             raise LidrError(f"{path}: {problem}")
