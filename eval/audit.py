@@ -31,6 +31,7 @@ import polars as pl
 
 from lidr_data import locks
 from lidr_data.dataset import audits
+from lidr_data.dataset.hub import published_content_id
 from lidr_data.dataset.layout import ALL, content_id, read_manifest, verify
 from lidr_data.dataset.store import Reference, parse_reference, resolve
 from lidr_data.errors import LidrError
@@ -78,8 +79,6 @@ def _version(ref_text: str) -> tuple[Reference, Path, dict, str]:
         raise LidrError(f"{ref}: not a dataset version (no manifest.json); `lidr audit` judges a version's pairs")
     expected = None
     if ref.is_hub:
-        from lidr_data.dataset.hub import published_content_id
-
         expected = published_content_id(ref.repo_id, ref.revision)
     result = verify(folder, expected_content_id=expected)
     if not result.ok:

@@ -7,20 +7,14 @@ from pathlib import Path
 import duckdb
 
 from lidr_data.errors import LidrError
+from lidr_data.eval import registry
+from lidr_data.eval.evaluation import Evaluation
 from lidr_data.eval.results import read_run
 
 
-def _cell(task: str, metric: str | None, row: dict) -> str:
-    if metric is None and task == "mgsm":
-        acc, off = row["accuracy"], row["off_target_rate"]
-        return f"{100 * acc:.1f}" + ("" if off is None else f" ({100 * off:.1f})")
-    if metric is None and task == "winrate":
-        wr, se = row["win_rate"], row["se"]
-        return "-" if wr is None else f"{wr:.2f}" + ("" if se is None else f" ± {se:.2f}")
-    if metric is None and task == "refnll":
-        nll, se, per_byte = row["nll_per_token"], row["se_per_token"], row["nll_per_byte"]
-        return "-" if nll is None else f"{nll:.3f}" + ("" if se is None else f" ± {se:.3f}") + \
-            ("" if per_byte is None else f" ({per_byte:.4f})")
+def _cell(evaluation: Evaluation | None, metric: str | None, row: dict) -> str:
+    if metric is None and evaluation is not None:  # the evaluation's own cell (e.g. accuracy and off-target)
+        return evaluation.cell(row)
     value = row.get(metric)
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -43,6 +37,7 @@ def compare_runs(runs: list[Path], metric: str | None = None) -> list[tuple[str,
         raise LidrError(f"no column {metric!r} in the summaries; columns: {', '.join(rows.columns)}")
     out = []
     for task, indices in tasks.items():
+        evaluation = registry.find(task)
         langs: list[str] = []
         columns = []
         for i in indices:
@@ -50,10 +45,9 @@ def compare_runs(runs: list[Path], metric: str | None = None) -> list[tuple[str,
             for row in rows.filter(rows["filename"] == files[i]).iter_rows(named=True):
                 if row["lang"] not in langs:
                     langs.append(row["lang"])
-                cells[row["lang"]] = _cell(task, metric, row)
+                cells[row["lang"]] = _cell(evaluation, metric, row)
             columns.append((labels[i], cells))
         langs = [lang for lang in langs if lang != "avg"] + (["avg"] if "avg" in langs else [])
-        title = metric or {"mgsm": "accuracy % (off-target %)", "winrate": "win rate % ± SE",
-                           "refnll": "NLL/token ± SE (NLL/byte)"}.get(task, task)
+        title = metric or (evaluation.cell_title if evaluation else task)
         out.append((task, title, langs, columns))
     return out

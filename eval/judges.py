@@ -25,8 +25,10 @@ from pathlib import Path
 from lidr_data.errors import LidrError
 from lidr_data.eval.outputs import SUFFIXES, load_outputs
 from lidr_data.extras import require
+from lidr_data.generation import load_generator
 from lidr_data.generation.base import Completion, Generator, Request, SamplingParams, TokenLogprob
 from lidr_data.generation.cache import RequestCache
+from lidr_data.generation.openai_backend import EndpointRefused, EndpointUnreachable
 from lidr_data.generation.runner import run_requests
 from lidr_data.languages import LANGUAGES
 from lidr_data.progress import Progress, no_progress
@@ -355,9 +357,6 @@ def load_chat_judge(model: str, backend: str = "openai", cache_path: str | Path 
     """A `ChatJudge` over `backend` serving `model`. Options are the judge's own (`logprobs`, `top_logprobs`,
     `max_new_tokens`); the rest go to the backend (for openai: base_url, api_key_env, concurrency, max_retries,
     backoff, ...). `cache_path` is a request-cache file or folder."""
-    from lidr_data.generation import load_generator
-    from lidr_data.generation.openai_backend import EndpointRefused, EndpointUnreachable
-
     judge_options = {k: options.pop(k) for k in CHAT_JUDGE_OPTIONS if k in options}
     options = {k: v for k, v in options.items() if v is not None}  # unset CLI flags: the backend's defaults
     if backend == "openai" and "batch_size" not in options:  # a batch is committed at once: keep it >= in flight

@@ -7,6 +7,7 @@ and a rerun only generates what is missing. Results: `items.parquet` (one row pe
 
 from __future__ import annotations
 
+import argparse
 import csv
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,10 +17,24 @@ import polars as pl
 
 from lidr_data.config import resolve_path
 from lidr_data.errors import LidrError
+from lidr_data.eval.evaluation import (
+    EvalReport,
+    Evaluation,
+    Message,
+    add_generation_arguments,
+    is_average,
+    langs_argument,
+)
 from lidr_data.eval.extract import extract_answer, parse_gold
-from lidr_data.eval.results import write_json, write_table
+from lidr_data.eval.results import slug, write_json, write_table
+from lidr_data.extras import quiet_transformers
+from lidr_data.generation import Request, SamplingParams, load_generator, parse_backend_options
+from lidr_data.generation.cache import RequestCache
+from lidr_data.generation.runner import run_requests
+from lidr_data.langid import detect_languages
 from lidr_data.progress import Progress
 from lidr_data.readers import read_located
+from lidr_data.table import Column, TableData, percent
 
 MGSM_LANGS = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
 HUB_ID = "juletxara/mgsm"
@@ -165,8 +180,6 @@ def detect_output_languages(texts: list[str], langs: list[str]) -> tuple[list[st
     Candidates are the run's languages plus the MGSM languages (English above all: the usual drift), so an
     answer in any of them is seen as off-target, while the detector stays restricted and accurate.
     """
-    from lidr_data.langid import detect_languages
-
     support = langid_support(sorted(set(langs) | set(MGSM_LANGS)))
     candidates = sorted(code for code, ok in support.items() if ok)
     # The question's language is expected: an answer whose first read disagrees is read further before it
@@ -210,10 +223,6 @@ def summarize(items: pl.DataFrame, lang_order: list[str]) -> pl.DataFrame:
 
 def run_mgsm(cfg: MgsmConfig, generator=None, progress: Progress | None = None) -> tuple[pl.DataFrame, dict]:
     """Evaluate; write items.parquet, summary.parquet and run.json into cfg.output. Returns (summary, info)."""
-    from lidr_data.generation import Request, SamplingParams, load_generator
-    from lidr_data.generation.cache import RequestCache
-    from lidr_data.generation.runner import run_requests
-
     langs = list(dict.fromkeys(cfg.langs))
     problems = load_mgsm(cfg.data, langs, cfg.limit)
     sampling = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
@@ -265,3 +274,62 @@ def run_mgsm(cfg: MgsmConfig, generator=None, progress: Progress | None = None) 
     write_table(summary, output / "summary.parquet")
     write_json(info, output / "run.json")
     return summary, info
+
+
+def add_arguments(m: argparse.ArgumentParser) -> None:
+    m.add_argument("--model", required=True, help="model folder, Hub id, or the endpoint's model name")
+    m.add_argument("--data", default="juletxara/mgsm",
+                   help="Hub dataset id, or a folder of mgsm_{lang}.jsonl / {lang}.jsonl ({query, response}) or "
+                   "mgsm_{lang}.tsv (question<TAB>answer); lidr:assets/demo-mgsm is the small set shipped with lidr")
+    m.add_argument("--langs", type=langs_argument, default="bn,de,en,es,fr,ja,ru,sw,te,th,zh", help="comma-separated")
+    m.add_argument("--output", type=Path, default=None, help="results folder (default: eval-results/mgsm-<model>)")
+    m.add_argument("--system-prompt", default=None)
+    m.add_argument("--prompt-template", default=None,
+                   help="one prompt for every language, with {question} (default: a localized zero-shot prompt)")
+    add_generation_arguments(m, max_new_tokens=1024, repetition_penalty=1.0)
+
+
+def run_options(args: argparse.Namespace, progress: Progress | None = None) -> EvalReport:
+    """`lidr eval mgsm`: the parsed options -> run -> the results table and what to say after it."""
+    cfg = MgsmConfig(
+        model=args.model, output=args.output or Path("eval-results") / f"mgsm-{slug(args.label or args.model)}",
+        data=args.data, langs=args.langs, backend=args.backend,
+        backend_options=parse_backend_options(args.backend_option), limit=args.limit,
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+        repetition_penalty=args.repetition_penalty, system_prompt=args.system_prompt,
+        prompt_template=args.prompt_template, label=args.label,
+    )
+    if args.no_progress or args.backend != "openai":
+        quiet_transformers(all_bars=args.no_progress)
+    summary, info = run_mgsm(cfg, progress=progress)
+    table = TableData(f"MGSM · {info['label']}", [
+        Column("lang"), Column("n", numeric=True), Column("accuracy", "accuracy %", True, percent),
+        Column("correct", numeric=True), Column("no_answer", "no answer", numeric=True),
+        Column("off_target_rate", "off-target %", True, percent),
+        Column("unknown_lang_rate", "unknown lang %", True, percent), Column("truncated", numeric=True),
+        Column("errors", numeric=True)], summary.to_dicts(), bold=is_average)
+    messages = []
+    if info["langid_unsupported"]:
+        messages.append(Message(f"language ID has no model for {', '.join(info['langid_unsupported'])}: "
+                                "off-target rate not computed there"))
+    gen = info["generation"]
+    messages.append(Message(f"(items.parquet, summary.parquet) · generated {gen['generated']} · cache hits "
+                            f"{gen['cache_hits']} · errors {gen['errors']}", "results", wrap=False))
+    if gen["errors"]:
+        messages.append(Message(f"{gen['errors']} generation(s) failed and count as wrong; rerun to retry them"))
+    return EvalReport(table, Path(cfg.output), messages, exit_code=1 if gen["errors"] else 0)
+
+
+def _cell(row: dict) -> str:
+    acc, off = row["accuracy"], row["off_target_rate"]
+    return f"{100 * acc:.1f}" + ("" if off is None else f" ({100 * off:.1f})")
+
+
+EVALUATION = Evaluation(
+    name="mgsm", help="MGSM accuracy and off-target rate per language",
+    description="Zero-shot MGSM in each language: accuracy (localized 'the answer is N', else the last number; "
+    "digits of every script normalized) and off-target rate (answers whose language ID is another language). "
+    "Generation is cached in OUTPUT/cache.",
+    add_arguments=add_arguments, run=run_options, metrics=("accuracy",),
+    cell_title="accuracy % (off-target %)", cell=_cell,
+)

@@ -20,6 +20,7 @@ Batches are padded on the right, so padding never changes a real token's positio
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,11 +29,16 @@ from pathlib import Path
 import polars as pl
 
 from lidr_data.errors import LidrError
+from lidr_data.eval.evaluation import EvalReport, Evaluation, Message, is_average, langs_argument
 from lidr_data.eval.judges import gold_key
 from lidr_data.eval.outputs import find_lang_file
-from lidr_data.eval.results import write_json, write_table
+from lidr_data.eval.results import slug, write_json, write_table
+from lidr_data.extras import quiet_transformers
+from lidr_data.generation import Request
+from lidr_data.generation.transformers_backend import TransformersGenerator
 from lidr_data.progress import Progress, no_progress
 from lidr_data.readers import read_located
+from lidr_data.table import Column, TableData, fixed
 
 XALPACAEVAL_LANGS = ("en", "es", "ru", "de", "fr")
 XALPACAEVAL_REFERENCE = "gpt-4-turbo-2024-04-09"  # the paper's reference model in X-AlpacaEval
@@ -188,9 +194,6 @@ def summarize(items: pl.DataFrame, unmatched: pl.DataFrame, langs: list[str]) ->
 
 def run_refnll(cfg: RefNllConfig, progress: Progress | None = None) -> tuple[pl.DataFrame, dict]:
     """Score every language; write the tables into cfg.output. Returns (summary, info)."""
-    from lidr_data.generation import Request
-    from lidr_data.generation.transformers_backend import TransformersGenerator
-
     langs = list(dict.fromkeys(cfg.langs))
     if not langs:
         raise LidrError("no languages given")
@@ -253,3 +256,68 @@ def run_refnll(cfg: RefNllConfig, progress: Progress | None = None) -> tuple[pl.
     write_table(summary, output / "summary.parquet")
     write_json(info, output / "run.json")
     return summary, info
+
+
+def add_arguments(r: argparse.ArgumentParser) -> None:
+    r.add_argument("--model", required=True, help="model folder or Hub id")
+    r.add_argument("--reference", required=True,
+                   help="folder of reference answers ({lang}.json: instruction, output), or an X-AlpacaEval folder "
+                   "(its outputs/gpt-4-turbo-2024-04-09 and prompts/)")
+    r.add_argument("--prompts", default=None,
+                   help="folder of prompts ({lang}.json: instruction), matched to the answers by exact instruction "
+                   "text (default: the X-AlpacaEval folder's prompts/, else the answers' own instructions)")
+    r.add_argument("--langs", type=langs_argument, default="en,es,ru,de,fr", help="comma-separated")
+    r.add_argument("--limit", type=int, default=None, help="evaluate only the first K prompts per language")
+    r.add_argument("--max-tokens", type=int, default=256, help="score the first N tokens of each answer")
+    r.add_argument("--batch-size", type=int, default=4, help="sequences per forward pass")
+    r.add_argument("--dtype", default="float32", choices=DTYPES)
+    r.add_argument("--system-prompt", default="You are a helpful assistant.")
+    r.add_argument("--output", type=Path, default=None, help="results folder (default: eval-results/refnll-<model>)")
+    r.add_argument("--label", default=None, help="name of this model in tables (default: the model)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_options(args: argparse.Namespace, progress: Progress | None = None) -> EvalReport:
+    """`lidr eval refnll`: the parsed options -> run -> the results table and what to say after it."""
+    cfg = RefNllConfig(
+        model=args.model, output=args.output or Path("eval-results") / f"refnll-{slug(args.label or args.model)}",
+        reference=args.reference, prompts=args.prompts, langs=args.langs, limit=args.limit,
+        max_tokens=args.max_tokens, batch_size=args.batch_size, dtype=args.dtype, system_prompt=args.system_prompt,
+        label=args.label,
+    )
+    if args.no_progress:
+        quiet_transformers()
+    summary, info = run_refnll(cfg, progress=progress)
+    digits = lambda v: fixed(v, 4)  # noqa: E731
+    table = TableData(f"reference NLL · {info['label']} · {Path(info['reference']).name}", [
+        Column("lang"), Column("n", numeric=True), Column("nll_per_token", "NLL/token", True, digits),
+        Column("se_per_token", "± SE", True, digits), Column("nll_per_byte", "NLL/byte", True, digits),
+        Column("se_per_byte", "± SE", True, digits), Column("nll_per_char", "NLL/char", True, digits),
+        Column("tokens", numeric=True), Column("truncated", numeric=True),
+        Column("no_reference", "no reference", numeric=True)], summary.to_dicts(), bold=is_average)
+    messages = []
+    missing = int(summary.filter(summary["lang"] == "avg")["no_reference"][0])
+    if missing:
+        messages.append(Message(f"{missing} prompt(s) have no reference answer with the same instruction: not "
+                                "scored (unmatched.parquet)", wrap=False))
+    messages.append(Message(f"(items, unmatched, summary .parquet) · {info['seconds']} s · "
+                            f"{info['tokens_per_second']} tokens/s", "results", wrap=False, highlight=False))
+    return EvalReport(table, Path(cfg.output), messages)
+
+
+def _cell(row: dict) -> str:
+    nll, se, per_byte = row["nll_per_token"], row["se_per_token"], row["nll_per_byte"]
+    return "-" if nll is None else f"{nll:.3f}" + ("" if se is None else f" ± {se:.3f}") + \
+        ("" if per_byte is None else f" ({per_byte:.4f})")
+
+
+EVALUATION = Evaluation(
+    name="refnll", help="reference log-likelihood: NLL of reference answers per language",
+    description="How likely the model finds a good answer, without generating: the mean per-token NLL of each "
+    "reference answer (e.g. GPT-4-Turbo's X-AlpacaEval answers) given its prompt through the chat template "
+    "(answer tokens only, cut to --max-tokens), with a per-byte and per-character figure beside it (per-token "
+    "figures depend on the tokenizer: compare models within a language), n and the standard error over items. "
+    "Lower is better.",
+    add_arguments=add_arguments, run=run_options, metrics=("nll_per_token", "nll_per_byte"),
+    cell_title="NLL/token ± SE (NLL/byte)", cell=_cell,
+)

@@ -19,6 +19,7 @@ Results: items.parquet, judgments.parquet (one row per judge call), unmatched.pa
 
 from __future__ import annotations
 
+import argparse
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,12 +29,28 @@ import polars as pl
 
 from lidr_data.config import resolve_path
 from lidr_data.errors import LidrError
+from lidr_data.eval.evaluation import (
+    EvalReport,
+    Evaluation,
+    Message,
+    add_generation_arguments,
+    add_judge_arguments,
+    is_average,
+    judge_options,
+    langs_argument,
+)
 from lidr_data.eval.judges import ChrfJudge, Judge, Pair, load_judge
+from lidr_data.eval.mgsm import detect_output_languages
 from lidr_data.eval.outputs import SUFFIXES, find_lang_file, load_outputs  # noqa: F401 (used by refnll, tests)
-from lidr_data.eval.results import write_json, write_json_list, write_table
+from lidr_data.eval.results import slug, write_json, write_json_list, write_table
 from lidr_data.eval.stats import length_controlled_win_rate, win_rate
+from lidr_data.extras import quiet_transformers
+from lidr_data.generation import Request, SamplingParams, load_generator, parse_backend_options
+from lidr_data.generation.cache import RequestCache
+from lidr_data.generation.runner import run_requests
 from lidr_data.progress import Progress
 from lidr_data.readers import read_located
+from lidr_data.table import Column, TableData, fixed, percent
 
 
 @dataclass
@@ -117,10 +134,6 @@ def match_outputs(cand: pl.DataFrame, ref: pl.DataFrame) -> tuple[pl.DataFrame, 
 
 def generate_candidates(cfg: WinrateConfig, langs: list[str], progress: Progress | None = None) -> Path:
     """Answer the X-AlpacaEval prompts with cfg.model; write AlpacaEval-format {lang}.json under output/outputs."""
-    from lidr_data.generation import Request, SamplingParams, load_generator
-    from lidr_data.generation.cache import RequestCache
-    from lidr_data.generation.runner import run_requests
-
     if not cfg.prompts:
         raise LidrError("generating candidate outputs needs --prompts (a folder of X-AlpacaEval {lang}.json)")
     sampling = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
@@ -215,8 +228,6 @@ def judge_language(judge: Judge, matched: pl.DataFrame, lang: str, both_orders: 
 def tag_languages(items: list[dict], lang: str) -> None:
     """Each side's detected language and whether it is off-target, as MGSM's off-target rate reads it (None
     where language ID has no model for `lang`; an answer without letters is `unknown`, never off-target)."""
-    from lidr_data.eval.mgsm import detect_output_languages
-
     if not items:
         return
     texts = [it["candidate_output"] for it in items] + [it["reference_output"] for it in items]
@@ -354,3 +365,75 @@ def _average(summary: pl.DataFrame) -> pl.DataFrame:
         *[pl.col(c).mean() for c in means],
         ((pl.col("se") ** 2).sum().sqrt() / pl.col("se").count()).alias("se"),
     )
+
+
+def add_arguments(w: argparse.ArgumentParser) -> None:
+    w.add_argument("--reference", required=True, help="folder of reference outputs")
+    w.add_argument("--candidate", default=None, help="folder of candidate outputs")
+    w.add_argument("--model", default=None, help="generate candidate outputs with this model instead")
+    w.add_argument("--prompts", default=None, help="X-AlpacaEval prompts folder ({lang}.json) for --model")
+    w.add_argument("--system-prompt", default="You are a helpful assistant.")
+    w.add_argument("--langs", type=langs_argument, required=True, help="comma-separated, e.g. en,es,ru,de,fr")
+    add_judge_arguments(w)
+    w.add_argument("--both-orders", action="store_true", help="judge each item in both orders (2 calls)")
+    w.add_argument("--seed", type=int, default=0, help="seed of the per-item random answer order")
+    w.add_argument("--output", type=Path, default=None, help="results folder (default: eval-results/winrate-<name>)")
+    add_generation_arguments(w, max_new_tokens=2048, repetition_penalty=1.1)
+
+
+def run_options(args: argparse.Namespace, progress: Progress | None = None) -> EvalReport:
+    """`lidr eval winrate`: the parsed options -> run -> the results table and what to say after it."""
+    name = args.label or args.model or (args.candidate and Path(args.candidate).name) or "candidate"
+    cfg = WinrateConfig(
+        output=args.output or Path("eval-results") / f"winrate-{slug(name)}", reference=args.reference,
+        langs=args.langs, candidate=args.candidate, model=args.model, prompts=args.prompts, backend=args.backend,
+        backend_options=parse_backend_options(args.backend_option), max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature, repetition_penalty=args.repetition_penalty, system_prompt=args.system_prompt,
+        judge=args.judge, judge_model=args.judge_model, judge_options=judge_options(args), both_orders=args.both_orders,
+        seed=args.seed, limit=args.limit, label=args.label,
+    )
+    if args.no_progress or (args.model and args.backend != "openai") or args.judge == "reward-model":
+        quiet_transformers(all_bars=args.no_progress)
+    summary, info = run_winrate(cfg, progress=progress)
+    rows = [{**r, "unmatched": f"{r['unmatched_candidate']}/{r['unmatched_reference']}"} for r in summary.to_dicts()]
+    chrf = [Column("candidate_chrf", "chrF cand", True, fixed), Column("reference_chrf", "chrF ref", True, fixed),
+            Column("no_reference", "no gold", numeric=True)] if info["judge"] == "chrf" else []
+    table = TableData(
+        f"win rate · {info['label']} vs {Path(info['reference']).name} · judge {info['judge']}", [
+            Column("lang"), Column("win_rate", "WR %", True, fixed), Column("se", "± SE", True, fixed),
+            Column("lc_win_rate", "LC WR %", True, fixed), Column("wins", "win", numeric=True),
+            Column("ties", "tie", numeric=True), Column("losses", "loss", numeric=True), *chrf,
+            Column("off_target_rate", "off-target %", True, percent),
+            Column("reference_off_target_rate", "ref off-target %", True, percent),
+            Column("identical", numeric=True), Column("malformed", numeric=True), Column("errors", numeric=True),
+            Column("unmatched", "unmatched c/r", numeric=True), Column("matched_by", "matched by")],
+        rows, bold=is_average)
+    messages = [Message(note, "note", wrap=False, highlight=False) for note in info["notes"]]
+    messages.append(Message("(items, judgments, unmatched, summary .parquet)", "results", wrap=False))
+    failed = int(summary.filter(summary["lang"] == "avg")["errors"][0] or 0)
+    return EvalReport(table, Path(cfg.output), messages, exit_code=1 if failed else 0)
+
+
+def _cell(row: dict) -> str:
+    wr, se = row["win_rate"], row["se"]
+    return "-" if wr is None else f"{wr:.2f}" + ("" if se is None else f" ± {se:.2f}")
+
+
+def _iterate_check(options: dict) -> str | None:
+    # In the loop the candidate is M_t's answers, generated from `prompts`, judged against `reference`.
+    if options.get("prompts") and options.get("reference"):
+        return None
+    return "needs `prompts` (instructions to answer) and `reference` (outputs to beat)"
+
+
+EVALUATION = Evaluation(
+    name="winrate", help="win rate against reference outputs, with a pluggable judge",
+    description="Win rate (ties 0.5) of candidate outputs against reference outputs per language, with SE, "
+    "win/tie/loss counts and a length-controlled win rate. Outputs are folders of {lang}.json (AlpacaEval lists) "
+    "or {lang}.jsonl matched by id (by instruction where a side has no id); or give --model and --prompts to "
+    "generate the candidate. Each side's off-target rate is reported too. With --judge chrf the gold answers "
+    "(--judge-reference) are separate from the reference outputs, so M1 can be judged against M0's outputs: the "
+    "chrF win rate against M0.",
+    add_arguments=add_arguments, run=run_options, metrics=("win_rate",),
+    cell_title="win rate % ± SE", cell=_cell, iterate_check=_iterate_check,
+)

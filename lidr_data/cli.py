@@ -8,12 +8,25 @@ library that hit it words it: `files.disk_full`). `--debug` shows the traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
 from rich.markup import escape
 
+from lidr_data.commands import (
+    audit,
+    build,
+    dataset,
+    demo,
+    generate,
+    inspect,
+    iterate,
+    model,
+    sql,
+    tiny_model,
+    train,
+)
+from lidr_data.commands import eval as evaluate
 from lidr_data.commands.render import make_console
 from lidr_data.errors import LidrError
 from lidr_data.files import disk_full, no_space_error
@@ -21,7 +34,7 @@ from lidr_data.safe_text import printable
 from lidr_data.version import __version__
 
 # Order here is the order in `lidr --help`.
-COMMAND_MODULES = ("tiny_model", "model", "generate", "build", "demo", "train", "eval", "audit", "iterate", "dataset", "sql", "inspect")
+COMMAND_MODULES = (tiny_model, model, generate, build, demo, train, evaluate, audit, iterate, dataset, sql, inspect)
 
 err_console = make_console(stderr=True)
 
@@ -35,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lidr-data {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"lidr_data.commands.{name}").add_parser(sub)
+    for command in COMMAND_MODULES:
+        command.add_parser(sub)
     return parser
 
 

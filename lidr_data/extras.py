@@ -5,6 +5,7 @@ before its lazy imports, so a missing package is a one-line error naming the ext
 from __future__ import annotations
 
 import importlib
+import warnings
 
 from lidr_data.errors import LidrError
 
@@ -54,3 +55,22 @@ def require_generation(backend: str | None, executor: str = "local") -> None:
     modules = BACKEND_MODULES.get(backend or "", ())
     if modules:
         require(*modules, purpose=f"the {backend} backend")
+
+
+def quiet_transformers(all_bars: bool = False) -> None:
+    """Keep transformers' own output out of lidr's: no bars of its own ("Loading weights", "Writing model
+    shards": lidr draws its own bars) and no deprecation warning about its internals, which a user cannot act
+    on. Hub download bars stay (a download of gigabytes should show progress) unless `all_bars` (--no-progress).
+    Call it where transformers is loaded anyway: importing it takes seconds."""
+    # transformers' Trainer calls its own deprecated `is_gradient_checkpointing` (transformers 5.2x)
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # transformers is only needed by its backend
+        return
+    set_hook = getattr(hf_logging, "set_tqdm_hook", None)
+    if all_bars or set_hook is None:
+        hf_logging.disable_progress_bar()  # every bar, the Hub's downloads too
+    if set_hook is not None:
+        # every bar transformers draws through its logging module becomes its no-op bar
+        set_hook(lambda factory, args, kwargs: hf_logging.EmptyTqdm(*args, **kwargs))

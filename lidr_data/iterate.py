@@ -37,15 +37,13 @@ from lidr_data.build.recipe import TINY_MODEL, Recipe
 from lidr_data.build.run_folder import RunPaths
 from lidr_data.dataset.layout import content_id, read_manifest
 from lidr_data.errors import LidrError
+from lidr_data.eval import registry
 from lidr_data.files import atomic_path, sha256_file, sql_literal, write_json_atomic, write_text_atomic
 from lidr_data.readers import read_json
 from lidr_data.redact import secret_name, secret_paths
 from lidr_data.train.output import last_checkpoint, staging_dir
 
 STATE, LOG, SUMMARY = "iterate.json", "iterate.log", "summary.parquet"
-EVALUATIONS = ("mgsm", "winrate", "refnll")
-# The summary columns each evaluation adds to the loop's table (<evaluation>_<metric>_<lang>).
-EVAL_METRICS = {"mgsm": ("accuracy",), "winrate": ("win_rate",), "refnll": ("nll_per_token", "nll_per_byte")}
 
 
 @dataclass
@@ -387,18 +385,18 @@ def summarize(plan: IteratePlan) -> pl.DataFrame:
                            reward_accuracy=metrics.get("last_logged/rewards/accuracies"),
                            reward_margin=metrics.get("last_logged/rewards/margins"),
                            nll=metrics.get("last_logged/nll"))
-        for name in plan.evals:
-            summary = eval_dir(plan, name, t) / "summary.parquet"
-            if not summary.is_file():
+        for name in plan.evals:  # each evaluation's metrics per language: <evaluation>_<metric>_<lang>
+            folder = eval_dir(plan, name, t)
+            if not (folder / "summary.parquet").is_file():
                 continue
-            for r in pl.read_parquet(summary).iter_rows(named=True):
-                for metric in EVAL_METRICS[name]:
-                    row[f"{name}_{metric}_{r['lang']}"] = r.get(metric)
+            for lang, values in registry.find(name).read_metrics(folder).items():
+                for metric, value in values.items():
+                    row[f"{name}_{metric}_{lang}"] = value
         rows.append(row)
     if not rows:
         return pl.DataFrame()
     df = pl.DataFrame(rows, infer_schema_length=None)
-    evals = [c for c in df.columns if c.startswith(tuple(f"{n}_" for n in EVALUATIONS))]
+    evals = [c for c in df.columns if c.startswith(tuple(f"{n}_" for n in registry.names()))]
     df = df.select([c for c in df.columns if c not in evals] + evals)  # data and training first, then evaluations
     df = df.with_columns([(pl.col(c) - pl.col(c).shift(1)).alias(f"{c}_change") for c in evals])
     with atomic_path(plan.workdir / SUMMARY) as tmp:

@@ -23,6 +23,7 @@ from lidr_data.dataset.card import check_license
 from lidr_data.dataset.layout import check_name
 from lidr_data.dataset.load import OpenedVersion, load_opened, open_version
 from lidr_data.errors import LidrError
+from lidr_data.extras import quiet_transformers
 from lidr_data.files import portable, swap_into_place
 from lidr_data.readers import read_yaml
 from lidr_data.train import output as out
@@ -218,8 +219,6 @@ def load(job: TrainJob) -> TrainData:
     """Open and verify the version, load the subset, load the tokenizer (and check the model loads), check the
     chat template and the lengths, split off the held-out pairs; say what will be trained. Every rank passes
     every check before this returns."""
-    from lidr_data.commands.build import quiet_transformers
-
     targs, args, margs, state = job.targs, job.args, job.margs, job.state
     quiet_transformers()
     opened = open_version(targs.dataset)

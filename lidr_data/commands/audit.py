@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lidr_data.commands.eval import add_judge_arguments, judge_options, langs_argument
 from lidr_data.commands.render import (
     Column,
     TableData,
@@ -17,6 +16,10 @@ from lidr_data.commands.render import (
     print_tables,
 )
 from lidr_data.errors import LidrError
+from lidr_data.eval.audit import AuditConfig, compare_audits, run_audit
+from lidr_data.eval.evaluation import add_judge_arguments, judge_options, langs_argument
+from lidr_data.extras import quiet_transformers
+from lidr_data.table import percent
 
 USAGE = """lidr audit REF [--judge openai|reward-model|length|chrf] [--judge-model M] [--judge-reference DIR]
                   [--sample N] [--seed S] [--langs de,fr] [--write-filter] [options]
@@ -57,19 +60,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_audit_cmd)
 
 
-def _pct(value, digits: int = 1) -> str:
-    return "-" if value is None else f"{100 * value:.{digits}f}"
-
-
 def run_audit_cmd(args: argparse.Namespace) -> int:
     if args.ref == "compare":
         return run_compare(args)
     if args.audits:
         raise LidrError(f"unexpected argument(s) {' '.join(args.audits)}: `lidr audit REF` takes one reference "
                         "(or `lidr audit compare A B`)")
-    from lidr_data.commands.build import quiet_transformers
-    from lidr_data.eval.audit import AuditConfig, run_audit
-
     cfg = AuditConfig(ref=args.ref, judge=args.judge, judge_model=args.judge_model, judge_options=judge_options(args),
                       sample=args.sample, seed=args.seed, langs=args.langs, out=args.out, cache=args.cache,
                       write_filter=args.write_filter, force=args.force)
@@ -81,13 +77,13 @@ def run_audit_cmd(args: argparse.Namespace) -> int:
     info = result.info
     rows = [{**r, "tie_share": r["ties"] / r["n"] if r["n"] else None,
              "rejected_share": r["rejected_wins"] / r["n"] if r["n"] else None,
-             "interval": f"{_pct(r['wilson_low'])}-{_pct(r['wilson_high'])}" if r["n"] else "-"}
+             "interval": f"{percent(r['wilson_low'])}-{percent(r['wilson_high'])}" if r["n"] else "-"}
             for r in result.summary.to_dicts()]
     judge = info["judge"] + (f" ({info['judge_model']})" if info.get("judge_model") else "")
     print_tables([TableData(f"audit · {info['dataset']} {info['version']} · judge {judge}", [
         Column("lang"), Column("direction"), Column("available", numeric=True), Column("n", "judged", numeric=True),
-        Column("validity", "chosen wins %", True, _pct), Column("interval", "Wilson 95%", numeric=True),
-        Column("tie_share", "ties %", True, _pct), Column("rejected_share", "rejected wins %", True, _pct),
+        Column("validity", "chosen wins %", True, percent), Column("interval", "Wilson 95%", numeric=True),
+        Column("tie_share", "ties %", True, percent), Column("rejected_share", "rejected wins %", True, percent),
         Column("failed", numeric=True), Column("no_reference", "no reference", numeric=True),
         Column("judgments", numeric=True), Column("cache_hits", "cache hits", True)],
         rows, name="audit")], args.format, out)
@@ -108,8 +104,6 @@ def run_audit_cmd(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from lidr_data.eval.audit import compare_audits
-
     if len(args.audits) != 2:
         raise LidrError("`lidr audit compare` takes two audit folders: lidr audit compare AUDIT_A AUDIT_B")
     a, b = args.audits
@@ -121,8 +115,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
     print_tables([TableData(f"agreement · {label(info_a)} vs {label(info_b)} · {info_a['dataset']} "
                             f"{info_a['version']}", [
-        Column("lang"), Column("n", "both judged", numeric=True), Column("agreement", "agreement %", True, _pct),
+        Column("lang"), Column("n", "both judged", numeric=True), Column("agreement", "agreement %", True, percent),
         Column("kappa", "Cohen's kappa", True, lambda v: "-" if v is None else f"{v:.3f}"),
-        Column("a_chosen", "A chosen wins %", True, _pct), Column("b_chosen", "B chosen wins %", True, _pct)],
+        Column("a_chosen", "A chosen wins %", True, percent), Column("b_chosen", "B chosen wins %", True, percent)],
         table.to_dicts(), bold=lambda r: r["lang"] == "all", name="agreement")], args.format, out)
     return 0

@@ -4,78 +4,24 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.text import Text
-
+from lidr_data import locks
+from lidr_data.build.pipeline import build, run_folder
+from lidr_data.build.recipe import import_specs, load_recipe, read_imports_file, with_overrides
+from lidr_data.commands.options import add_build_options, add_executor_options, executor_loader
 from lidr_data.commands.render import (
-    Column,
-    TableData,
-    add_format_argument,
+    build_events,
     generation_bar,
+    materialize_and_report,
     messages_to_stderr,
     output_consoles,
-    print_tables,
-    progress_bar,
-    warn,
+    report,
 )
-from lidr_data.stages.base import StageStats
-
-if TYPE_CHECKING:
-    from lidr_data.build.pipeline import BuildEvents
+from lidr_data.extras import quiet_transformers
 
 
 def _langs(text: str) -> list[str]:
     return [c.strip() for c in text.replace(" ", ",").split(",") if c.strip()]
-
-
-def add_build_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workdir", type=Path, default=None, help="work folder (default: the recipe's `workdir`)")
-    p.add_argument("--version", default=None,
-                   help="name of the dataset version written to WORKDIR/store/ (default: iter-<N>)")
-    p.add_argument("--force", action="store_true", help="replace an existing version of that name")
-    p.add_argument("--no-materialize", action="store_true", help="stop at the run folder; write no version")
-    p.add_argument("--allow-empty", action="store_true",
-                   help="write the version even when every pair was dropped (refused otherwise, exit 2)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_format_argument(p, what="table of rows in, kept and dropped per stage (csv/json: on stdout, the rest on "
-                        "stderr)")
-
-
-def add_executor_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("executor", "where generation runs (the request cache stays on this machine)")
-    g.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local: in this process (default); ray: Ray Data actors on a Ray cluster, each holding one "
-                   "model (transformers or vllm backend; pip install 'lidr-data[ray]')")
-    g.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="the cluster: HOST:PORT printed by `ray start --head`, or auto (default: "
-                   "RAY_ADDRESS, else a local Ray instance for this run)")
-    g.add_argument("--ray-workers", type=int, default=None, metavar="N",
-                   help="actors in the pool (default: as many as the cluster's GPUs, or CPUs, allow)")
-    g.add_argument("--ray-gpus-per-worker", type=float, default=None, metavar="G",
-                   help="GPUs per actor (default: vllm's tensor_parallel_size; transformers: 1 if the cluster has "
-                   "GPUs, else 0)")
-
-
-def executor_loader(args: argparse.Namespace):
-    """The `load_generator` for `--executor` (None: the local default), refusing Ray options without Ray, and
-    `--executor ray` without the `[ray]` extra at once (before any stage runs)."""
-    from lidr_data.errors import LidrError
-    from lidr_data.extras import require_generation
-
-    ray_options = {"--ray-address": args.ray_address, "--ray-workers": args.ray_workers,
-                   "--ray-gpus-per-worker": args.ray_gpus_per_worker}
-    if args.executor == "local":
-        given = [name for name, value in ray_options.items() if value is not None]
-        if given:
-            raise LidrError(f"{', '.join(given)} needs --executor ray")
-        return None
-    require_generation(None, executor="ray")
-    from lidr_data.generation.ray_executor import RayConfig, ray_loader
-
-    return ray_loader(RayConfig(address=args.ray_address, workers=args.ray_workers,
-                                num_gpus_per_worker=args.ray_gpus_per_worker))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -116,91 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def quiet_transformers(all_bars: bool = False) -> None:
-    """Keep transformers' own output out of lidr's: no bars of its own ("Loading weights", "Writing model
-    shards": lidr draws its own bars) and no deprecation warning about its internals, which a user cannot act
-    on. Hub download bars stay (a download of gigabytes should show progress) unless `all_bars` (--no-progress).
-    Call it where transformers is loaded anyway: importing it takes seconds."""
-    import warnings
-
-    # transformers' Trainer calls its own deprecated `is_gradient_checkpointing` (transformers 5.2x)
-    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # transformers is only needed by its backend
-        return
-    set_hook = getattr(hf_logging, "set_tqdm_hook", None)
-    if all_bars or set_hook is None:
-        hf_logging.disable_progress_bar()  # every bar, the Hub's downloads too
-    if set_hook is not None:
-        # every bar transformers draws through its logging module becomes its no-op bar
-        set_hook(lambda factory, args, kwargs: hf_logging.EmptyTqdm(*args, **kwargs))
-
-
-def build_events(console: Console) -> BuildEvents:
-    """The build's reports as lines on `console`: a line per stage (dim when done earlier), notices, warnings in
-    yellow, and a spinner while a stage without a progress bar runs."""
-    from lidr_data.build.pipeline import BuildEvents
-
-    def stage_done(stats: StageStats, seconds: float | None) -> None:
-        if seconds is None:
-            console.print(f"✓ {stats.stage}: done earlier ({stats.kept} rows), skipped", style="dim", markup=False)
-            return
-        line = Text.assemble("✓ ", (stats.stage, "bold"), f": {stats.rows_in} in → {stats.kept} kept, "
-                             f"{sum(stats.dropped.values())} dropped ({seconds:.1f}s)")
-        console.print(line)
-
-    return BuildEvents(
-        notify=lambda message: console.print(message, markup=False),
-        # Text, not markup: a message may quote data such as "[Translation Error]".
-        warn=lambda message: console.print(message, style="yellow", markup=False, highlight=False),
-        stage_done=stage_done,
-        status=lambda stage: console.status(Text.assemble((stage, "bold"), " …")),
-    )
-
-
-def stats_table(stats: list[StageStats], title: str) -> TableData:
-    rows = []
-    for s in stats:
-        reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(s.dropped.items(), key=lambda kv: -kv[1]) if n)
-        rows.append({"stage": s.stage, "rows_in": s.rows_in, "kept": s.kept, "dropped": sum(s.dropped.values()),
-                     "dropped_by_reason": reasons or "-"})
-    return TableData(title, [Column("stage"), Column("rows_in", "rows in", numeric=True), Column("kept", numeric=True),
-                             Column("dropped", numeric=True), Column("dropped_by_reason", "dropped by reason")], rows)
-
-
-def report(run_dir: Path, console: Console, fmt: str = "table", out: Console | None = None) -> None:
-    """The per-stage table (on `out`, default `console`, in `fmt`) and where the tables are (on `console`)."""
-    from lidr_data.build.pipeline import read_stats
-
-    print_tables([stats_table(read_stats(run_dir), f"lidr build: {run_dir}")], fmt, out or console)
-    console.print(f"pairs: [bold]{run_dir / 'pairs.parquet'}[/] · every drop with its stage and reason: "
-                  f"[bold]{run_dir / 'dropped.parquet'}[/]", soft_wrap=True)
-
-
-def materialize_and_report(run_dir: Path, args: argparse.Namespace, console: Console) -> Path | None:
-    """End of a build: the run becomes an immutable version in WORKDIR/store/ (unless --no-materialize), or the
-    version made from the very same pairs is reported as up to date."""
-    from lidr_data.build.materialize import materialize_run
-
-    if args.no_materialize:
-        return None
-    done = materialize_run(run_dir, version=args.version, force=args.force, allow_empty=args.allow_empty,
-                           progress=None if args.no_progress else progress_bar, notify=warn)
-    if done.up_to_date:
-        console.print(f"dataset version [bold]{done.path}[/] is up to date", soft_wrap=True)
-    else:
-        console.print(f"dataset version: [bold]{done.path}[/] (content id {done.content_id}; try `lidr inspect "
-                      f"{done.path}` or `lidr sql {done.path} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)",
-                      soft_wrap=True)
-    return done.path
-
-
 def run(args: argparse.Namespace) -> int:
-    from lidr_data import locks
-    from lidr_data.build.pipeline import build, run_folder
-    from lidr_data.build.recipe import import_specs, load_recipe, read_imports_file, with_overrides
-
     out, console = output_consoles(args.format)
     recipe = load_recipe(args.recipe)
     load_generator = executor_loader(args)  # --executor ray without the [ray] extra: an error now, not later

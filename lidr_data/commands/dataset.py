@@ -6,6 +6,9 @@ import argparse
 import re
 from pathlib import Path
 
+from rich.markup import escape
+
+from lidr_data.build.materialize import materialize
 from lidr_data.commands.render import (
     Column,
     TableData,
@@ -15,6 +18,17 @@ from lidr_data.commands.render import (
     progress_bar,
     warn,
 )
+from lidr_data.dataset.hub import hub_versions, published_content_id, published_sources
+from lidr_data.dataset.layout import (
+    MANIFEST,
+    content_id,
+    list_versions,
+    read_manifest,
+    recorded_content_id,
+    verify,
+)
+from lidr_data.dataset.publish import publish
+from lidr_data.dataset.store import default_store, parse_reference, resolve_version
 from lidr_data.errors import LidrError
 from lidr_data.safe_text import printable
 
@@ -88,10 +102,6 @@ def content_id_arg(text: str) -> str:
 
 
 def run_materialize(args: argparse.Namespace) -> int:
-    from lidr_data.build.materialize import materialize
-    from lidr_data.dataset.layout import content_id, read_manifest
-    from lidr_data.dataset.store import default_store
-
     store = args.store or default_store(args.workdir)
     path = materialize(args.run_dir, store, version=args.version, force=args.force, allow_empty=args.allow_empty,
                        license=args.license, progress=progress_bar, notify=warn, parent=args.parent)
@@ -100,8 +110,6 @@ def run_materialize(args: argparse.Namespace) -> int:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from lidr_data.dataset.publish import publish
-
     where = publish(args.src, args.dest, version=args.version, private=args.private, force=args.force,
                     license=args.license, notify=warn, with_audit=args.with_audit)
     make_console().print(f"published [bold]{where}[/]")
@@ -114,8 +122,6 @@ def parent_reference(where: str, manifest: dict, listed: dict[str, str], local: 
     published from the local version of that id) by its reference as listed; a Hub parent by its recorded `org/name@revision`; a local one found where its build recorded it
     (relative to the work folder, WORKDIR/store/NAME/VERSION, or to the current folder) by that folder; else
     the recorded reference and the content id, which identifies the parent wherever it lies."""
-    from lidr_data.dataset.layout import MANIFEST, content_id, read_manifest
-
     parent = manifest.get("parent")
     if not parent:
         return "—"
@@ -138,14 +144,9 @@ def parent_reference(where: str, manifest: dict, listed: dict[str, str], local: 
 
 
 def run_versions(args: argparse.Namespace) -> int:
-    from lidr_data.dataset.layout import content_id, list_versions, read_manifest, recorded_content_id
-    from lidr_data.dataset.store import parse_reference
-
     ref = parse_reference(args.ref)
     rows: list[tuple[str, dict]] = []
     if ref.is_hub:
-        from lidr_data.dataset.hub import hub_versions
-
         rows = hub_versions(ref.repo_id)
         recorded: dict[str, str | None] = {}
     else:
@@ -163,8 +164,6 @@ def run_versions(args: argparse.Namespace) -> int:
     table = []
     listed = {content_id(m): where for where, m in rows}
     if ref.is_hub:  # a parent published to this repository: the local id its build recorded -> repo@tag
-        from lidr_data.dataset.hub import published_sources
-
         listed = {**published_sources(ref.repo_id), **listed}
     for where, m in rows:
         counts = m["counts"]
@@ -184,17 +183,10 @@ def run_versions(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
-    from lidr_data.dataset.layout import verify
-    from lidr_data.dataset.store import parse_reference, resolve_version
-
     ref = parse_reference(args.ref)
     folder = resolve_version(ref)
     expected = None
     if ref.is_hub:  # a Hub version: the id its publishing commit recorded; a local one: the store's index
-        from lidr_data.dataset.hub import published_content_id
-
         expected = published_content_id(ref.repo_id, ref.revision)
     result = verify(folder, expected_content_id=expected, expect=args.expect)
     console = make_console()

@@ -4,27 +4,34 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from lidr_data.commands.build import (
-    add_build_options,
-    build_events,
-    materialize_and_report,
-    quiet_transformers,
-    report,
-)
+from lidr_data.build.pipeline import build
+from lidr_data.build.recipe import load_recipe
+from lidr_data.commands.options import add_build_options
 from lidr_data.commands.render import (
+    build_events,
     generation_bar,
+    materialize_and_report,
     messages_to_stderr,
     output_consoles,
     progress_bar,
+    report,
     snippet,
 )
+from lidr_data.errors import LidrError
+from lidr_data.extras import quiet_transformers
+from lidr_data.progress import no_progress
+from lidr_data.real_model import MODELS, PROVENANCE, write_model
 
 DEMO_RECIPE = "lidr:assets/demo.yaml"
 REAL_RECIPE = "lidr:assets/smol-demo.yaml"
@@ -69,12 +76,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def real_model(folder: Path, console: Console, show_progress: bool) -> Path:
     """The converted SmolLM2 folder: reused when `lidr model smollm2` wrote it (same pinned file), else written."""
-    import json
-
-    from lidr_data.errors import LidrError
-    from lidr_data.progress import no_progress
-    from lidr_data.real_model import MODELS, PROVENANCE, write_model
-
     spec = MODELS["smollm2"]
     record_path = folder / PROVENANCE
     if record_path.is_file():
@@ -98,8 +99,6 @@ def real_model(folder: Path, console: Console, show_progress: bool) -> Path:
 
 def sample_pairs(run_dir: Path, n: int) -> list[dict]:
     """Up to `n` kept pairs: one per language and direction in turn (from_dominant first), in table order."""
-    import pyarrow.parquet as pq
-
     path = run_dir / "pairs.parquet"
     if n <= 0 or not path.is_file():
         return []
@@ -143,13 +142,7 @@ def show_pairs(run_dir: Path, console: Console, n: int, limit: int = 400) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-    import os
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo never needs the Hub; say so to the Hub client
-    from lidr_data.build.pipeline import build
-    from lidr_data.build.recipe import load_recipe
-
     quiet_transformers()  # the model loads fast; its bars would only clutter the demo's output
     out, console = output_consoles(args.format)
     console.print(Panel(REAL_NOTICE if args.real else NOTICE, title="lidr demo" + (" --real" if args.real else ""),

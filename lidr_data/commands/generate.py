@@ -6,22 +6,13 @@ import argparse
 import os
 from pathlib import Path
 
-from lidr_data.commands.build import add_executor_options, executor_loader
+from lidr_data.commands.options import add_executor_options, executor_loader
 from lidr_data.commands.render import generation_bar, make_console
 from lidr_data.errors import LidrError
-from lidr_data.generation import BACKENDS, SamplingParams
-from lidr_data.readers import parse_yaml
-
-
-def parse_options(pairs: list[str]) -> dict:
-    """`KEY=VALUE` strings -> dict; values are read as YAML scalars (so 2 is an int, true a bool)."""
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise LidrError(f"backend option {pair!r} is not KEY=VALUE")
-        options[key.replace("-", "_")] = parse_yaml(value, f"backend option {key}")
-    return options
+from lidr_data.extras import quiet_transformers, require_generation
+from lidr_data.generation import BACKENDS, SamplingParams, load_generator, parse_backend_options
+from lidr_data.generation.cache import RequestCache
+from lidr_data.generation.jobs import read_requests, write_completions
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -72,13 +63,7 @@ def check_output_file(path: Path, option: str = "--output") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lidr_data.commands.build import quiet_transformers
-    from lidr_data.extras import require_generation
-    from lidr_data.generation import load_generator
-    from lidr_data.generation.cache import RequestCache
-    from lidr_data.generation.jobs import read_requests, write_completions
-
-    options = parse_options(args.backend_option)
+    options = parse_backend_options(args.backend_option)
     if args.batch_size is not None:
         options["batch_size"] = args.batch_size
     if args.revision is not None:

@@ -1,13 +1,15 @@
 """`lidr iterate RECIPE --iterations N`: build -> version -> train -> eval, M_t generating iteration t+1's data.
 
-The recipe's `train:` and `eval:` sections are checked here, with the parsers of `lidr train` and `lidr eval`
-themselves, before iteration 1 starts: an error names the recipe file and the field path.
+The recipe's `train:` and `eval:` sections are checked here, with the parsers of `lidr train` and of each
+evaluation (the options `lidr eval NAME` is made from, eval/registry.py), before iteration 1 starts: an error
+names the recipe file and the field path.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import sys
 import tempfile
@@ -16,8 +18,15 @@ from typing import Any
 
 import yaml
 
+from lidr_data.build.recipe import load_recipe, with_overrides
 from lidr_data.commands.render import Column, TableData, add_format_argument, output_consoles, print_tables
+from lidr_data.config import resolve_path
 from lidr_data.errors import LidrError
+from lidr_data.eval import registry
+from lidr_data.extras import require, require_generation
+from lidr_data.iterate import SUMMARY, IteratePlan, eval_folders, run_loop, summarize
+from lidr_data.readers import read_yaml
+from lidr_data.train.dpo import make_parser, parse_args
 
 # Set by the loop for every step: not the recipe's to choose.
 _TRAIN_RESERVED = ("dataset", "model", "output", "resume", "overwrite", "push_to", "config")
@@ -65,33 +74,28 @@ def _words(options: dict[str, Any]) -> list[str]:
 
 def _resolve_paths(options: dict[str, Any]) -> dict[str, Any]:
     """`lidr:` paths (files shipped in the package) as real paths: the eval commands take plain paths."""
-    from lidr_data.config import resolve_path
-
     return {k: str(resolve_path(v)) if isinstance(v, str) and v.startswith("lidr:") else v
             for k, v in options.items()}
 
 
 def check_eval(section: Any, where: str) -> dict[str, list[str]]:
-    """The `eval:` section -> {evaluation: its `lidr eval NAME` words}, validated by that command's own parser."""
-    from lidr_data.commands import eval as eval_command
-    from lidr_data.iterate import EVALUATIONS
-
+    """The `eval:` section -> {evaluation: its `lidr eval NAME` words}, validated by that evaluation's own options
+    parser (eval/registry.py)."""
     if section is None:
         return {}
     if not isinstance(section, dict):
-        raise LidrError(f"{where}: eval: expected a mapping of evaluations ({', '.join(EVALUATIONS)})")
-    root = argparse.ArgumentParser(prog="lidr", add_help=False)
-    eval_command.add_parser(root.add_subparsers(dest="command"))
-    parsers = root._subparsers._group_actions[0].choices["eval"]._subparsers._group_actions[0].choices
+        raise LidrError(f"{where}: eval: expected a mapping of evaluations ({', '.join(registry.names())})")
     evals = {}
     for name, options in section.items():
         path = f"{where}: eval.{name}"
-        if name not in EVALUATIONS:
-            raise LidrError(f"{where}: eval.{name}: unknown evaluation (known: {', '.join(EVALUATIONS)})")
+        evaluation = registry.find(name)
+        if evaluation is None:
+            raise LidrError(f"{where}: eval.{name}: unknown evaluation (known: {', '.join(registry.names())})")
         options = options or {}
         if not isinstance(options, dict):
             raise LidrError(f"{path}: expected a mapping of `lidr eval {name}` options")
-        parser = parsers[name]
+        parser = argparse.ArgumentParser(prog=f"lidr eval {name}")
+        evaluation.add_arguments(parser)
         known = {a.dest for a in parser._actions if a.option_strings} - set(_EVAL_RESERVED)
         for key in options:
             if key in _EVAL_RESERVED:
@@ -104,9 +108,11 @@ def check_eval(section: Any, where: str) -> dict[str, list[str]]:
             raise LidrError(f"{path}: {message.replace('--', '').replace('-', '_')}")
 
         parser.error = fail  # argparse would print usage and exit
-        parser.parse_args([*words, "--model", "M"] if name in ("mgsm", "refnll") else words)  # --model: required
-        if name == "winrate" and not (options.get("prompts") and options.get("reference")):
-            raise LidrError(f"{path}: needs `prompts` (instructions to answer) and `reference` (outputs to beat)")
+        # with the options the loop gives every evaluation (lidr_data/iterate.py: plan_steps)
+        parser.parse_args([*words, "--model", "M", "--output", "O", "--label", "M0", "--no-progress"])
+        problem = evaluation.iterate_check(options)
+        if problem:
+            raise LidrError(f"{path}: {problem}")
         evals[name] = words
     return evals
 
@@ -114,9 +120,6 @@ def check_eval(section: Any, where: str) -> dict[str, list[str]]:
 def check_train(section: Any, where: str) -> dict[str, Any]:
     """The `train:` section (a mapping, or the path of a training YAML) -> the settings, validated by `lidr train`'s
     own parser (TrlParser over TrainArguments, DPOConfig, ModelConfig)."""
-    from lidr_data.config import resolve_path
-    from lidr_data.readers import read_yaml
-
     if section is None:
         raise LidrError(f"{where}: train: required by lidr iterate (the `lidr train` settings, or a path to a "
                         "training YAML such as recipes/train-paper.yaml)")
@@ -132,11 +135,7 @@ def check_train(section: Any, where: str) -> dict[str, Any]:
             raise LidrError(f"{where}: train: {e}") from None
     if not isinstance(section, dict):
         raise LidrError(f"{where}: {label}: expected a mapping of `lidr train` settings")
-    from lidr_data.extras import require
-
     require("trl", "peft", "accelerate", purpose="lidr iterate (training)")
-    from lidr_data.train.dpo import make_parser, parse_args
-
     known = {a.dest for a in make_parser()._actions if a.option_strings} - {"help"}
     for key in section:
         if key in _TRAIN_RESERVED:
@@ -160,17 +159,10 @@ def check_train(section: Any, where: str) -> dict[str, Any]:
     return section
 
 
-def make_plan(args: argparse.Namespace):
-    import dataclasses
-
-    from lidr_data.build.recipe import load_recipe, with_overrides
-    from lidr_data.iterate import IteratePlan
-
+def make_plan(args: argparse.Namespace) -> IteratePlan:
     recipe = load_recipe(args.recipe)
     where = str(args.recipe)
     if args.executor == "ray":  # every build step would need it: say so before iteration 1
-        from lidr_data.extras import require_generation
-
         require_generation(None, executor="ray")
     if args.iterations < 1:
         raise LidrError(f"--iterations must be >= 1, got {args.iterations}")
@@ -204,8 +196,6 @@ def summary_table(df) -> TableData:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lidr_data.iterate import SUMMARY, eval_folders, run_loop, summarize
-
     out, console = output_consoles(args.format)
     plan = make_plan(args)  # every check before iteration 1
     console.print(f"lidr iterate: {plan.iterations} iteration(s) of {plan.slice_size} prompt items in "

@@ -9,10 +9,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from lidr_data.commands.render import progress_bar
+from lidr_data.extras import quiet_transformers
+from lidr_data.progress import no_progress
+from lidr_data.real_model import DTYPES, MODELS, write_model
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from lidr_data.real_model import DTYPES, MODELS
-
     spec = MODELS["smollm2"]
     p = sub.add_parser(
         "model",
@@ -37,11 +40,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lidr_data.commands.build import quiet_transformers
-    from lidr_data.commands.render import progress_bar
-    from lidr_data.progress import no_progress
-    from lidr_data.real_model import MODELS, write_model
-
     spec = MODELS[args.name]
     console = Console(stderr=True)
     quiet_transformers()  # the conversion's own bars; the dequantization is drawn through lidr's progress

@@ -1,10 +1,11 @@
 """One way for every command to print a table: rich on a terminal, never a cut number, or csv/json.
 
-A command describes its tables as plain data (`TableData`: columns and rows of raw values) and calls
-`print_tables`. In `table` format, labels wrap to fit a terminal and numbers are never wrapped or cut; when the
+A command describes its tables as plain data (`TableData`: columns and rows of raw values, from
+`lidr_data/table.py`, where the library describes the tables it reports) and calls `print_tables`. In `table` format, labels wrap to fit a terminal and numbers are never wrapped or cut; when the
 table cannot fit, or the output is not a terminal (piped, logged), it is printed at its natural width instead
 of the 80 columns rich assumes. `csv` and `json` print the raw values (full precision) for other programs.
-Every console a command prints on comes from `make_console`: off a terminal, no line is wrapped.
+Every console a command prints on comes from `make_console`: off a terminal, no line is wrapped. The build's
+report (its event lines, the per-stage table, the version line) is here too: `lidr build` and `lidr demo` show it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import io
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,9 +26,13 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from lidr_data.build.materialize import materialize_run
+from lidr_data.build.pipeline import BuildEvents, read_stats
 from lidr_data.dataset.store import store_folder_of
 from lidr_data.errors import LidrError
 from lidr_data.safe_text import json_safe, printable
+from lidr_data.stages.base import StageStats
+from lidr_data.table import Column, TableData  # noqa: F401 (Column: commands take both from here)
 
 FORMATS = ("table", "csv", "json")
 
@@ -69,32 +73,6 @@ def add_format_argument(p: argparse.ArgumentParser, choices: Sequence[str] = FOR
     p.add_argument("--format", choices=tuple(choices), default="table",
                    help=f"how to print the {what}: a table for people (numbers never cut; a plain wide layout "
                    "when not a terminal), or csv / json for programs")
-
-
-@dataclass
-class Column:
-    key: str  # the field in each row (and the csv/json name)
-    header: str | None = None  # the table header (default: key)
-    numeric: bool = False  # right-aligned; never wrapped or cut
-    fmt: Callable[[Any], str] | None = None  # value -> text in table format (default: str, "-" for None)
-
-    def text(self, value: Any) -> str:
-        if self.fmt is not None:
-            return self.fmt(value)
-        if value is None:
-            return "-"
-        if isinstance(value, int) and not isinstance(value, bool):
-            return f"{value:,}"
-        return str(value)
-
-
-@dataclass
-class TableData:
-    title: str
-    columns: list[Column]
-    rows: list[dict] = field(default_factory=list)
-    bold: Callable[[dict], bool] | None = None  # rows shown in bold (e.g. the average)
-    name: str | None = None  # key of this table in json output (several tables)
 
 
 def output_consoles(fmt: str) -> tuple[Console, Console]:
@@ -233,3 +211,60 @@ def snippet(text: str | None, limit: int | None = None) -> str:
     if limit is not None and len(shown) > limit:
         shown = shown[: limit - 1].rstrip() + "…"
     return shown
+
+
+# The build's report, shared by `lidr build` and `lidr demo`.
+
+
+def build_events(console: Console) -> BuildEvents:
+    """The build's reports as lines on `console`: a line per stage (dim when done earlier), notices, warnings in
+    yellow, and a spinner while a stage without a progress bar runs."""
+
+    def stage_done(stats: StageStats, seconds: float | None) -> None:
+        if seconds is None:
+            console.print(f"✓ {stats.stage}: done earlier ({stats.kept} rows), skipped", style="dim", markup=False)
+            return
+        line = Text.assemble("✓ ", (stats.stage, "bold"), f": {stats.rows_in} in → {stats.kept} kept, "
+                             f"{sum(stats.dropped.values())} dropped ({seconds:.1f}s)")
+        console.print(line)
+
+    return BuildEvents(
+        notify=lambda message: console.print(message, markup=False),
+        # Text, not markup: a message may quote data such as "[Translation Error]".
+        warn=lambda message: console.print(message, style="yellow", markup=False, highlight=False),
+        stage_done=stage_done,
+        status=lambda stage: console.status(Text.assemble((stage, "bold"), " …")),
+    )
+
+
+def stats_table(stats: list[StageStats], title: str) -> TableData:
+    rows = []
+    for s in stats:
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(s.dropped.items(), key=lambda kv: -kv[1]) if n)
+        rows.append({"stage": s.stage, "rows_in": s.rows_in, "kept": s.kept, "dropped": sum(s.dropped.values()),
+                     "dropped_by_reason": reasons or "-"})
+    return TableData(title, [Column("stage"), Column("rows_in", "rows in", numeric=True), Column("kept", numeric=True),
+                             Column("dropped", numeric=True), Column("dropped_by_reason", "dropped by reason")], rows)
+
+
+def report(run_dir: Path, console: Console, fmt: str = "table", out: Console | None = None) -> None:
+    """The per-stage table (on `out`, default `console`, in `fmt`) and where the tables are (on `console`)."""
+    print_tables([stats_table(read_stats(run_dir), f"lidr build: {run_dir}")], fmt, out or console)
+    console.print(f"pairs: [bold]{run_dir / 'pairs.parquet'}[/] · every drop with its stage and reason: "
+                  f"[bold]{run_dir / 'dropped.parquet'}[/]", soft_wrap=True)
+
+
+def materialize_and_report(run_dir: Path, args: argparse.Namespace, console: Console) -> Path | None:
+    """End of a build: the run becomes an immutable version in WORKDIR/store/ (unless --no-materialize), or the
+    version made from the very same pairs is reported as up to date."""
+    if args.no_materialize:
+        return None
+    done = materialize_run(run_dir, version=args.version, force=args.force, allow_empty=args.allow_empty,
+                           progress=None if args.no_progress else progress_bar, notify=warn)
+    if done.up_to_date:
+        console.print(f"dataset version [bold]{done.path}[/] is up to date", soft_wrap=True)
+    else:
+        console.print(f"dataset version: [bold]{done.path}[/] (content id {done.content_id}; try `lidr inspect "
+                      f"{done.path}` or `lidr sql {done.path} \"SELECT lang, count(*) FROM pairs GROUP BY lang\"`)",
+                      soft_wrap=True)
+    return done.path

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from lidr_data.commands.render import make_console
+from lidr_data.extras import quiet_transformers, require
+from lidr_data.tiny_model import build_tiny_model
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +24,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lidr_data.commands.build import quiet_transformers
-    from lidr_data.extras import require
-    from lidr_data.tiny_model import build_tiny_model
-
     require("torch", "tokenizers", "transformers", purpose="building the tiny model")
     quiet_transformers()
     out = build_tiny_model(args.dir, hidden_size=args.hidden_size, num_layers=args.layers, seed=args.seed)

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import argparse
 
+from lidr_data.errors import LidrError
+from lidr_data.extras import require
+from lidr_data.train.dpo import make_parser, parse_args
+from lidr_data.train.dpo import run as train
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -22,18 +27,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lidr_data.errors import LidrError
-    from lidr_data.extras import require
-    from lidr_data.train.dpo import parse_args
-    from lidr_data.train.dpo import run as train
-
     require("trl", "peft", "accelerate", purpose="lidr train")  # trl first: it is what names the [train] extra
     words = [w for w in args.words]
     if words[:1] == ["--"]:
         words = words[1:]
     if any(w in ("-h", "--help") for w in words):
-        from lidr_data.train.dpo import make_parser
-
         make_parser().print_help()
         return 0
     try:

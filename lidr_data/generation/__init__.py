@@ -7,11 +7,12 @@ from collections.abc import Mapping
 
 from lidr_data.errors import LidrError
 from lidr_data.generation.base import Completion, Generator, Request, SamplingParams
+from lidr_data.readers import parse_yaml
 
 BACKENDS = ("transformers", "openai", "vllm")
 
 __all__ = ["BACKENDS", "Completion", "Generator", "Request", "SamplingParams", "check_backend_options",
-           "load_generator"]
+           "load_generator", "parse_backend_options"]
 
 
 def _backend_class(backend: str) -> type[Generator]:
@@ -44,3 +45,15 @@ def load_generator(backend: str, model: str, **options) -> Generator:
     """Create a backend by name. Options are the backend's constructor arguments (batch_size, revision, ...)."""
     check_backend_options(backend, options)
     return _backend_class(backend)(model, **options)
+
+
+def parse_backend_options(pairs: list[str]) -> dict:
+    """`-O KEY=VALUE` words (`lidr generate`, `lidr eval`) -> backend options; values are read as YAML scalars
+    (so 2 is an int, true a bool)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LidrError(f"backend option {pair!r} is not KEY=VALUE")
+        options[key.replace("-", "_")] = parse_yaml(value, f"backend option {key}")
+    return options

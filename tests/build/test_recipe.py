@@ -304,8 +304,8 @@ def test_every_yaml_reader_applies_the_same_checks(tmp_path):
     all go through readers.parse_yaml: a duplicate key is refused with the file and line everywhere."""
     from lidr_data.build.recipe import import_specs, read_imports_file
     from lidr_data.build.run_folder import RunPaths
-    from lidr_data.commands.generate import parse_options
     from lidr_data.commands.iterate import check_train
+    from lidr_data.generation import parse_backend_options
     from lidr_data.train.dpo import parse_args
 
     bad = tmp_path / "bad.yaml"
@@ -319,7 +319,7 @@ def test_every_yaml_reader_applies_the_same_checks(tmp_path):
         with pytest.raises(LidrError, match=r"bad.yaml:2: responses: duplicate key|recipe.yaml:2: responses: dup"):
             call()
     with pytest.raises(LidrError, match=r"backend option x:1: a: duplicate key"):
-        parse_options(["x={a: 1, a: 2}"])
+        parse_backend_options(["x={a: 1, a: 2}"])
     with pytest.raises(LidrError, match=r"--responses f.jsonl: failure_markers:1: \[0\].a: duplicate key"):
         import_specs("responses", [["f.jsonl", "failure_markers=[{a: 1, a: 2}]"]])
 

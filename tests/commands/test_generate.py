@@ -126,12 +126,12 @@ def test_resume_counts(tiny_model_dir, tmp_path, capsys):
 ])
 def test_input_and_output_are_checked_before_a_model_loads(tmp_path, capsys, monkeypatch, setup, message):
     """Issue 20: a missing --input was reported only after the model had loaded."""
-    import lidr_data.generation
+    from lidr_data.commands import generate
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the input and output were checked")
 
-    monkeypatch.setattr(lidr_data.generation, "load_generator", no_model)
+    monkeypatch.setattr(generate, "load_generator", no_model)
     (tmp_path / "good.jsonl").write_text('{"id": 1, "prompt": "hi"}\n')
     (tmp_path / "bad.jsonl").write_text('{"id": 1, "prompt": "hi"}\n{"id": 2,\n')
     args = {"--input": str(tmp_path / "good.jsonl"), "--output": str(tmp_path / "o" / "out.parquet")}

@@ -136,9 +136,9 @@ def test_cli_compare_and_iterate_section(tiny_model_dir, reference, tmp_path, ca
 
     # `lidr iterate` takes it in the recipe's eval: section, checked by the command's own parser
     from lidr_data.commands.iterate import check_eval
-    from lidr_data.iterate import EVAL_METRICS, EVALUATIONS
+    from lidr_data.eval import registry
 
-    assert "refnll" in EVALUATIONS and EVAL_METRICS["refnll"] == ("nll_per_token", "nll_per_byte")
+    assert "refnll" in registry.names() and registry.find("refnll").metrics == ("nll_per_token", "nll_per_byte")
     words = check_eval({"refnll": {"reference": str(reference), "langs": ["de"], "max_tokens": 8}}, "r.yaml")
     assert words == {"refnll": ["--reference", str(reference), "--langs", "de", "--max-tokens", "8"]}
     with pytest.raises(LidrError, match="r.yaml: eval.refnll: the following arguments are required: reference"):
