@@ -7,26 +7,25 @@ from collections.abc import Mapping
 
 from lidr_data.errors import LidrError
 from lidr_data.generation.base import Completion, Generator, Request, SamplingParams
+from lidr_data.generation.openai_backend import OpenAIGenerator
+from lidr_data.generation.transformers_backend import TransformersGenerator
+from lidr_data.generation.vllm_backend import VLLMGenerator
 from lidr_data.readers import parse_yaml
 
-BACKENDS = ("transformers", "openai", "vllm")
+# The backends import torch, transformers and vllm only when a model loads.
+_CLASSES: dict[str, type[Generator]] = {"transformers": TransformersGenerator, "openai": OpenAIGenerator,
+                                        "vllm": VLLMGenerator}
+BACKENDS = tuple(_CLASSES)
 
 __all__ = ["BACKENDS", "Completion", "Generator", "Request", "SamplingParams", "check_backend_options",
            "load_generator", "parse_backend_options"]
 
 
 def _backend_class(backend: str) -> type[Generator]:
-    # Imported when chosen: the openai backend pulls in httpx (~0.1 s), and every module that reads a recipe
-    # imports this package.
-    if backend == "transformers":
-        from lidr_data.generation.transformers_backend import TransformersGenerator as cls
-    elif backend == "openai":
-        from lidr_data.generation.openai_backend import OpenAIGenerator as cls
-    elif backend == "vllm":
-        from lidr_data.generation.vllm_backend import VLLMGenerator as cls
-    else:
-        raise LidrError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    return cls
+    try:
+        return _CLASSES[backend]
+    except KeyError:
+        raise LidrError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}") from None
 
 
 def check_backend_options(backend: str, options: Mapping[str, object]) -> None:
