@@ -41,7 +41,7 @@ from lidr_data.eval.evaluation import (
 )
 from lidr_data.eval.judges import ChrfJudge, Judge, Pair, load_judge
 from lidr_data.eval.mgsm import detect_output_languages
-from lidr_data.eval.outputs import SUFFIXES, find_lang_file, load_outputs  # noqa: F401 (used by refnll, tests)
+from lidr_data.eval.outputs import find_lang_file, load_outputs
 from lidr_data.eval.results import slug, write_json, write_json_list, write_table
 from lidr_data.eval.stats import length_controlled_win_rate, win_rate
 from lidr_data.extras import quiet_transformers

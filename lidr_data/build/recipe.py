@@ -24,13 +24,13 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from lidr_data.config import ASSETS, option, require, resolve_path  # noqa: F401 (ASSETS, resolve_path: re-exported)
+from lidr_data.config import option, require, resolve_path
 from lidr_data.dataset.layout import check_name
 from lidr_data.errors import LidrError
 from lidr_data.generation import BACKENDS, check_backend_options
 from lidr_data.languages import check_language
 from lidr_data.readers import MAX_TEXT_CHARS, parse_yaml, read_yaml
-from lidr_data.redact import REDACTED, redact_secrets  # noqa: F401 (re-exported: recipes are what gets redacted)
+from lidr_data.redact import redact_secrets
 from lidr_data.stages.dedup import DedupConfig
 from lidr_data.stages.filter import FilterConfig
 from lidr_data.stages.prompts import PromptsConfig

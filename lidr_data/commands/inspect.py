@@ -8,11 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from lidr_data.commands.render import Column, TableData, check_read_only_output, make_console, print_tables
+from lidr_data.commands.render import check_read_only_output, make_console, print_tables
 from lidr_data.errors import LidrError
 from lidr_data.inspect import LENGTH_RATIO_LIMIT, build_report, clipped_text, percent_text, quantiles_text
 from lidr_data.inspect_page import write_html
 from lidr_data.safe_text import json_safe, printable
+from lidr_data.table import Column, TableData
 
 TERMINAL_SUSPICIOUS = 6  # suspicious pairs in the table and csv formats (json and the HTML page hold all --top)
 

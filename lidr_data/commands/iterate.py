@@ -19,13 +19,14 @@ from typing import Any
 import yaml
 
 from lidr_data.build.recipe import load_recipe, with_overrides
-from lidr_data.commands.render import Column, TableData, add_format_argument, output_consoles, print_tables
+from lidr_data.commands.render import add_format_argument, output_consoles, print_tables
 from lidr_data.config import resolve_path
 from lidr_data.errors import LidrError
 from lidr_data.eval import registry
 from lidr_data.extras import require, require_generation
 from lidr_data.iterate import SUMMARY, IteratePlan, eval_folders, run_loop, summarize
 from lidr_data.readers import read_yaml
+from lidr_data.table import Column, TableData
 from lidr_data.train.dpo import make_parser, parse_args
 
 # Set by the loop for every step: not the recipe's to choose.

@@ -32,7 +32,7 @@ from lidr_data.dataset.store import store_folder_of
 from lidr_data.errors import LidrError
 from lidr_data.safe_text import json_safe, printable
 from lidr_data.stages.base import StageStats
-from lidr_data.table import Column, TableData  # noqa: F401 (Column: commands take both from here)
+from lidr_data.table import Column, TableData
 
 FORMATS = ("table", "csv", "json")
 

@@ -8,11 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from lidr_data.commands.render import Column, TableData, check_read_only_output, make_console, print_tables
+from lidr_data.commands.render import check_read_only_output, make_console, print_tables
 from lidr_data.errors import LidrError
 from lidr_data.files import atomic_path
 from lidr_data.safe_text import json_safe, printable
 from lidr_data.sql import check_read_only, query
+from lidr_data.table import Column, TableData
 
 FORMATS = ("table", "csv", "json", "parquet")
 TABLE_ROWS = 100  # rows shown by --format table (all rows go to --output / other formats)

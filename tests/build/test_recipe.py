@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lidr_data.build.recipe import ASSETS, load_recipe, parse_recipe, with_overrides
+from lidr_data.build.recipe import load_recipe, parse_recipe, with_overrides
+from lidr_data.config import ASSETS
 from lidr_data.errors import LidrError
 from lidr_data.stages.filter import FilterConfig
 
@@ -141,7 +142,7 @@ def test_translation_template_fills_names_and_leaves_other_braces():
 
 
 def test_redact_secrets_by_name_parts_and_in_urls():
-    from lidr_data.build.recipe import redact_secrets
+    from lidr_data.redact import redact_secrets
 
     got = redact_secrets({
         "api_key": "sk-1", "apiKey": "sk-2", "hf_token": "hf_3", "password": "p", "client_secret": "s",
@@ -167,14 +168,14 @@ HARMLESS_NAMES = ["max_tokens", "max_new_tokens", "top_logprobs", "tokenizer", "
 
 @pytest.mark.parametrize("name", SECRET_NAMES)
 def test_secret_names_are_redacted_however_written(name):
-    from lidr_data.build.recipe import redact_secrets
+    from lidr_data.redact import redact_secrets
 
     assert redact_secrets({"train": {name: "plain-value-1"}}) == {"train": {name: "<redacted>"}}
 
 
 @pytest.mark.parametrize("name", HARMLESS_NAMES)
 def test_harmless_names_are_kept(name):
-    from lidr_data.build.recipe import redact_secrets
+    from lidr_data.redact import redact_secrets
 
     assert redact_secrets({"train": {name: "plain-value-1"}}) == {"train": {name: "plain-value-1"}}
 
@@ -198,8 +199,7 @@ SECRET_VALUES = [
 
 @pytest.mark.parametrize(("value", "shown"), SECRET_VALUES)
 def test_secret_values_are_redacted_by_shape_in_every_section(value, shown):
-    from lidr_data.build.recipe import redact_secrets
-    from lidr_data.redact import redact_text
+    from lidr_data.redact import redact_secrets, redact_text
 
     for section in ("train", "eval", "generation", "backend_options", "prompts", "imports"):
         data = {section: {"setting": value, "items": [{"x": value}]}}

@@ -15,7 +15,8 @@ from synthetic import make_run
 
 from lidr_data.build.materialize import materialize
 from lidr_data.cli import main
-from lidr_data.commands.render import Column, TableData, make_console, output_consoles, print_tables
+from lidr_data.commands.render import make_console, output_consoles, print_tables
+from lidr_data.table import Column, TableData
 
 VALUES = [92.123456 + 7.5 * i for i in range(14)]
 

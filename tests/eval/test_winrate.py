@@ -13,9 +13,10 @@ from shared_data import require_shared_data
 
 from lidr_data.cli import main
 from lidr_data.errors import LidrError
+from lidr_data.eval.outputs import load_outputs
 from lidr_data.eval.results import read_run
 from lidr_data.eval.stats import fit_l1_logistic, fit_l1_logistic_cv, length_controlled_win_rate, win_rate
-from lidr_data.eval.winrate import WinrateConfig, load_outputs, run_winrate
+from lidr_data.eval.winrate import WinrateConfig, run_winrate
 
 LANGS = ("en", "es", "ru", "de", "fr")
 
@@ -196,7 +197,7 @@ def test_winrate_cli_generates_candidates_then_compare(tiny_model_dir, tmp_path,
 
 def test_outputs_folders_take_lidr_references():
     """`lidr:assets/...` names a folder shipped with lidr wherever a path is asked for (issue 20)."""
-    from lidr_data.eval.winrate import find_lang_file
+    from lidr_data.eval.outputs import find_lang_file
 
     assert find_lang_file("lidr:assets/demo-prompts", "de", "prompts").name == "de.jsonl"
 
