@@ -160,7 +160,7 @@ def local_names(workdir: Path, paths: dict[str, str]) -> dict[str, str]:
 
 def portable_manifest(manifest: dict, workdir: Path, names: dict[str, str]) -> dict:
     """`manifest` as it may be published: a path in `names` becomes its name there, any other absolute path is
-    named relative to the work folder when inside it, else by its last part (`lineage.portable`)."""
+    named relative to the work folder when inside it, else by its last part (`files.portable`)."""
 
     def walk(obj: object) -> object:
         if isinstance(obj, dict):

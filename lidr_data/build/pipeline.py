@@ -270,7 +270,6 @@ def build(recipe: Recipe, *, workdir: str | Path | None = None, iteration: int |
 def build_lineage(recipe: Recipe) -> dict:
     """{"parent": the parent version's record or None, "generator": the generator model's record}: resolved
     before the first stage, so a bad parent reference fails before any generation."""
-
     workdir = Path(recipe.workdir).expanduser()
     tiny = workdir / "tiny-model" if recipe.model == TINY_MODEL else None
     return {"parent": parent_record(recipe.parent, workdir) if recipe.parent else None,

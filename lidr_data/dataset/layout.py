@@ -250,7 +250,7 @@ class VerifyResult:
 
 def _same_model(in_data: object, claimed: object) -> bool:
     """The generator a row names against the manifest's: equal, or the manifest's portable form of the same local
-    folder (relative to the work folder, or its last part: `lineage.portable`)."""
+    folder (relative to the work folder, or its last part: `files.portable`)."""
     if in_data == claimed:
         return True
     return (isinstance(in_data, str) and isinstance(claimed, str) and bool(claimed)
