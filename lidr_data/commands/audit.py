@@ -7,8 +7,6 @@ import argparse
 from pathlib import Path
 
 from lidr_data.commands.render import (
-    Column,
-    TableData,
     add_format_argument,
     generation_bar,
     messages_to_stderr,
@@ -19,7 +17,7 @@ from lidr_data.errors import LidrError
 from lidr_data.eval.audit import AuditConfig, compare_audits, run_audit
 from lidr_data.eval.evaluation import add_judge_arguments, judge_options, langs_argument
 from lidr_data.extras import quiet_transformers
-from lidr_data.table import percent
+from lidr_data.table import Column, TableData, percent
 
 USAGE = """lidr audit REF [--judge openai|reward-model|length|chrf] [--judge-model M] [--judge-reference DIR]
                   [--sample N] [--seed S] [--langs de,fr] [--write-filter] [options]

@@ -10,8 +10,6 @@ from rich.markup import escape
 
 from lidr_data.build.materialize import materialize
 from lidr_data.commands.render import (
-    Column,
-    TableData,
     add_format_argument,
     make_console,
     print_tables,
@@ -31,6 +29,7 @@ from lidr_data.dataset.publish import publish
 from lidr_data.dataset.store import default_store, parse_reference, resolve_version
 from lidr_data.errors import LidrError
 from lidr_data.safe_text import printable
+from lidr_data.table import Column, TableData
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

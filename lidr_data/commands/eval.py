@@ -12,8 +12,6 @@ from pathlib import Path
 from rich.console import Console
 
 from lidr_data.commands.render import (
-    Column,
-    TableData,
     add_format_argument,
     generation_bar,
     make_console,
@@ -24,6 +22,7 @@ from lidr_data.commands.render import (
 from lidr_data.eval import registry
 from lidr_data.eval.compare import compare_runs
 from lidr_data.eval.evaluation import EvalReport, is_average
+from lidr_data.table import Column, TableData
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
