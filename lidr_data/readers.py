@@ -108,8 +108,9 @@ def iter_records(path: str | Path, columns: Sequence[str] | None = None) -> Iter
 
 def read_json(path: str | Path, what: str = "JSON") -> Any:
     """A JSON file (UTF-8; the files lidr writes: manifests, run and state files, pair filters; as strict as
-    `json.loads`, so a byte-order mark is refused) -> Python data. Errors are one line starting with the path: 'PATH: file not found', 'PATH:LINE: not valid UTF-8 (...)',
-    'PATH: malformed WHAT (line L, column C: what the parser says)'."""
+    `json.loads`, so a byte-order mark is refused) -> Python data. Errors are one line starting with the path:
+    'PATH: file not found', 'PATH:LINE: not valid UTF-8 (...)', 'PATH: malformed WHAT (line L, column C: what the
+    parser says)'."""
     path = Path(path)
     if not path.is_file():
         raise LidrError(f"{path}: file not found")
